@@ -1,0 +1,54 @@
+"""Feature cache: the CQT of each file is computed once per feature configuration and kept
+on disk as .npy (memory-mapped when read), so training never recomputes it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import load_audio
+from ..features import FeatureConfig, cqt_features
+from ..midi import atomic_write
+
+
+class FeatureCache:
+    def __init__(self, cache_dir: str | Path, cfg: FeatureConfig):
+        self.cfg = cfg
+        key = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+        self.dir = Path(cache_dir) / key
+
+    def path(self, audio: Path) -> Path:
+        st = audio.stat()
+        ident = f"{audio.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+        return self.dir / f"{audio.stem}-{hashlib.sha1(ident.encode()).hexdigest()[:10]}.npy"
+
+    def compute(self, audio: Path) -> Path:
+        """Compute and store the features of ``audio`` unless cached; return the cache path."""
+        out = self.path(audio)
+        if not out.exists():
+            feats = cqt_features(load_audio(audio, self.cfg.sample_rate), self.cfg)
+            with atomic_write(out) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, feats.astype(np.float16))
+        return out
+
+    def load(self, audio: Path) -> np.ndarray:
+        """Features [frames, bins] (float16, memory-mapped)."""
+        return np.load(self.compute(audio), mmap_mode="r")
+
+    def fill(self, audios: list[Path], workers: int = 1) -> None:
+        """Compute all missing entries, in ``workers`` processes."""
+        missing = [a for a in audios if not self.path(a).exists()]
+        if not missing:
+            return
+        if workers <= 1:
+            for a in missing:
+                self.compute(a)
+            return
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(self.compute, missing))
