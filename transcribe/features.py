@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -55,14 +56,17 @@ def cqt_features(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     n = len(y)
     if n < cfg.hop_length:  # librosa needs a few samples; pad very short inputs with silence
         y = np.pad(y, (0, cfg.hop_length - n))
-    c = librosa.cqt(
-        y,
-        sr=cfg.sample_rate,
-        hop_length=cfg.hop_length,
-        fmin=fmin,
-        n_bins=cfg.n_bins,
-        bins_per_octave=cfg.bins_per_octave,
-        res_type="soxr_hq",
-    )
+    with warnings.catch_warnings():  # librosa warns about its own n_fft on short inputs
+        warnings.filterwarnings("ignore", message="n_fft=.* is too large")
+        c = librosa.cqt(
+            y,
+            sr=cfg.sample_rate,
+            hop_length=cfg.hop_length,
+            fmin=fmin,
+            n_bins=cfg.n_bins,
+            bins_per_octave=cfg.bins_per_octave,
+            res_type="soxr_hq",
+        )
     mag = np.abs(c).T[: cfg.n_frames(n)]
     return np.log(np.maximum(mag, cfg.log_floor)).astype(np.float32)
+

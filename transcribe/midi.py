@@ -43,7 +43,7 @@ def notes_to_pretty_midi(notes: Notes, program: int = 0):
     """A PrettyMIDI object with one Acoustic Grand Piano track holding ``notes``."""
     import pretty_midi
 
-    pm = pretty_midi.PrettyMIDI()
+    pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)  # ticks of 0.52 ms
     piano = pretty_midi.Instrument(program=program, name="Piano")
     for on, off, p, v in zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities):
         piano.notes.append(pretty_midi.Note(velocity=int(v), pitch=int(p), start=float(on), end=float(off)))

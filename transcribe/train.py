@@ -124,12 +124,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         losses = compute_loss(model(batch["features"]), batch, weights)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
+        losses = {k: v.detach() for k, v in losses.items()}
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         scheduler.step()
         step += 1
         for k, v in losses.items():
-            running[k] = running.get(k, 0.0) + float(v)
+            running[k] = running.get(k, 0.0) + v.item()
         if step % t.log_every == 0 or step == t.max_steps:
             n = t.log_every if step % t.log_every == 0 else step % t.log_every
             row = {"step": step, **{f"loss_{k}": v / n for k, v in running.items()},
