@@ -1,0 +1,102 @@
+"""User-level tests: a short real training run, resume, evaluation, and the CLI on its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from transcribe.midi import read_midi
+
+from .conftest import SR, synth
+
+TINY = ["model.conv_channels=[4,4,8]", "model.frontend_size=32", "model.lstm_hidden=16", "model.dropout=0.0",
+        "train.batch_size=4", "train.crop_seconds=3", "train.learning_rate=3e-3", "train.log_every=10",
+        "train.checkpoint_every=20", "train.num_workers=1", "train.num_threads=1"]
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, request) -> dict[str, Path]:
+    """Train a tiny model for 40 steps on synthetic recordings (module-scoped: done once)."""
+    tmp = tmp_path_factory.mktemp("train")
+    folder = request.getfixturevalue("labelled_folder_module")
+    run_dir = tmp / "run"
+    common = ["transcribe.train", f"data.root={folder}", "data.val_glob=*_val*", f"data.cache_dir={tmp / 'cache'}",
+              "train.val_every=40", f"hydra.run.dir={run_dir}", *TINY]
+    first = run(*common, "train.max_steps=40")
+    second = run(*common, "train.max_steps=60")
+    return {"folder": folder, "run_dir": run_dir, "first": first, "second": second}
+
+
+@pytest.fixture(scope="module")
+def labelled_folder_module(tmp_path_factory) -> Path:
+    from .conftest import random_notes, write_tsv
+
+    folder = tmp_path_factory.mktemp("data")
+    for i in range(4):
+        notes = random_notes(i)
+        name = f"piece{i}_{'val' if i == 3 else 'train'}"
+        sf.write(folder / f"{name}.wav", synth(notes, seed=i), SR)
+        write_tsv(notes, folder / f"{name}.tsv")
+    return folder
+
+
+def test_training_lowers_loss_and_writes_checkpoints(trained):
+    rows = [json.loads(line) for line in (trained["run_dir"] / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss_total"] for r in rows if "loss_total" in r]
+    assert len(losses) >= 4
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert any("val_note_f1" in r for r in rows)  # validation ran on the held-out file
+    ckpts = trained["run_dir"] / "checkpoints"
+    assert (ckpts / "last.pt").is_file() and (ckpts / "best.pt").is_file()
+    assert (trained["run_dir"] / ".hydra" / "config.yaml").is_file()
+
+
+def test_restart_resumes_from_last_checkpoint(trained):
+    import torch
+
+    log = (trained["run_dir"] / "train.log").read_text()
+    assert "resumed from" in log and "at step 40" in log
+    state = torch.load(trained["run_dir"] / "checkpoints" / "last.pt", weights_only=False)
+    assert state["step"] == 60
+    assert state["config"]["model"]["lstm_hidden"] == 16  # the config travels with the weights
+
+
+def test_restart_with_other_model_config_is_refused(trained):
+    proc = run("transcribe.train", f"data.root={trained['folder']}", "data.val_glob=*_val*",
+               f"hydra.run.dir={trained['run_dir']}", *TINY, "model.lstm_hidden=8", "train.max_steps=70",
+               check=False)
+    assert proc.returncode != 0
+    assert "different model config" in proc.stderr
+
+
+def test_cli_uses_trained_checkpoint(trained, tmp_path):
+    ckpt = trained["run_dir"] / "checkpoints" / "last.pt"
+    audio = trained["folder"] / "piece3_val.wav"
+    proc = run("transcribe.cli", str(audio), "-o", str(tmp_path), "--model", str(ckpt), "--format", "mid,json")
+    assert (tmp_path / "piece3_val.mid").is_file() and (tmp_path / "piece3_val.json").is_file()
+    read_midi(tmp_path / "piece3_val.mid")  # a valid MIDI file
+    assert "1 done" in proc.stdout
+
+
+def test_eval_writes_json_report(trained, tmp_path):
+    ckpt = trained["run_dir"] / "checkpoints" / "last.pt"
+    out = tmp_path / "scores.json"
+    proc = run("transcribe.evaluate", f"data_dir={trained['folder']}", f"checkpoint={ckpt}",
+               f"output_json={out}", f"hydra.run.dir={tmp_path / 'evalrun'}")
+    report = json.loads(out.read_text())
+    assert len(report["files"]) == 4
+    for k in ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"):
+        assert 0.0 <= report["mean"][k] <= 1.0
+        assert k in proc.stdout
