@@ -73,30 +73,31 @@ class OnsetsAndFrames(nn.Module):
     first three, a 0..1 value for velocity) from log-CQT features [B, T, n_bins].
 
     The onset BiLSTM feeds the onset and offset heads; the frame BiLSTM sees the front end's
-    frame guess together with the detached onset and offset probabilities, so a frame
-    prediction is conditioned on where notes start and stop.
+    features together with the detached onset and offset probabilities, so a frame prediction
+    is conditioned on where notes start and stop. Each head reads its BiLSTM's output and,
+    through a skip connection, the front end's features: without the skip, the BiLSTMs sat at
+    the label prior (frame loss flat) for hundreds of steps on MAPS; with it, learning starts
+    at once, which matters when training on a CPU (see weights/MODEL_CARD.md).
     """
 
     def __init__(self, n_bins: int, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        h = cfg.lstm_hidden
-        self.frontend = ConvFrontEnd(n_bins, cfg.conv_channels, cfg.frontend_size, cfg.dropout)
-        self.onset_rnn = BiLSTM(cfg.frontend_size, h)
-        self.onset_head = nn.Linear(2 * h, N_KEYS)
-        self.offset_head = nn.Linear(2 * h, N_KEYS)
-        self.frame_guess = nn.Linear(cfg.frontend_size, N_KEYS)
-        self.frame_rnn = BiLSTM(3 * N_KEYS, h)
-        self.frame_head = nn.Linear(2 * h, N_KEYS)
-        self.velocity_head = nn.Linear(cfg.frontend_size, N_KEYS)
+        h, f = cfg.lstm_hidden, cfg.frontend_size
+        self.frontend = ConvFrontEnd(n_bins, cfg.conv_channels, f, cfg.dropout)
+        self.onset_rnn = BiLSTM(f, h)
+        self.onset_head = nn.Linear(2 * h + f, N_KEYS)
+        self.offset_head = nn.Linear(2 * h + f, N_KEYS)
+        self.frame_rnn = BiLSTM(f + 2 * N_KEYS, h)
+        self.frame_head = nn.Linear(2 * h + f, N_KEYS)
+        self.velocity_head = nn.Linear(f, N_KEYS)
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         z = self.frontend(features)
-        o = self.onset_rnn(z)
+        o = torch.cat([self.onset_rnn(z), z], dim=-1)
         onset = self.onset_head(o)
         offset = self.offset_head(o)
-        guess = torch.sigmoid(self.frame_guess(z))
-        cond = torch.cat([guess, torch.sigmoid(onset).detach(), torch.sigmoid(offset).detach()], dim=-1)
-        frame = self.frame_head(self.frame_rnn(cond))
+        cond = torch.cat([z, torch.sigmoid(onset).detach(), torch.sigmoid(offset).detach()], dim=-1)
+        frame = self.frame_head(torch.cat([self.frame_rnn(cond), z], dim=-1))
         velocity = torch.sigmoid(self.velocity_head(z))
         return {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
