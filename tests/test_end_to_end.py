@@ -100,3 +100,15 @@ def test_eval_writes_json_report(trained, tmp_path):
     for k in ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"):
         assert 0.0 <= report["mean"][k] <= 1.0
         assert k in proc.stdout
+
+
+def test_multirun_sweep_leaves_one_run_folder_per_value(labelled_folder_module, tmp_path):
+    sweep = tmp_path / "sweep"
+    run("transcribe.train", "-m", f"data.root={labelled_folder_module}", "data.val_glob=*_val*",
+        f"data.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}", *TINY, "train.max_steps=3",
+        "model.lstm_hidden=8,16")
+    runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert len([r for r in runs if "model.lstm_hidden=" in r]) == 2, runs
+    for r in runs:
+        if "model.lstm_hidden=" in r:
+            assert (sweep / r / "checkpoints" / "last.pt").is_file()

@@ -1,0 +1,128 @@
+"""The `transcribe` command as a user runs it, with the checkpoint shipped in the package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from transcribe.checkpoint import SHIPPED_CHECKPOINT, checkpoint_size_mb
+from transcribe.metrics import transcription_metrics
+from transcribe.midi import read_csv, read_midi
+
+from .conftest import SR, synth
+
+
+def transcribe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "transcribe.cli", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def scale_wav(tmp_path_factory) -> tuple[Path, object]:
+    from transcribe.notes import Notes
+
+    pitches = [48, 52, 55, 60, 64, 67, 72, 76]
+    onsets = 0.5 + 0.6 * np.arange(len(pitches))
+    notes = Notes(onsets, onsets + 0.5, pitches, np.full(len(pitches), 100))
+    path = tmp_path_factory.mktemp("audio") / "scale.wav"
+    sf.write(path, synth(notes), SR)
+    return path, notes
+
+
+def test_help_explains_every_option():
+    proc = transcribe("--help")
+    assert proc.returncode == 0
+    for option in ("--output-dir", "--model", "--format", "--onset-threshold", "--frame-threshold",
+                   "--overwrite", "--threads", "--quiet"):
+        assert option in proc.stdout
+
+
+def test_shipped_checkpoint_is_small_and_carries_its_config():
+    from transcribe.checkpoint import load_checkpoint
+
+    assert SHIPPED_CHECKPOINT.is_file()
+    assert checkpoint_size_mb(SHIPPED_CHECKPOINT) < 25
+    state = load_checkpoint()
+    assert set(state["config"]) == {"features", "model", "decode"}
+    assert "optimizer_state" not in state
+
+
+def test_writes_midi_next_to_input_with_shipped_model(scale_wav):
+    path, notes = scale_wav
+    proc = transcribe(str(path))
+    assert proc.returncode == 0, proc.stderr
+    est = read_midi(path.with_suffix(".mid"))
+    # the synthetic tones are not a piano, but the shipped model must still find most of them
+    assert transcription_metrics(notes, est)["note_f1"] >= 0.6
+    again = transcribe(str(path))
+    assert again.returncode == 0 and "skip" in again.stdout and "1 skipped" in again.stdout
+
+
+def test_several_inputs_output_dir_and_formats(scale_wav, tmp_path):
+    path, _ = scale_wav
+    other = tmp_path / "in" / "b.flac"
+    other.parent.mkdir()
+    sf.write(other, sf.read(path)[0], SR)
+    out = tmp_path / "out"
+    proc = transcribe(str(path), str(other), "-o", str(out), "--format", "mid,csv")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["b.csv", "b.mid", "scale.csv", "scale.mid"]
+    mid, csv = read_midi(out / "scale.mid"), read_csv(out / "scale.csv")
+    assert len(mid) == len(csv) > 0
+    np.testing.assert_allclose(mid.onsets, csv.onsets, atol=1e-3)
+    np.testing.assert_array_equal(mid.pitches, csv.pitches)
+
+
+def test_folder_input_keeps_relative_paths(scale_wav, tmp_path):
+    path, _ = scale_wav
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    sf.write(src / "sub" / "x.wav", sf.read(path)[0], SR)
+    (src / "notes.txt").write_text("not audio, not picked up")
+    proc = transcribe(str(src), "-o", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "sub" / "x.mid").is_file()
+
+
+def test_silence_gives_empty_midi_and_a_warning(tmp_path):
+    sf.write(tmp_path / "quiet.wav", np.zeros(SR * 2, np.float32), SR)
+    proc = transcribe(str(tmp_path / "quiet.wav"))
+    assert proc.returncode == 0
+    assert "no notes" in proc.stderr
+    assert len(read_midi(tmp_path / "quiet.mid")) == 0
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "empty", "truncated"])
+def test_bad_input_one_line_error_nonzero_exit_no_output(kind, scale_wav, tmp_path):
+    bad = tmp_path / "bad.wav"
+    if kind == "text":
+        bad.write_text("hello, I am not a recording\n" * 10)
+    elif kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "truncated":
+        bad.write_bytes(scale_wav[0].read_bytes()[:30])  # a WAV header cut short
+    good = tmp_path / "good.wav"
+    good.write_bytes(scale_wav[0].read_bytes())
+    proc = transcribe(str(bad), str(good))
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(bad) in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not bad.with_suffix(".mid").exists()
+    assert good.with_suffix(".mid").is_file()  # the batch went on
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_bad_model_and_bad_format_are_usage_errors(scale_wav, tmp_path):
+    path, _ = scale_wav
+    junk = tmp_path / "junk.pt"
+    junk.write_text("nope")
+    proc = transcribe(str(path), "--model", str(junk), "--overwrite")
+    assert proc.returncode == 2 and str(junk) in proc.stderr and "Traceback" not in proc.stderr
+    proc = transcribe(str(path), "--format", "wav")
+    assert proc.returncode == 2 and "unknown output format" in proc.stderr
