@@ -97,22 +97,54 @@ def test_silence_gives_empty_midi_and_a_warning(tmp_path):
     assert len(read_midi(tmp_path / "quiet.mid")) == 0
 
 
-@pytest.mark.parametrize("kind", ["missing", "text", "empty", "truncated"])
+def _unprivileged_prefix() -> list[str] | None:
+    """A command prefix under which file permissions apply: nothing for a normal user; for
+    root, setpriv without the capabilities that bypass them (None when that is impossible)."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"] if setpriv else None
+
+
+BAD_KINDS = ["missing", "text", "empty", "truncated", "no-samples", "shorter-than-a-frame", "unreadable",
+             "folder-named-wav"]
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
 def test_bad_input_one_line_error_nonzero_exit_no_output(kind, scale_wav, tmp_path):
     bad = tmp_path / "bad.wav"
+    prefix: list[str] = []
     if kind == "text":
         bad.write_text("hello, I am not a recording\n" * 10)
     elif kind == "empty":
         bad.write_bytes(b"")
     elif kind == "truncated":
         bad.write_bytes(scale_wav[0].read_bytes()[:30])  # a WAV header cut short
+    elif kind == "no-samples":
+        sf.write(bad, np.zeros(0, np.float32), SR)  # a valid header, zero frames
+    elif kind == "shorter-than-a-frame":
+        sf.write(bad, np.full(200, 0.1, np.float32), SR)
+    elif kind == "unreadable":
+        bad.write_bytes(scale_wav[0].read_bytes())
+        bad.chmod(0)
+        prefix = _unprivileged_prefix()
+        if prefix is None:
+            pytest.skip("running as root without setpriv: cannot make a file unreadable")
+    elif kind == "folder-named-wav":
+        bad.mkdir()
+        (bad / "notes.txt").write_text("a folder whose name ends in .wav, with no audio inside")
     good = tmp_path / "good.wav"
     good.write_bytes(scale_wav[0].read_bytes())
-    proc = transcribe(str(bad), str(good))
-    assert proc.returncode != 0
+    proc = subprocess.run([*prefix, sys.executable, "-m", "transcribe.cli", str(bad), str(good)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(bad) in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
+    assert f"failed: {bad}" in proc.stderr  # repeated in the summary at the end
     assert not bad.with_suffix(".mid").exists()
     assert good.with_suffix(".mid").is_file()  # the batch went on
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]

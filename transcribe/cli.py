@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import AUDIO_EXTENSIONS, find_audio_files
+from .audio import AUDIO_EXTENSIONS
+from .batch import Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs, select_shard
 from .midi import OUTPUT_FORMATS
+from .progress import Progress, audio_duration
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
         "name (next to it, or under --output-dir); folders are searched recursively for audio files "
         f"({', '.join(AUDIO_EXTENSIONS)}).",
         epilog="Examples:\n  transcribe recording.wav\n  transcribe a.wav b.flac -o out/\n"
-        "  transcribe recordings/ -o midi/ --format mid,csv\n  transcribe --model runs/x/checkpoints/best.pt song.mp3",
+        "  transcribe recordings/ -o midi/ --format mid,csv --jobs 2 --report report.json\n"
+        "  transcribe --model runs/x/checkpoints/best.pt song.mp3\n\n"
+        "Exit status: 0 when every input was transcribed or skipped, 1 when any failed, 2 for usage errors,\n"
+        "130 when interrupted. Outputs are written under a temporary name and renamed when complete.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or folders of audio files")
@@ -41,49 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onset probability that starts a note (default: the checkpoint's)")
     p.add_argument("--frame-threshold", type=float, default=None,
                    help="frame probability that keeps a note sounding (default: the checkpoint's)")
-    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip them)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: torch's choice)")
+    p.add_argument("--plot", action="store_true",
+                   help="also write a piano-roll PNG (activations and notes) per input; needs matplotlib")
+    p.add_argument("--glob", default=None,
+                   help="only files of input folders whose relative path or name matches this pattern, "
+                   "e.g. '*.flac' or 'live/**'")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that already exist (default: skip inputs whose outputs all exist, "
+                   "so an interrupted batch resumes where it stopped)")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help=f"worker processes, each loading the model once (default: the CPU cores available, "
+                   f"here {default_jobs()})")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per worker for the network (default: cores divided among the workers)")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="process only the K-th of N interleaved parts of the sorted input list (K from 0), "
+                   "e.g. --shard $SLURM_ARRAY_TASK_ID/16; the N shards partition the inputs exactly")
+    p.add_argument("--report", type=Path, default=None, metavar="FILE.json",
+                   help="write a machine-readable report: every input with its status, outputs and reason")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final summary")
     p.add_argument("--version", action="version", version=f"%(prog)s {__import__('transcribe').__version__}")
     return p
 
 
-@dataclass
-class Job:
-    """One input file and the output paths (without extension) its results go to."""
-
-    audio: Path
-    out_stem: Path
-
-
-@dataclass
-class Summary:
-    done: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def plan_jobs(inputs: list[str], output_dir: Path | None) -> tuple[list[Job], list[tuple[Path, str]]]:
-    """Expand files and folders into jobs; inputs that do not exist are returned as failures."""
-    jobs, missing = [], []
-    for raw in inputs:
-        path = Path(raw)
-        if path.is_dir():
-            files = find_audio_files(path)
-            if not files:
-                missing.append((path, "folder contains no audio files"))
-            for f in files:
-                base = (output_dir / f.relative_to(path)) if output_dir else f
-                jobs.append(Job(f, base.with_suffix("")))
-        elif path.exists() or path.is_symlink():
-            base = (output_dir / path.name) if output_dir else path
-            jobs.append(Job(path, base.with_suffix("")))
-        else:
-            missing.append((path, "no such file or folder"))
-    return jobs, missing
-
-
 def parse_formats(text: str) -> list[str]:
+    """``"mid,csv"`` -> ``["mid", "csv"]``; unknown formats raise ValueError."""
     formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
     formats = ["mid" if f == "midi" else f for f in formats]
     bad = [f for f in formats if f not in OUTPUT_FORMATS]
@@ -92,75 +79,114 @@ def parse_formats(text: str) -> list[str]:
     return list(dict.fromkeys(formats))
 
 
+def usage_error(message: str) -> int:
+    print(f"transcribe: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     try:
         formats = parse_formats(args.format)
+        shard = parse_shard(args.shard) if args.shard else None
     except ValueError as err:
-        print(f"transcribe: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    jobs, failures = plan_jobs(args.inputs, args.output_dir)
-    summary = Summary(failed=failures)
-    for path, reason in failures:
-        print(f"error: {path}: {reason}", file=sys.stderr)
+        return usage_error(str(err))
+    if args.jobs is not None and args.jobs < 1:
+        return usage_error("--jobs must be at least 1")
+    if args.plot:
+        from .plot import matplotlib_available
 
+        if not matplotlib_available():
+            return usage_error("--plot needs matplotlib: pip install 'transcribe[plot]'")
+    extensions = formats + (["png"] if args.plot else [])
+
+    jobs, results = plan_jobs(args.inputs, args.output_dir, extensions, args.glob)
+    if shard:
+        jobs = select_shard(jobs, *shard)
+    for r in results:
+        print(f"error: {r.audio}: {r.reason}", file=sys.stderr)
+    progress_out = sys.stdout
     pending = []
     for job in jobs:
-        outputs = [job.out_stem.with_name(f"{job.out_stem.name}.{fmt}") for fmt in formats]
-        if not args.overwrite and all(o.exists() for o in outputs):
-            summary.skipped.append(job.audio)
-            say(f"skip {job.audio}: output exists (use --overwrite to replace)")
+        if not args.overwrite and all(o.exists() for o in job.outputs):
+            results.append(Result(job.audio, "skipped", job.outputs, reason="output exists"))
+            if not args.quiet:
+                print(f"skip {job.audio}: output exists (use --overwrite to replace)", file=progress_out)
         else:
-            pending.append((job, outputs))
+            pending.append(job)
 
+    interrupted = False
+    t0 = time.monotonic()
     if pending:
-        from .checkpoint import CheckpointError
-        from .infer import Transcriber
-
         decode = {k: v for k, v in (("onset_threshold", args.onset_threshold),
                                     ("frame_threshold", args.frame_threshold)) if v is not None}
+        n_jobs = min(args.jobs or default_jobs(), len(pending))
+        threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
+        settings = WorkerSettings(str(args.model) if args.model else None, decode, threads)
+        error = check_model(settings)
+        if error:
+            return usage_error(error)
+        durations = [audio_duration(j.audio) for j in pending]
+        total_audio = sum(durations) if all(d is not None for d in durations) else None
+        progress = Progress(len(pending), total_audio, args.quiet, stream=progress_out)
         try:
-            transcriber = Transcriber.from_checkpoint(args.model, decode=decode)
-        except (CheckpointError, ValueError) as err:
-            print(f"transcribe: error: {err}", file=sys.stderr)
-            return EXIT_USAGE
-        run_jobs(transcriber, pending, formats, args, summary, say)
-
-    print(f"transcribe: {len(summary.done)} done, {len(summary.skipped)} skipped, {len(summary.failed)} failed",
-          file=sys.stderr if summary.failed else sys.stdout)
-    for path, reason in summary.failed:
-        print(f"  failed: {path}: {reason}", file=sys.stderr)
-    return EXIT_FAILED if summary.failed else 0
+            for r in run_jobs(pending, settings, n_jobs, on_start=progress.start):
+                results.append(r)
+                report_result(r, progress)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            progress.close()
+    return finish(results, args, interrupted, time.monotonic() - t0)
 
 
-def run_jobs(transcriber, pending: list, formats: list[str], args: argparse.Namespace, summary: Summary, say) -> None:
-    """Transcribe every pending job with one loaded model, recording failures and going on."""
-    import torch
+def check_model(settings: WorkerSettings) -> str | None:
+    """Load the checkpoint once up front, so a bad ``--model`` is one clear error, not one per file."""
+    from .checkpoint import CheckpointError
+    from .infer import Transcriber
 
-    from .audio import AudioError, load_audio
-    from .midi import write_notes
+    try:
+        Transcriber.from_checkpoint(settings.model, decode=settings.decode)
+    except (CheckpointError, ValueError) as err:
+        return str(err)
+    return None
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    for i, (job, outputs) in enumerate(pending, 1):
-        t0 = time.time()
-        try:
-            audio = load_audio(job.audio, transcriber.sample_rate)
-            notes = transcriber.transcribe(audio)
-            for fmt, out in zip(formats, outputs):
-                write_notes(notes, out, fmt)
-        except (AudioError, OSError) as err:
-            reason = err.reason if isinstance(err, AudioError) else (err.strerror or str(err))
-            summary.failed.append((job.audio, reason))
-            print(f"error: {job.audio}: {reason}", file=sys.stderr)
-            continue
-        summary.done.append(job.audio)
-        seconds = len(audio) / transcriber.sample_rate
-        if len(notes) == 0:
-            print(f"warning: {job.audio}: no notes found (silent or not piano?)", file=sys.stderr)
-        say(f"[{i}/{len(pending)}] {job.audio} -> {', '.join(str(o) for o in outputs)}  "
-            f"({len(notes)} notes, {seconds:.1f} s audio in {time.time() - t0:.1f} s)")
+
+def report_result(r: Result, progress: Progress) -> None:
+    if r.status == "failed":
+        progress.message(f"error: {r.audio}: {r.reason}", important=True, stream=sys.stderr)
+        line = f"failed {r.audio}"
+    else:
+        if r.warning:
+            progress.message(f"warning: {r.audio}: {r.warning}", important=True, stream=sys.stderr)
+        line = (f"{r.audio} -> {', '.join(str(o) for o in r.outputs)}  ({r.notes} notes, "
+                f"{r.audio_seconds:.1f} s audio in {r.seconds:.1f} s)")
+    progress.advance(r.audio_seconds, line)
+
+
+def finish(results: list[Result], args: argparse.Namespace, interrupted: bool, wall: float) -> int:
+    """Print the summary, write the --report, and choose the exit code."""
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    failed = [r for r in results if r.status == "failed"]
+    line = (f"transcribe: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+            + (" (interrupted; finished outputs are kept, none is half-written)" if interrupted else ""))
+    print(line, file=sys.stderr if failed or interrupted else sys.stdout)
+    for r in failed:
+        print(f"  failed: {r.audio}: {r.reason}", file=sys.stderr)
+    if args.report:
+        import json
+
+        from .midi import atomic_write
+
+        audio = sum(r.audio_seconds for r in results if r.status == "done")
+        report = {"summary": {**counts, "interrupted": interrupted, "audio_seconds": round(audio, 3),
+                              "wall_seconds": round(wall, 3)},
+                  "files": [r.to_json() for r in results]}
+        with atomic_write(args.report) as tmp:
+            tmp.write_text(json.dumps(report, indent=1))
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else 0
 
 
 def entry() -> None:
