@@ -69,3 +69,74 @@ def labelled_folder(tmp_path: Path) -> Path:
         else:
             write_tsv(notes, folder / f"piece{i}_{'val' if i == 3 else 'train'}.tsv")
     return folder
+
+
+# A sustain-pedal scenario for MIDI labels: CC64 events (time s, value) and notes
+# (pitch, onset, key release, offset the pedal makes of it). Times are whole MIDI ticks.
+PEDAL_EVENTS = [(1.0, 100), (3.0, 40), (4.0, 64), (4.5, 63), (5.1, 127)]  # the last press is never released
+PEDAL_NOTES = [
+    (60, 0.5, 1.5, 3.0),   # released under the pedal: sounds until it is lifted (value 40 < 64 is up)
+    (64, 0.5, 0.8, 0.8),   # released before the pedal goes down
+    (67, 1.2, 1.6, 2.0),   # released under the pedal, then the same key is struck again at 2.0
+    (67, 2.0, 2.2, 3.0),   # ... and that note lasts until the pedal is lifted
+    (72, 1.5, 3.5, 3.5),   # key held past the pedal release
+    (50, 3.05, 3.1, 3.1),  # pedal already up
+    (48, 4.1, 4.2, 4.5),   # value 64 presses the pedal, 63 lifts it
+    (55, 5.0, 5.2, 6.0),   # pedal never lifted: sounds to the end of the file
+    (70, 5.0, 6.0, 6.0),   # the last event of the file
+]
+
+
+def pedal_notes(sustained: bool) -> Notes:
+    """The notes of :data:`PEDAL_NOTES`, with offsets as played (key release) or as sustained."""
+    rows = np.array([(on, sus if sustained else off, p, 80) for p, on, off, sus in PEDAL_NOTES])
+    return Notes(rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]).sorted()
+
+
+def write_pedal_midi(notes: Notes, pedal: list[tuple[float, int]], path: Path) -> None:
+    """A MIDI file of ``notes`` (key releases) with sustain-pedal control changes ``pedal``."""
+    import pretty_midi
+
+    from transcribe.midi import notes_to_pretty_midi
+
+    pm = notes_to_pretty_midi(notes)
+    pm.instruments[0].control_changes += [pretty_midi.ControlChange(64, v, t) for t, v in pedal]
+    pm.write(str(path))
+
+
+MAESTRO_COLUMNS = ["canonical_composer", "canonical_title", "split", "year", "midi_filename", "audio_filename",
+                   "duration"]
+
+
+def write_maestro(root: Path, splits: dict[str, str], fmt: str = "csv") -> dict[str, tuple[Path, Path]]:
+    """A miniature MAESTRO v3.0.0 folder: for each ``name: split``, ``<year>/<name>.wav`` and
+    ``<year>/<name>.midi`` (the first piece holds the pedal scenario, the others random notes) and ``maestro-v3.0.0.csv`` (or ``.json`` in MAESTRO's column layout) listing them.
+    Returns ``{name: (audio, midi)}``."""
+    import csv
+    import json
+
+    rows, files = [], {}
+    for i, (name, split) in enumerate(splits.items()):
+        year = 2004 + 2 * (i % 3)
+        (root / str(year)).mkdir(parents=True, exist_ok=True)
+        audio, midi = root / str(year) / f"{name}.wav", root / str(year) / f"{name}.midi"
+        if i == 0:
+            played, sounding, pedal = pedal_notes(False), pedal_notes(True), PEDAL_EVENTS
+        else:
+            played = sounding = random_notes(100 + i, seconds=5.0, n=10)
+            pedal = []
+        sf.write(audio, synth(sounding, seed=i), SR)
+        write_pedal_midi(played, pedal, midi)
+        files[name] = (audio, midi)
+        rows.append({"canonical_composer": "Test", "canonical_title": name, "split": split, "year": year,
+                     "midi_filename": f"{year}/{name}.midi", "audio_filename": f"{year}/{name}.wav",
+                     "duration": round(sounding.duration + 0.5, 3)})
+    if fmt == "csv":
+        with open(root / "maestro-v3.0.0.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=MAESTRO_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    else:  # as MAESTRO ships it: {column: {row index: value}}
+        table = {c: {str(i): r[c] for i, r in enumerate(rows)} for c in MAESTRO_COLUMNS}
+        (root / "maestro-v3.0.0.json").write_text(json.dumps(table))
+    return files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -102,11 +103,21 @@ def test_eval_writes_json_report(trained, tmp_path):
         assert k in proc.stdout
 
 
-def test_multirun_sweep_leaves_one_run_folder_per_value(labelled_folder_module, tmp_path):
+HAS_JOBLIB = importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is not None
+
+
+@pytest.mark.parametrize("launcher", [
+    pytest.param([], id="basic"),  # Hydra's basic launcher: one run after the other
+    pytest.param(["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"], id="joblib", marks=pytest.mark.skipif(
+        not HAS_JOBLIB, reason="hydra-joblib-launcher not installed (pip install -e '.[cluster]')")),
+])
+def test_multirun_sweep_leaves_one_run_folder_per_value(labelled_folder_module, tmp_path, launcher):
     sweep = tmp_path / "sweep"
-    run("transcribe.train", "-m", f"data.root={labelled_folder_module}", "data.val_glob=*_val*",
+    run("transcribe.train", "-m", *launcher, f"data.root={labelled_folder_module}", "data.val_glob=*_val*",
         f"data.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}", *TINY, "train.max_steps=3",
         "model.lstm_hidden=8,16")
+    if launcher:  # the sweep really went through the joblib launcher
+        assert "JoblibLauncher" in (sweep / "multirun.yaml").read_text()
     runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert len([r for r in runs if "model.lstm_hidden=" in r]) == 2, runs
     for r in runs:

@@ -1,4 +1,5 @@
-"""Evaluation: ``transcribe-eval data_dir=FOLDER [checkpoint=PATH] [output_json=FILE]``.
+"""Evaluation: ``transcribe-eval data_dir=FOLDER [checkpoint=PATH] [output_json=FILE]``
+(MAESTRO's test split: ``transcribe-eval data_dir=MAESTRO metadata=maestro-v3.0.0.csv split=test``).
 
 Transcribes every audio file under a folder that has a label of the same stem (beside it,
 or in a sibling ``labels/`` folder) and prints note, note-with-offset,
@@ -21,16 +22,24 @@ from .metrics import mean_metrics, transcription_metrics
 SUMMARY = ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
 
 
-def evaluate_folder(transcriber, data_dir: str | Path, glob: str | None = None, progress=print) -> dict:
-    """Score ``transcriber`` (an :class:`~transcribe.infer.Transcriber`) on a labelled folder.
+def evaluate_folder(transcriber, data_dir: str | Path, glob: str | None = None, progress=print,
+                    metadata: str | Path | None = None, split: str = "test") -> dict:
+    """Score ``transcriber`` (an :class:`~transcribe.infer.Transcriber`) on a labelled folder,
+    or, with ``metadata`` (a split table such as MAESTRO's ``maestro-v3.0.0.csv``), on the
+    rows of ``split`` of that table.
 
     Returns ``{"files": [per-file rows], "mean": {...}, "failed": [{"file", "error"}]}``.
     """
     from .audio import AudioError
-    from .data.pairs import find_pairs
+    from .data.pairs import find_pairs, pairs_from_table
     from .midi import read_labels
 
-    pairs = find_pairs(data_dir, glob)
+    if metadata:
+        pairs = pairs_from_table(data_dir, metadata, split)
+        if not pairs:
+            raise FileNotFoundError(f"{data_dir}: no rows of split {split!r} in {metadata}")
+    else:
+        pairs = find_pairs(data_dir, glob)
     if not pairs:
         raise FileNotFoundError(f"{data_dir}: no audio files with labels of the same stem (.tsv, .mid, .midi)")
     rows, failed = [], []
@@ -66,8 +75,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     except (CheckpointError, ValueError) as err:
         sys.exit(f"transcribe-eval: {err}")
     try:
-        result = evaluate_folder(transcriber, cfg.data_dir, cfg.glob)
-    except FileNotFoundError as err:
+        result = evaluate_folder(transcriber, cfg.data_dir, cfg.glob, metadata=cfg.get("metadata"),
+                                 split=cfg.get("split", "test"))
+    except (FileNotFoundError, ValueError) as err:
         sys.exit(f"transcribe-eval: {err}")
     mean = result["mean"]
     print(f"\nmean over {len(result['files'])} files:")
@@ -81,6 +91,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         from .midi import atomic_write
 
         report = {"checkpoint": cfg.checkpoint or "shipped", "data_dir": str(cfg.data_dir), "glob": cfg.glob,
+                  **({"metadata": str(cfg.metadata), "split": cfg.split} if cfg.get("metadata") else {}),
                   "decode": asdict(transcriber.decode), **result}
         with atomic_write(cfg.output_json) as tmp:
             tmp.write_text(json.dumps(report, indent=1))

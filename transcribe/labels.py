@@ -2,9 +2,51 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .notes import MIN_PITCH, N_KEYS, Notes
+
+
+@dataclass
+class NoteFrames:
+    """Notes on the frame grid: onset frame, offset frame (> onset), key index 0..87, velocity."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    keys: np.ndarray
+    velocities: np.ndarray
+
+    @classmethod
+    def from_notes(cls, notes: Notes, frame_rate: float) -> "NoteFrames":
+        """Frame ``t`` is centred at ``t / frame_rate`` seconds; notes outside the 88 keys are dropped."""
+        notes = notes.piano_range()
+        starts = np.round(notes.onsets * frame_rate).astype(np.int64)
+        ends = np.maximum(np.round(notes.offsets * frame_rate).astype(np.int64), starts + 1)
+        return cls(starts, ends, notes.pitches - MIN_PITCH, notes.velocities)
+
+    def rolls(self, n_frames: int, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Rows ``start:stop`` of the rolls of a recording of ``n_frames`` frames, computed from
+        only the notes that touch those rows: equal to ``notes_to_rolls(...)[k][start:stop]``."""
+        stop = n_frames if stop is None else min(stop, n_frames)
+        length = max(stop - start, 0)
+        onset = np.zeros((length, N_KEYS), dtype=np.float32)
+        offset = np.zeros((length, N_KEYS), dtype=np.float32)
+        frame = np.zeros((length, N_KEYS), dtype=np.float32)
+        velocity = np.zeros((length, N_KEYS), dtype=np.float32)
+        s_all, e_all = self.starts, self.ends
+        touch = (s_all < min(stop, n_frames)) & (e_all > 0) & (e_all >= start)
+        for s, e, k, v in zip(s_all[touch], e_all[touch], self.keys[touch], self.velocities[touch]):
+            lo, hi = max(s, 0, start), min(e, stop)
+            if lo < hi:
+                frame[lo - start : hi - start, k] = 1
+            if start <= s < stop:
+                onset[s - start, k] = 1
+                velocity[s - start, k] = v / 127.0
+            if start <= e < stop:
+                offset[e - start, k] = 1
+        return {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
 
 
 def notes_to_rolls(notes: Notes, n_frames: int, frame_rate: float) -> dict[str, np.ndarray]:
@@ -17,21 +59,4 @@ def notes_to_rolls(notes: Notes, n_frames: int, frame_rate: float) -> dict[str, 
 
     Frame ``t`` is centred at ``t / frame_rate`` seconds (the centred CQT).
     """
-    onset = np.zeros((n_frames, N_KEYS), dtype=np.float32)
-    offset = np.zeros((n_frames, N_KEYS), dtype=np.float32)
-    frame = np.zeros((n_frames, N_KEYS), dtype=np.float32)
-    velocity = np.zeros((n_frames, N_KEYS), dtype=np.float32)
-    notes = notes.piano_range()
-    starts = np.round(notes.onsets * frame_rate).astype(np.int64)
-    ends = np.maximum(np.round(notes.offsets * frame_rate).astype(np.int64), starts + 1)
-    keys = notes.pitches - MIN_PITCH
-    for s, e, k, v in zip(starts, ends, keys, notes.velocities):
-        if s >= n_frames or e <= 0:
-            continue
-        frame[max(s, 0) : min(e, n_frames), k] = 1
-        if s >= 0:
-            onset[s, k] = 1
-            velocity[s, k] = v / 127.0
-        if e < n_frames:
-            offset[e, k] = 1
-    return {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
+    return NoteFrames.from_notes(notes, frame_rate).rolls(n_frames)

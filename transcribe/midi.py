@@ -58,16 +58,76 @@ def write_midi(notes: Notes, path: str | Path) -> None:
         pm.write(str(tmp))
 
 
-def read_midi(path: str | Path) -> Notes:
-    """All non-drum notes of a MIDI file (sustain pedal not applied)."""
+def sustain_intervals(events: list[tuple[float, int]], end: float, threshold: int = 64) -> np.ndarray:
+    """Times [n, 2] (down, up) during which the sustain pedal is held.
+
+    ``events`` are (time s, CC64 value) in file order; a value >= ``threshold`` presses the
+    pedal, a smaller one releases it. A pedal still down at the end is released at ``end``.
+    """
+    spans, down_at = [], None
+    for time, value in sorted(events, key=lambda e: e[0]):  # stable: same-time events keep file order
+        if value >= threshold and down_at is None:
+            down_at = time
+        elif value < threshold and down_at is not None:
+            spans.append((down_at, time))
+            down_at = None
+    if down_at is not None:
+        spans.append((down_at, max(end, down_at)))
+    return np.array(spans, dtype=np.float64).reshape(-1, 2)
+
+
+def apply_sustain(notes: Notes, pedal: np.ndarray) -> Notes:
+    """Extend offsets by the sustain pedal: a note whose key is released while the pedal is
+    down (``pedal`` spans [down, up), see :func:`sustain_intervals`) sounds until the pedal
+    is released or until the same key is struck again, whichever comes first. Notes are
+    never shortened."""
+    if len(notes) == 0 or len(pedal) == 0:
+        return notes
+    offsets = notes.offsets.copy()
+    idx = np.searchsorted(pedal[:, 0], offsets, side="right") - 1
+    held = (idx >= 0) & (offsets < pedal[np.maximum(idx, 0), 1])
+    ends = np.where(held, pedal[np.maximum(idx, 0), 1], offsets)
+    for pitch in np.unique(notes.pitches[held]):
+        same = np.flatnonzero(notes.pitches == pitch)
+        onsets = np.sort(notes.onsets[same])
+        for i in same[held[same]]:
+            # the next strike of this key at or after the release (and after the note's own onset)
+            nxt = np.searchsorted(onsets, offsets[i], side="left" if offsets[i] > notes.onsets[i] else "right")
+            if nxt < len(onsets):
+                ends[i] = min(ends[i], onsets[nxt])
+    return Notes(notes.onsets, np.maximum(ends, offsets), notes.pitches, notes.velocities)
+
+
+def read_midi(path: str | Path, sustain: bool = True) -> Notes:
+    """All non-drum notes of a MIDI file.
+
+    With ``sustain`` (the default; it is how labels are read), offsets are extended by the
+    sustain pedal (control change 64, value >= 64 = down) as in :func:`apply_sustain`. A
+    piano has one pedal, so CC64 events on any non-drum channel of any track apply to all
+    notes. Files without CC64 events read the same either way.
+    """
+    import mido
     import pretty_midi
 
-    pm = pretty_midi.PrettyMIDI(str(path))
+    mid = mido.MidiFile(str(path))
+    pedal_ticks = []
+    for track in mid.tracks:  # absolute ticks, before pretty_midi rewrites the event times
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "control_change" and msg.control == 64 and msg.channel != 9:
+                pedal_ticks.append((tick, msg.value))
+    pm = pretty_midi.PrettyMIDI(mido_object=mid)
     rows = [(n.start, n.end, n.pitch, n.velocity) for inst in pm.instruments if not inst.is_drum for n in inst.notes]
     if not rows:
         return Notes.empty()
     a = np.array(rows, dtype=np.float64)
-    return Notes(a[:, 0], a[:, 1], a[:, 2], a[:, 3]).sorted()
+    notes = Notes(a[:, 0], a[:, 1], a[:, 2], a[:, 3])
+    if sustain and pedal_ticks:
+        events = [(float(pm.tick_to_time(tick)), value) for tick, value in pedal_ticks]
+        end = max(pm.get_end_time(), max(t for t, _ in events))
+        notes = apply_sustain(notes, sustain_intervals(events, end))
+    return notes.sorted()
 
 
 def read_tsv(path: str | Path) -> Notes:
@@ -82,7 +142,8 @@ def read_tsv(path: str | Path) -> Notes:
 
 
 def read_labels(path: str | Path) -> Notes:
-    """Read a label file by its extension (.tsv, .mid, .midi)."""
+    """Read a label file by its extension (.tsv, .mid, .midi). MIDI labels get the sustain
+    pedal applied to their offsets (:func:`read_midi`), as the MAPS .tsv offsets already have."""
     suffix = Path(path).suffix.lower()
     if suffix == ".tsv":
         return read_tsv(path)

@@ -1,1 +1,1 @@
-"""Datasets: folders of audio with note labels (MAPS layout, audio + MIDI pairs)."""
+"""Datasets: folders of audio with note labels (MAPS layout, audio + MIDI pairs) and split tables (MAESTRO)."""

@@ -17,12 +17,21 @@ from ..midi import atomic_write
 
 
 class FeatureCache:
-    def __init__(self, cache_dir: str | Path, cfg: FeatureConfig):
+    """Features of audio files under ``cache_dir/<hash of the feature config>/``.
+
+    With ``mmap`` (the default) :meth:`load` memory-maps the file, so a data set larger
+    than memory can be trained on and a crop reads only its own rows from disk; without it
+    the features are read into memory.
+    """
+
+    def __init__(self, cache_dir: str | Path, cfg: FeatureConfig, mmap: bool = True):
         self.cfg = cfg
+        self.mmap = mmap
         key = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
         self.dir = Path(cache_dir) / key
 
     def path(self, audio: Path) -> Path:
+        """The cache file of ``audio`` (named by its path, size and modification time)."""
         st = audio.stat()
         ident = f"{audio.resolve()}|{st.st_size}|{int(st.st_mtime)}"
         return self.dir / f"{audio.stem}-{hashlib.sha1(ident.encode()).hexdigest()[:10]}.npy"
@@ -38,12 +47,16 @@ class FeatureCache:
         return out
 
     def load(self, audio: Path) -> np.ndarray:
-        """Features [frames, bins] (float16, memory-mapped)."""
-        return np.load(self.compute(audio), mmap_mode="r")
+        """Features [frames, bins] (float16; memory-mapped unless the cache was made with ``mmap=False``)."""
+        return np.load(self.compute(audio), mmap_mode="r" if self.mmap else None)
+
+    def missing(self, audios: list[Path]) -> list[Path]:
+        """The files of ``audios`` that have no cache entry yet."""
+        return [a for a in audios if not self.path(a).exists()]
 
     def fill(self, audios: list[Path], workers: int = 1) -> None:
         """Compute all missing entries, in ``workers`` processes."""
-        missing = [a for a in audios if not self.path(a).exists()]
+        missing = self.missing(audios)
         if not missing:
             return
         if workers <= 1:

@@ -1,5 +1,6 @@
-"""Find (audio, labels) pairs in a folder: labels share the audio file's stem and sit beside
-it, or in a sibling ``labels/`` folder of an ``audio/`` folder (the MAPS layout)."""
+"""Find (audio, labels) pairs: in a folder, where labels share the audio file's stem and sit beside
+it or in a sibling ``labels/`` folder of an ``audio/`` folder (the MAPS layout); or listed in a
+split table (MAESTRO's ``maestro-v3.0.0.csv``/``.json``, or any CSV/JSON of audio, MIDI, split)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,73 @@ def split_pairs(pairs: list[tuple[Path, Path]], val_glob: str | None) -> tuple[l
     val = [p for p in pairs if fnmatch.fnmatch(p[0].name, val_glob)]
     train = [p for p in pairs if not fnmatch.fnmatch(p[0].name, val_glob)]
     return train, val
+
+
+# Column names of split tables: MAESTRO's own, then the short names for any collection.
+AUDIO_COLUMNS = ("audio_filename", "audio")
+LABEL_COLUMNS = ("midi_filename", "midi", "labels", "label")
+SPLIT_COLUMN = "split"
+
+
+def read_table(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a split table: CSV with a header, or JSON as MAESTRO ships it (one object of
+    columns, each ``{row index: value}``) or as a list of row objects."""
+    import csv
+    import json
+
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):  # {"column": {"0": value, ...}, ...}
+            columns = {name: col if isinstance(col, dict) else dict(enumerate(col)) for name, col in data.items()}
+            index = list(next(iter(columns.values()), {}))  # row keys in file order
+            return [{name: str(col.get(i, "")) for name, col in columns.items()} for i in index]
+        return [{k: str(v) for k, v in row.items()} for row in data]
+    with open(path, newline="") as f:
+        return [dict(row) for row in csv.DictReader(f)]
+
+
+def _column(rows: list[dict[str, str]], names: tuple[str, ...], table: Path) -> str:
+    for name in names:
+        if rows and name in rows[0]:
+            return name
+    raise ValueError(f"{table}: no column named {' or '.join(names)}")
+
+
+def pairs_from_table(root: str | Path, table: str | Path, splits: str | list[str]) -> list[tuple[Path, Path]]:
+    """(audio, label) pairs of the rows of a split table whose ``split`` is one of ``splits``.
+
+    ``table`` (relative to ``root`` unless absolute) is MAESTRO's ``maestro-v3.0.0.csv``/``.json``
+    (columns ``audio_filename``, ``midi_filename``, ``split``) or any CSV/JSON with columns
+    ``audio``, ``midi`` (or ``labels``) and ``split``; file paths in it are relative to ``root``.
+    Every listed file must exist (a partial download is an error, not a smaller data set).
+    """
+    root = Path(root)
+    table = Path(table) if Path(table).is_absolute() else root / table
+    if not table.is_file():
+        raise FileNotFoundError(f"{table}: no such split table")
+    rows = read_table(table)
+    if not rows:
+        return []
+    audio_col, label_col = _column(rows, AUDIO_COLUMNS, table), _column(rows, LABEL_COLUMNS, table)
+    _column(rows, (SPLIT_COLUMN,), table)
+    wanted = {splits} if isinstance(splits, str) else set(splits)
+    pairs = [(root / r[audio_col], root / r[label_col]) for r in rows if r[SPLIT_COLUMN] in wanted]
+    absent = [p for pair in pairs for p in pair if not p.is_file()]
+    if absent:
+        raise FileNotFoundError(f"{table}: {len(absent)} listed file(s) missing under {root}, e.g. {absent[0]}")
+    return pairs
+
+
+def dataset_splits(data) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(train, validation) pairs for a ``data`` config: a split table (``data.metadata``, with
+    ``data.train_split`` / ``data.val_split``) or a labelled folder split by ``data.val_glob``."""
+    if data.get("metadata"):
+        val = data.get("val_split")
+        return (pairs_from_table(data.root, data.metadata, _as_list(data.train_split)),
+                pairs_from_table(data.root, data.metadata, _as_list(val)) if val else [])
+    return split_pairs(find_pairs(data.root), data.get("val_glob"))
+
+
+def _as_list(value) -> list[str]:
+    return [value] if isinstance(value, str) else [str(v) for v in value]

@@ -1,0 +1,136 @@
+"""Batch throughput and long-file memory of the ``transcribe`` command.
+
+    python scripts/benchmark_batch.py --data ../shared/data/maps/audio --minutes 20 --out batch.json
+
+1. Copies recordings from ``--data`` into a temporary folder until it holds at least
+   ``--minutes`` of audio, then transcribes that folder with ``--jobs 1`` and ``--jobs 2``,
+   alternating, ``--repeats`` times each, and reports throughput (audio seconds per wall second,
+   the whole process included) and the speed-up of 2 workers over 1.
+2. Concatenates recordings into one ``--long-minutes`` file (at the data's rate, and optionally
+   at 44.1 kHz stereo with ``--long-44k``) and reports the peak resident memory of the whole
+   ``transcribe`` process on it (``wait4`` rusage of that child only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def run(cmd: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MB) and exit code of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        print(f"command failed ({code}): {' '.join(cmd)}\n{err}", file=sys.stderr)
+    return wall, usage.ru_maxrss / 1024, code
+
+
+def build_folder(files: list[Path], minutes: float, folder: Path) -> float:
+    """Copy files into ``folder`` until it holds ``minutes`` of audio; returns its seconds."""
+    total = 0.0
+    for f in files:
+        if total >= minutes * 60:
+            break
+        shutil.copy(f, folder / f.name)
+        total += sf.info(str(f)).duration
+    if total < minutes * 60:
+        raise SystemExit(f"only {total / 60:.1f} minutes of audio found; need {minutes}")
+    return total
+
+
+def build_long(files: list[Path], minutes: float, path: Path, rate: int | None, stereo: bool) -> float:
+    """Concatenate recordings into one file of ``minutes`` (resampled to ``rate`` if given)."""
+    need = int(minutes * 60 * (rate or sf.info(str(files[0])).samplerate))
+    parts, have = [], 0
+    for f in files:
+        y, sr = sf.read(str(f), dtype="float32", always_2d=True)
+        y = y.mean(axis=1)
+        if rate and sr != rate:
+            import soxr
+
+            y = soxr.resample(y, sr, rate)
+        parts.append(y)
+        have += len(y)
+        if have >= need:
+            break
+    y = np.concatenate(parts)[:need]
+    out_rate = rate or sr
+    sf.write(str(path), np.stack([y, y], axis=1) if stereo else y, out_rate, subtype="PCM_16")
+    return len(y) / out_rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/maps/audio"), help="folder of recordings")
+    ap.add_argument("--minutes", type=float, default=20.0, help="audio in the batch folder")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per setting (median reported)")
+    ap.add_argument("--long-minutes", type=float, default=60.0, help="length of the long file (0: skip)")
+    ap.add_argument("--long-44k", action="store_true", help="also measure the long file as 44.1 kHz stereo WAV")
+    ap.add_argument("--model", type=Path, default=None, help="checkpoint (default: the shipped model)")
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = ap.parse_args()
+
+    files = sorted(p for p in args.data.iterdir() if p.suffix.lower() in (".flac", ".wav"))
+    if not files:
+        raise SystemExit(f"no .flac/.wav files in {args.data}")
+    exe = [sys.executable, "-m", "transcribe.cli"] + (["--model", str(args.model)] if args.model else [])
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                 "processor": platform.processor() or platform.machine()}}
+    with tempfile.TemporaryDirectory(prefix="bench_batch_") as tmp:
+        tmp = Path(tmp)
+        folder = tmp / "batch"
+        folder.mkdir()
+        seconds = build_folder(files, args.minutes, folder)
+        n_files = len(list(folder.iterdir()))
+        print(f"batch: {n_files} files, {seconds / 60:.1f} min of audio")
+        walls: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(args.repeats):
+            for jobs in (1, 2):
+                wall, rss, code = run(exe + [str(folder), "-o", str(tmp / f"out{jobs}"), "--overwrite", "-q",
+                                             "--jobs", str(jobs)])
+                if code != 0:
+                    raise SystemExit(1)
+                walls[jobs].append(wall)
+                print(f"  --jobs {jobs}: {wall:.1f} s wall, {seconds / wall:.1f} audio s per wall s")
+        batch = {f"jobs{j}": {"wall_s": statistics.median(w), "audio_s_per_wall_s": seconds / statistics.median(w),
+                              "runs": w} for j, w in walls.items()}
+        batch["speedup_2_over_1"] = batch["jobs1"]["wall_s"] / batch["jobs2"]["wall_s"]
+        results["batch"] = {"files": n_files, "audio_s": seconds, **batch}
+        print(f"jobs 2 over jobs 1: {batch['speedup_2_over_1']:.2f}x")
+
+        if args.long_minutes > 0:
+            variants = [("native", None, False)] + ([("44k_stereo", 44100, True)] if args.long_44k else [])
+            results["long"] = {}
+            for name, rate, stereo in variants:
+                path = tmp / f"long_{name}.{'wav' if rate else 'flac'}"
+                secs = build_long(files, args.long_minutes, path, rate, stereo)
+                wall, rss, code = run(exe + [str(path), "-o", str(tmp / "long_out"), "--overwrite", "-q"])
+                info = sf.info(str(path))
+                results["long"][name] = {"audio_s": secs, "sample_rate": info.samplerate, "channels": info.channels,
+                                         "wall_s": wall, "peak_rss_mb": rss, "exit": code}
+                print(f"long file ({secs / 60:.0f} min, {info.samplerate} Hz, {info.channels} ch): "
+                      f"peak RSS {rss:.0f} MB, {wall:.1f} s wall (RTF {wall / secs:.4f})")
+                path.unlink()
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
