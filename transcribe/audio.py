@@ -18,34 +18,77 @@ class AudioError(Exception):
         super().__init__(f"{path}: {reason}")
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    """Decode to float32 [samples, channels] with libsndfile, falling back to audioread."""
+BLOCK_SECONDS = 30.0  # decode, mix and resample long files a block at a time
+
+
+def _stream_sndfile(path: Path, sample_rate: int) -> np.ndarray | None:
+    """Decode with libsndfile block by block, mixing to mono and resampling each block, so a
+    long multichannel file never sits in memory at its source rate. None if libsndfile cannot
+    read the file."""
+    import soundfile as sf
+    import soxr
+
+    try:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError):
+        return None
+    with f:
+        if f.frames == 0:
+            raise AudioError(path, "contains no audio samples")
+        resampler = soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32", quality="HQ") \
+            if f.samplerate != sample_rate else None
+        parts = []
+        try:
+            for block in f.blocks(blocksize=int(f.samplerate * BLOCK_SECONDS), dtype="float32", always_2d=True):
+                y = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+                if not np.all(np.isfinite(y)):
+                    raise AudioError(path, "contains NaN or infinite samples")
+                parts.append(resampler.resample_chunk(y) if resampler else y)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise AudioError(path, f"corrupt audio data ({err})") from err
+        if resampler:
+            parts.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    if not parts or sum(len(p) for p in parts) == 0:
+        raise AudioError(path, "contains no audio samples")
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def _decode_other(path: Path, sample_rate: int) -> np.ndarray:
+    """Formats libsndfile does not read (m4a/aac, some mp3): audioread / ffmpeg via librosa."""
     import soundfile as sf
 
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        return data, sr
+        sf.info(str(path))
+        sndfile_reason = ""
     except (sf.LibsndfileError, RuntimeError) as err:
-        sndfile_error = err
-    try:  # formats libsndfile does not read (m4a/aac, some mp3): audioread / ffmpeg
+        sndfile_reason = str(err).split(":")[-1].strip()
+    try:
         import warnings
 
         import librosa
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            y, sr = librosa.load(str(path), sr=None, mono=False)
+            y, sr = librosa.load(str(path), sr=None, mono=True)
     except Exception as err:  # noqa: BLE001 - any decoder failure becomes one clear message
-        reason = str(sndfile_error).split(":")[-1].strip() or type(err).__name__
-        raise AudioError(path, f"not a readable audio file ({reason})") from err
-    y = np.atleast_2d(y).T.astype(np.float32)
-    return y, int(sr)
+        raise AudioError(path, f"not a readable audio file ({sndfile_reason or type(err).__name__})") from err
+    if y.size == 0:
+        raise AudioError(path, "contains no audio samples")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(path, "contains NaN or infinite samples")
+    if sr != sample_rate:
+        import soxr
+
+        y = soxr.resample(y, sr, sample_rate, quality="HQ")
+    return np.ascontiguousarray(y, dtype=np.float32)
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Read ``path`` and return a mono float32 waveform resampled to ``sample_rate``.
 
-    Raises :class:`AudioError` for a missing, empty, unreadable or corrupt file.
+    Raises :class:`AudioError` for a missing, empty, unreadable or corrupt file. Files that
+    libsndfile reads (wav, flac, ogg, mp3, aiff, ...) are decoded in blocks, so memory stays
+    near the size of the result however long the file and whatever its rate and channels.
     """
     path = Path(path)
     if not path.exists():
@@ -59,17 +102,8 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
             pass
     except OSError as err:
         raise AudioError(path, f"cannot open ({err.strerror})") from err
-    data, sr = _decode(path)
-    if data.size == 0 or data.shape[0] == 0:
-        raise AudioError(path, "contains no audio samples")
-    y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(y)):
-        raise AudioError(path, "contains NaN or infinite samples")
-    if sr != sample_rate:
-        import soxr
-
-        y = soxr.resample(y, sr, sample_rate, quality="HQ")
-    return np.ascontiguousarray(y, dtype=np.float32)
+    y = _stream_sndfile(path, sample_rate)
+    return y if y is not None else _decode_other(path, sample_rate)
 
 
 def find_audio_files(folder: str | Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:

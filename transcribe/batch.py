@@ -137,23 +137,27 @@ class WorkerSettings:
     model: str | None
     decode: dict
     threads: int | None
+    backend: str = "auto"
+    int8: bool = False
 
 
 _worker: "Worker | None" = None
+
+
+def load_transcriber(settings: WorkerSettings):
+    """The :class:`~transcribe.infer.Transcriber` these settings describe."""
+    from .infer import Transcriber
+
+    return Transcriber.from_checkpoint(settings.model, decode=settings.decode, backend=settings.backend,
+                                       threads=settings.threads, int8=settings.int8)
 
 
 class Worker:
     """Loads the model once, then transcribes one job at a time."""
 
     def __init__(self, settings: WorkerSettings):
-        import torch
-
-        from .infer import Transcriber
-
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
         self.settings = settings
-        self.transcriber = Transcriber.from_checkpoint(settings.model, decode=settings.decode)
+        self.transcriber = load_transcriber(settings)
 
     def run(self, job: Job) -> Result:
         """Transcribe ``job.audio`` and write every output; failures become a failed Result."""

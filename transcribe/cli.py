@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                    f"here {default_jobs()})")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads per worker for the network (default: cores divided among the workers)")
+    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="network runtime: onnxruntime (faster; the default when installed) or torch")
+    p.add_argument("--int8", action="store_true",
+                   help="dynamic int8 quantisation of the network on the onnx backend (about 30%% faster "
+                   "network, note F1 within 0.001 of float in our checks)")
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="process only the K-th of N interleaved parts of the sorted input list (K from 0), "
                    "e.g. --shard $SLURM_ARRAY_TASK_ID/16; the N shards partition the inputs exactly")
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                                     ("frame_threshold", args.frame_threshold)) if v is not None}
         n_jobs = min(args.jobs or default_jobs(), len(pending))
         threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
-        settings = WorkerSettings(str(args.model) if args.model else None, decode, threads)
+        settings = WorkerSettings(str(args.model) if args.model else None, decode, threads, args.backend, args.int8)
         error = check_model(settings)
         if error:
             return usage_error(error)
@@ -142,11 +147,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_model(settings: WorkerSettings) -> str | None:
     """Load the checkpoint once up front, so a bad ``--model`` is one clear error, not one per file."""
+    from .batch import load_transcriber
     from .checkpoint import CheckpointError
-    from .infer import Transcriber
 
     try:
-        Transcriber.from_checkpoint(settings.model, decode=settings.decode)
+        load_transcriber(settings)
     except (CheckpointError, ValueError) as err:
         return str(err)
     return None

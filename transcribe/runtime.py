@@ -1,0 +1,237 @@
+"""Network runtimes: the same checkpoint run by PyTorch or by ONNX Runtime.
+
+A runner maps a batch of feature chunks, float32 [chunks, frames, bins], to probabilities
+[chunks, frames, 88] for each head (onset, offset, frame, velocity). :func:`run_network
+<transcribe.infer.run_network>` feeds it; :class:`~transcribe.infer.Transcriber` picks one.
+
+- :class:`TorchRunner` runs an :class:`~transcribe.model.OnsetsAndFrames` module (training
+  and validation use it, and it is the fallback).
+- :class:`OnnxRunner` runs the same network exported to ONNX with onnxruntime: the same
+  arithmetic to float32 rounding (activations agree to about 1e-6), faster on a CPU (fused
+  convolution + batch norm + ReLU, leaner LSTM), and it needs no ``import torch`` (about 1 s)
+  once the export is cached. The export is made once per checkpoint (a few seconds) and kept
+  in the cache folder (``$TRANSCRIBE_CACHE_DIR``, else ``$XDG_CACHE_HOME/transcribe``, else
+  ``~/.cache/transcribe``) under the SHA-256 of the checkpoint file, so a changed checkpoint
+  is never served by a stale export; the stored feature and decoder configuration travel in
+  the ONNX file's metadata.
+
+Nothing heavy is imported at module level: torch only by the torch path and the export,
+onnxruntime only by the ONNX path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HEADS = ("onset", "offset", "frame", "velocity")
+EXPORT_VERSION = 1  # bump when the exported graph changes, so old cache entries are not used
+ONNX_OPSET = 17
+BACKENDS = ("auto", "onnx", "torch")
+
+
+class NetworkRunner:
+    """Probabilities for a batch of feature chunks: ``runner(x)`` with x float32
+    [chunks, frames, bins] returns ``{head: float32 [chunks, frames, 88]}``."""
+
+    name = "?"
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class TorchRunner(NetworkRunner):
+    """Runs a torch :class:`~transcribe.model.OnsetsAndFrames` (in whatever mode and on
+    whatever device it is) under ``torch.inference_mode``."""
+
+    name = "torch"
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            pred = self.model(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+            return {k: (pred[k] if k == "velocity" else torch.sigmoid(pred[k])).float().cpu().numpy() for k in HEADS}
+
+
+class OnnxRunner(NetworkRunner):
+    """Runs an exported network with onnxruntime (CPU)."""
+
+    name = "onnx"
+
+    def __init__(self, model: str | Path | bytes, threads: int | None = None):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.inter_op_num_threads = 1
+        if threads:
+            so.intra_op_num_threads = int(threads)
+        so.log_severity_level = 3  # errors only
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.session.run(list(HEADS), {"features": np.ascontiguousarray(x, dtype=np.float32)})
+        return dict(zip(HEADS, out))
+
+
+def onnx_available() -> bool:
+    """Whether the ONNX path can run here (onnxruntime importable)."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def cache_dir() -> Path:
+    """Where exported networks are kept (see the module docstring)."""
+    if os.environ.get("TRANSCRIBE_CACHE_DIR"):
+        return Path(os.environ["TRANSCRIBE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "transcribe"
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def onnx_cache_path(checkpoint: str | Path, int8: bool = False) -> Path:
+    """The cache file of the export of ``checkpoint`` (named by its content)."""
+    suffix = "-int8" if int8 else ""
+    return cache_dir() / "onnx" / f"{file_digest(checkpoint)[:24]}-v{EXPORT_VERSION}{suffix}.onnx"
+
+
+def export_onnx(model: Any, config: dict[str, dict], n_bins: int) -> bytes:
+    """The ONNX serialisation of ``model`` (eval mode) returning probabilities, with
+    ``config`` (features/model/decode dicts, as in a checkpoint) in its metadata."""
+    import io
+    import warnings
+
+    import onnx
+    import torch
+
+    class Probabilities(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            p = self.net(x)
+            return torch.sigmoid(p["onset"]), torch.sigmoid(p["offset"]), torch.sigmoid(p["frame"]), p["velocity"]
+
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        import copy
+
+        model = copy.deepcopy(model).cpu()  # export on the CPU without moving the caller's model
+    was_training = model.training
+    model.eval()
+    buf = io.BytesIO()
+    axes = {0: "chunks", 1: "frames"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation and LSTM batch notes
+            torch.onnx.export(
+                Probabilities(model), (torch.zeros(1, 64, n_bins),), buf,
+                input_names=["features"], output_names=list(HEADS),
+                dynamic_axes={"features": axes, **{k: axes for k in HEADS}},
+                opset_version=ONNX_OPSET, dynamo=False,
+            )
+    finally:
+        model.train(was_training)
+    proto = onnx.load_from_string(buf.getvalue())
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "transcribe_config", json.dumps(config)
+    return proto.SerializeToString()
+
+
+def quantize_int8(fp32: bytes) -> bytes:
+    """Dynamic int8 quantisation of the MatMul and LSTM weights of an exported network
+    (onnxruntime.quantization.quantize_dynamic; activations quantised on the fly)."""
+    import logging
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(fp32)
+        logging.disable(logging.WARNING)  # its advice to run shape-inference pre-processing first
+        try:
+            quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "LSTM"],
+                             weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
+        return dst.read_bytes()
+
+
+def _cached_runner(path: Path, threads: int | None) -> tuple[OnnxRunner, dict] | None:
+    if not path.is_file():
+        return None
+    try:
+        runner = OnnxRunner(path, threads)
+        return runner, json.loads(runner.metadata["transcribe_config"])
+    except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
+        return None
+
+
+def _store(path: Path, data: bytes) -> None:
+    try:
+        from .midi import atomic_write
+
+        with atomic_write(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError:
+        pass  # read-only cache: run from memory this time
+
+
+def load_or_export_onnx(
+    checkpoint: str | Path, threads: int | None = None, int8: bool = False
+) -> tuple[OnnxRunner, dict[str, dict]]:
+    """An :class:`OnnxRunner` for ``checkpoint`` and the configuration stored with it.
+
+    Uses the cached export when there is one; otherwise loads the checkpoint with torch,
+    exports it, and caches the export (when the cache folder is writable). ``int8``: the
+    export with MatMul and LSTM weights quantised to int8 (:func:`quantize_int8`; changes
+    the numerics slightly, see scripts/SPEED_NOTES.md).
+    Raises :class:`~transcribe.checkpoint.CheckpointError` for a bad checkpoint.
+    """
+    from .checkpoint import CheckpointError
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise CheckpointError(f"{checkpoint}: no such checkpoint file")
+    wanted = onnx_cache_path(checkpoint, int8)
+    found = _cached_runner(wanted, threads)
+    if found:
+        found[0].name = "onnx-int8" if int8 else "onnx"
+        return found
+
+    fp32_path = onnx_cache_path(checkpoint)
+    data = fp32_path.read_bytes() if int8 and _cached_runner(fp32_path, 1) else None
+    if data is None:
+        from .checkpoint import build_model, load_checkpoint
+
+        state = load_checkpoint(checkpoint)
+        model, features, _ = build_model(state)
+        data = export_onnx(model, state["config"], features.n_bins)
+        _store(fp32_path, data)
+    if int8:
+        data = quantize_int8(data)
+        _store(wanted, data)
+    runner = OnnxRunner(data, threads)
+    runner.name = "onnx-int8" if int8 else "onnx"
+    return runner, json.loads(runner.metadata["transcribe_config"])
