@@ -161,8 +161,10 @@ def test_interrupted_batch_resumes_and_does_every_file_exactly_once(tmp_path, ho
     src = _long_batch(tmp_path)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # a test run started in the background inherits an ignored SIGINT; give the CLI a normal one
     proc = subprocess.Popen([sys.executable, "-m", "transcribe.cli", str(src), "-o", str(out), "--jobs", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for_outputs(out, 2, proc)
     proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
