@@ -155,9 +155,9 @@ def load_transcriber(settings: WorkerSettings):
 class Worker:
     """Loads the model once, then transcribes one job at a time."""
 
-    def __init__(self, settings: WorkerSettings):
+    def __init__(self, settings: WorkerSettings, transcriber=None):
         self.settings = settings
-        self.transcriber = load_transcriber(settings)
+        self.transcriber = transcriber if transcriber is not None else load_transcriber(settings)
 
     def run(self, job: Job) -> Result:
         """Transcribe ``job.audio`` and write every output; failures become a failed Result."""
@@ -207,15 +207,15 @@ def _run_in_worker(job: Job) -> Result:
 
 
 def run_jobs(jobs: list[Job], settings: WorkerSettings, n_jobs: int,
-             on_start: Callable[[], None] | None = None) -> Iterator[Result]:
-    """Transcribe ``jobs`` with ``n_jobs`` worker processes (in this process when 1), yielding
-    results as they finish. A worker that dies (killed, out of memory) fails only the files it
+             on_start: Callable[[], None] | None = None, transcriber=None) -> Iterator[Result]:
+    """Transcribe ``jobs`` with ``n_jobs`` worker processes (in this process, with
+    ``transcriber`` if one is already loaded, when 1), yielding results as they finish. A worker that dies (killed, out of memory) fails only the files it
     was working on after a retry; the others go on in a fresh pool."""
     if not jobs:
         return
     n_jobs = max(1, min(n_jobs, len(jobs)))
     if n_jobs == 1:
-        worker = Worker(settings)
+        worker = Worker(settings, transcriber)
         if on_start:
             on_start()
         for job in jobs:

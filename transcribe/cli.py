@@ -123,19 +123,24 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     t0 = time.monotonic()
     if pending:
+        from .batch import load_transcriber
+        from .checkpoint import CheckpointError
+
         decode = {k: v for k, v in (("onset_threshold", args.onset_threshold),
                                     ("frame_threshold", args.frame_threshold)) if v is not None}
         n_jobs = min(args.jobs or default_jobs(), len(pending))
         threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
         settings = WorkerSettings(str(args.model) if args.model else None, decode, threads, args.backend, args.int8)
-        error = check_model(settings)
-        if error:
-            return usage_error(error)
+        try:
+            transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
+        except (CheckpointError, ValueError) as err:
+            return usage_error(str(err))
         durations = [audio_duration(j.audio) for j in pending]
         total_audio = sum(durations) if all(d is not None for d in durations) else None
         progress = Progress(len(pending), total_audio, args.quiet, stream=progress_out)
         try:
-            for r in run_jobs(pending, settings, n_jobs, on_start=progress.start):
+            for r in run_jobs(pending, settings, n_jobs, on_start=progress.start,
+                              transcriber=transcriber if n_jobs == 1 else None):
                 results.append(r)
                 report_result(r, progress)
         except KeyboardInterrupt:
@@ -143,18 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             progress.close()
     return finish(results, args, interrupted, time.monotonic() - t0)
-
-
-def check_model(settings: WorkerSettings) -> str | None:
-    """Load the checkpoint once up front, so a bad ``--model`` is one clear error, not one per file."""
-    from .batch import load_transcriber
-    from .checkpoint import CheckpointError
-
-    try:
-        load_transcriber(settings)
-    except (CheckpointError, ValueError) as err:
-        return str(err)
-    return None
 
 
 def report_result(r: Result, progress: Progress) -> None:
