@@ -21,17 +21,21 @@ class AudioError(Exception):
 BLOCK_SECONDS = 30.0  # decode, mix and resample long files a block at a time
 
 
-def _stream_sndfile(path: Path, sample_rate: int) -> np.ndarray | None:
+class _NotSndfile(Exception):
+    """libsndfile cannot open the file; the message is its reason."""
+
+
+def _stream_sndfile(path: Path, sample_rate: int) -> np.ndarray:
     """Decode with libsndfile block by block, mixing to mono and resampling each block, so a
-    long multichannel file never sits in memory at its source rate. None if libsndfile cannot
-    read the file."""
+    long multichannel file never sits in memory at its source rate. Raises :class:`_NotSndfile`
+    if libsndfile cannot open the file."""
     import soundfile as sf
     import soxr
 
     try:
         f = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError):
-        return None
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise _NotSndfile(str(err).split(":")[-1].strip()) from None
     with f:
         if f.frames == 0:
             raise AudioError(path, "contains no audio samples")
@@ -53,15 +57,9 @@ def _stream_sndfile(path: Path, sample_rate: int) -> np.ndarray | None:
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
-def _decode_other(path: Path, sample_rate: int) -> np.ndarray:
-    """Formats libsndfile does not read (m4a/aac, some mp3): audioread / ffmpeg via librosa."""
-    import soundfile as sf
-
-    try:
-        sf.info(str(path))
-        sndfile_reason = ""
-    except (sf.LibsndfileError, RuntimeError) as err:
-        sndfile_reason = str(err).split(":")[-1].strip()
+def _decode_other(path: Path, sample_rate: int, sndfile_reason: str) -> np.ndarray:
+    """Formats libsndfile does not read (m4a/aac, some mp3): audioread / ffmpeg via librosa.
+    ``sndfile_reason`` is why libsndfile refused the file, for the error message."""
     try:
         import warnings
 
@@ -102,8 +100,10 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
             pass
     except OSError as err:
         raise AudioError(path, f"cannot open ({err.strerror})") from err
-    y = _stream_sndfile(path, sample_rate)
-    return y if y is not None else _decode_other(path, sample_rate)
+    try:
+        return _stream_sndfile(path, sample_rate)
+    except _NotSndfile as err:
+        return _decode_other(path, sample_rate, str(err))
 
 
 def find_audio_files(folder: str | Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
