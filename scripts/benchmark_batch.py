@@ -20,28 +20,16 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-
-def run(cmd: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) and exit code of one child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        print(f"command failed ({code}): {' '.join(cmd)}\n{err}", file=sys.stderr)
-    return wall, usage.ru_maxrss / 1024, code
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_speed import run  # noqa: E402  (whole-process wall time and peak RSS, via wait4)
 
 
 def build_folder(files: list[Path], minutes: float, folder: Path) -> float:
@@ -92,6 +80,9 @@ def main() -> None:
     files = sorted(p for p in args.data.iterdir() if p.suffix.lower() in (".flac", ".wav"))
     if not files:
         raise SystemExit(f"no .flac/.wav files in {args.data}")
+    # children run in the temporary folder (see benchmark_speed.run): import this checkout
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                                    os.environ.get("PYTHONPATH")])))
     exe = [sys.executable, "-m", "transcribe.cli"] + (["--model", str(args.model)] if args.model else [])
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                  "processor": platform.processor() or platform.machine()}}
@@ -105,10 +96,8 @@ def main() -> None:
         walls: dict[int, list[float]] = {1: [], 2: []}
         for _ in range(args.repeats):
             for jobs in (1, 2):
-                wall, rss, code = run(exe + [str(folder), "-o", str(tmp / f"out{jobs}"), "--overwrite", "-q",
-                                             "--jobs", str(jobs)])
-                if code != 0:
-                    raise SystemExit(1)
+                wall = run(exe + [str(folder), "-o", str(tmp / f"out{jobs}"), "--overwrite", "-q",
+                                  "--jobs", str(jobs)], env)["wall_s"]
                 walls[jobs].append(wall)
                 print(f"  --jobs {jobs}: {wall:.1f} s wall, {seconds / wall:.1f} audio s per wall s")
         batch = {f"jobs{j}": {"wall_s": statistics.median(w), "audio_s_per_wall_s": seconds / statistics.median(w),
@@ -126,10 +115,11 @@ def main() -> None:
                 # child's peak memory is its own
                 with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                     secs = pool.submit(build_long, files, args.long_minutes, path, rate, stereo).result()
-                wall, rss, code = run(exe + [str(path), "-o", str(tmp / "long_out"), "--overwrite", "-q"])
+                r = run(exe + [str(path), "-o", str(tmp / "long_out"), "--overwrite", "-q"], env)
+                wall, rss = r["wall_s"], r["peak_rss_mb"]
                 info = sf.info(str(path))
                 results["long"][name] = {"audio_s": secs, "sample_rate": info.samplerate, "channels": info.channels,
-                                         "wall_s": wall, "peak_rss_mb": rss, "exit": code}
+                                         "wall_s": wall, "peak_rss_mb": rss}
                 print(f"long file ({secs / 60:.0f} min, {info.samplerate} Hz, {info.channels} ch): "
                       f"peak RSS {rss:.0f} MB, {wall:.1f} s wall (RTF {wall / secs:.4f})")
                 path.unlink()
