@@ -364,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--module", action="store_true", help="run ours as `python -m transcribe.cli`, not the script")
     p.add_argument("--ours-cmd", default=None,
                    help="command that starts ours, e.g. 'env PYTHONPATH=/other/checkout python -m transcribe.cli'")
+    p.add_argument("--baseline-model", type=Path, default=None,
+                   help="also time `transcribe --model PATH` (e.g. an earlier checkpoint) in the same alternation, "
+                        "and report the shipped model's time over it")
     p.add_argument("--internal", choices=("breakdown", "basic-pitch"), help=argparse.SUPPRESS)
     p.add_argument("files", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -394,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     ours = ours_command(args)
     me = [sys.executable, str(Path(__file__).resolve())]
     systems = {"transcribe": lambda files, out: ours + [*map(str, files), "-o", str(out)]}
+    if args.baseline_model:
+        systems["baseline-model"] = lambda files, out: ours + ["--model", str(args.baseline_model.resolve()),
+                                                               *map(str, files), "-o", str(out)]
     if with_bp:
         systems["basic-pitch"] = lambda files, out: me + ["--internal", "basic-pitch", "--threads",
                                                           str(args.threads), str(out), *map(str, files)]
@@ -441,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         if with_bp:
             ratio = entry["systems"]["transcribe"]["median_wall_s"] / entry["systems"]["basic-pitch"]["median_wall_s"]
             entry["ratio_ours_over_theirs"] = ratio
+        if args.baseline_model:
+            entry["ratio_ours_over_baseline_model"] = (entry["systems"]["transcribe"]["median_wall_s"]
+                                                       / entry["systems"]["baseline-model"]["median_wall_s"])
         result["workloads"][w] = entry
 
     # where our time goes: one in-process run per workload, plus interpreter start-up
@@ -499,6 +508,8 @@ def print_table(r: dict) -> None:
             ratio = e["ratio_ours_over_theirs"]
             speed = f"{1 / ratio:.1f}x faster" if ratio <= 1 else f"{ratio:.1f}x slower"
             print(f"{'':<26} {'ours/theirs':<12} {ratio:9.3f}  ({speed})")
+        if "ratio_ours_over_baseline_model" in e:
+            print(f"{'':<26} {'shipped/base':<12} {e['ratio_ours_over_baseline_model']:9.3f}")
     for name, f in r.get("first_run", {}).items():
         print(f"first run of {name} on one clip: {f['wall_s']:.2f} s")
     print(f"transcribe --help: {r['help']['median_wall_s']:.3f} s (median of {len(r['help']['runs'])})")

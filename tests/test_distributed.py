@@ -69,7 +69,7 @@ def test_torchrun_two_cpu_ranks_train_identical_replicas_and_resume(maestro, tmp
            f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run_dir}", *FEW_STEPS]
     run([*cmd, "train.max_steps=6"])
     ckpt = assert_replicas_identical(run_dir, 6)
-    assert len(ckpt["rng_states"]) == 2 and ckpt["world_size"] == 2
+    assert ckpt["world_size"] == 2
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss_total" in r] == [2, 4, 6]  # one writer: rank 0
     assert [r["step"] for r in rows if "val_note_f1" in r] == [6]  # rank 0 validated on held_out

@@ -82,6 +82,23 @@ def test_restart_with_other_model_config_is_refused(trained):
     assert "different model config" in proc.stderr
 
 
+def test_fine_tuning_starts_from_another_runs_weights(trained, tmp_path):
+    import torch
+
+    init = trained["run_dir"] / "checkpoints" / "last.pt"
+    common = ["transcribe.train", f"data.root={trained['folder']}", "data.val_glob=*_val*",
+              f"data.cache_dir={tmp_path / 'cache'}", f"train.init_from={init}", *TINY]
+    run(*common, f"hydra.run.dir={tmp_path / 'tuned'}", "train.max_steps=1", "train.learning_rate=0")
+    assert "initialised the weights from" in (tmp_path / "tuned" / "train.log").read_text()
+    start = torch.load(init, weights_only=False)["model_state"]
+    tuned = torch.load(tmp_path / "tuned" / "checkpoints" / "last.pt", weights_only=False)
+    assert tuned["step"] == 1
+    params = [k for k in start if "running" not in k and "num_batches" not in k]
+    assert params and all(torch.equal(tuned["model_state"][k], start[k]) for k in params)  # lr 0: unchanged
+    proc = run(*common, f"hydra.run.dir={tmp_path / 'other'}", "train.max_steps=1", "model.lstm_hidden=8", check=False)
+    assert proc.returncode != 0 and "different model config" in proc.stderr
+
+
 def test_cli_uses_trained_checkpoint(trained, tmp_path):
     ckpt = trained["run_dir"] / "checkpoints" / "last.pt"
     audio = trained["folder"] / "piece3_val.wav"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ class AudioError(Exception):
         super().__init__(f"{path}: {reason}")
 
 
+_RESAMPLE_MARGIN = 1024  # target samples decoded either side of a resampled segment
 BLOCK_SECONDS = 30.0  # decode, mix and resample long files a block at a time
 
 
@@ -104,6 +106,41 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         return _stream_sndfile(path, sample_rate)
     except _NotSndfile as err:
         return _decode_other(path, sample_rate, str(err))
+
+
+def read_segment(path: str | Path, start: int, n_samples: int, sample_rate: int) -> np.ndarray:
+    """Samples ``start : start + n_samples`` (at ``sample_rate``) of ``path``, mono float32, read
+    without decoding the rest of the file; positions before the start or past the end of the
+    audio are zeros. For training crops: a file at another rate is read at its own rate (with a
+    margin for the resampler) and resampled."""
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        src, frames = f.samplerate, f.frames
+        if src == sample_rate:
+            lo, hi, skip = start, start + n_samples, 0
+        else:  # start on a sample both rates share, with a margin for the resampling filter
+            g = math.gcd(src, sample_rate)
+            step_src, step_dst = src // g, sample_rate // g
+            units = (start - _RESAMPLE_MARGIN) // step_dst
+            lo, skip = units * step_src, start - units * step_dst
+            hi = lo + int(np.ceil((skip + n_samples + _RESAMPLE_MARGIN) * src / sample_rate))
+        a, b = max(lo, 0), min(hi, f.frames)
+        y = np.zeros(hi - lo, dtype=np.float32)
+        if b > a:
+            f.seek(a)
+            block = f.read(b - a, dtype="float32", always_2d=True)
+            y[a - lo: a - lo + len(block)] = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+    if src != sample_rate:
+        import soxr
+
+        y = soxr.resample(y, src, sample_rate, quality="HQ")[skip: skip + n_samples]
+        end = int(np.ceil(frames * sample_rate / src)) - start  # the file's end, in this segment
+        y[: max(-start, 0)] = 0  # no resampler ringing outside the file
+        y[max(end, 0):] = 0
+    out = np.zeros(n_samples, dtype=np.float32)
+    out[: len(y)] = y[:n_samples]
+    return out
 
 
 def find_audio_files(folder: str | Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:

@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint import config_dict, load_checkpoint, save_checkpoint
 from .config import conf_dir
 from .data.cache import FeatureCache
-from .data.dataset import CropDataset
+from .data.dataset import BatchStream, CropDataset
 from .data.pairs import dataset_splits
 from .decode import DecodeConfig
 from .features import FeatureConfig
@@ -113,14 +113,6 @@ class Dist:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
-    def gather(self, obj) -> list:
-        """Every rank's ``obj``, in rank order, on every rank."""
-        if not self.enabled:
-            return [obj]
-        out = [None] * self.world_size
-        torch.distributed.all_gather_object(out, obj)
-        return out
-
 
 def _export_submitit_ranks() -> None:
     """In a job of several tasks started by submitit (hydra-submitit-launcher with
@@ -180,6 +172,14 @@ def _autocast(precision: str, device: torch.device):
     if precision == "bf16":
         log.warning("train.precision=bf16 applies to CUDA only; training on %s in fp32", device)
     return contextlib.nullcontext()
+
+
+def _check_same_config(state: dict, stored_config: dict, path: Path) -> None:
+    for part in ("features", "model"):
+        if state["config"][part] != stored_config[part]:
+            raise SystemExit(
+                f"transcribe-train: {path} was trained with a different {part} config "
+                f"({state['config'][part]}); use another run_name, delete that folder or match the config")
 
 
 def _rank_seed(seed: int, rank: int) -> int:
@@ -245,11 +245,9 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
     model = OnsetsAndFrames(features.n_bins, model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.lr_decay_steps, gamma=t.lr_decay_rate)
-    # Each rank draws its own crops: single process seeds with train.seed, rank r of a job with (seed, r).
-    rng = np.random.default_rng([t.seed, dist.rank] if dist.enabled else t.seed)
+    step, best_f1 = 0, -1.0
     if dist.enabled:
         torch.manual_seed(_rank_seed(t.seed, dist.rank))  # dropout masks differ per rank; weights come from rank 0
-    step, best_f1 = 0, -1.0
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.pt"
     if dist.enabled:  # rank 0 reads the checkpoint and sends it: other nodes need not see run_dir
@@ -257,23 +255,21 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
     else:
         state = load_checkpoint(last, map_location=str(device)) if last.exists() else None
     if state is not None:
-        for part in ("features", "model"):
-            if state["config"][part] != stored_config[part]:
-                raise SystemExit(
-                    f"transcribe-train: {last} was trained with a different {part} config "
-                    f"({state['config'][part]}); use another run_name or delete that folder")
+        _check_same_config(state, stored_config, last)
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         scheduler.load_state_dict(state["scheduler_state"])
         step, best_f1 = state["step"], state.get("best_f1", -1.0)
-        if not dist.enabled:
-            rng.bit_generator.state = state["rng_state"]
-        elif len(state.get("rng_states", [])) == dist.world_size:
-            rng.bit_generator.state = state["rng_states"][dist.rank]
-        else:  # a different number of ranks than the checkpoint's run: fresh, step-dependent streams
-            rng = np.random.default_rng([t.seed, dist.rank, step])
-            log.warning("%s was written by a run with another number of processes; crop sampling reseeded", last)
         log.info("resumed from %s at step %d", last, step)
+        del state
+    elif t.get("init_from"):  # a new run that starts from another run's weights (fine-tuning)
+        init = Path(hydra.utils.to_absolute_path(str(t.init_from)))
+        if not init.is_file():
+            raise SystemExit(f"transcribe-train: train.init_from={t.init_from}: no such checkpoint")
+        state = dist.broadcast(load_checkpoint(init, map_location="cpu") if dist.is_main else None)
+        _check_same_config(state, stored_config, init)
+        model.load_state_dict(state["model_state"])
+        log.info("initialised the weights from %s (step %s of its run)", init, state.get("step"))
         del state
 
     net = model
@@ -299,8 +295,13 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
     model.train()
     running: dict[str, float] = {}
     t_start, step_start = time.time(), step
-    while step < t.max_steps:
-        batch = train_set.sample(rng, t.batch_size, crop_frames)
+    aug = cfg.get("augment") if cfg.get("augment") is not None and float(cfg.augment.get("p", 0)) > 0 else None
+    context = int(round(float(t.get("augment_context_s", 1.0)) * features.frame_rate))
+    stream = BatchStream(train_set, t.batch_size, crop_frames, t.seed, dist.rank, aug, context)
+    workers = int(t.get("loader_workers", 0))
+    if aug is not None:
+        log.info("augmenting %.0f%% of the crops (conf/augment), %d loader process(es)", 100 * float(aug.p), workers)
+    for batch in stream.batches(step, t.max_steps, workers):
         if t.get("debug_rank_dump"):
             batches_digest.update(batch["features"].numpy().tobytes())
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -350,13 +351,9 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
             if val_metrics["note_f1"] > best_f1:
                 best_f1 = val_metrics["note_f1"]
                 checkpoint(ckpt_dir / "best.pt", val_metrics=val_metrics)
-        if checkpointing:
-            extra = {}
-            if dist.enabled:  # every rank's sampling state, so a resumed job draws on where it left off
-                extra = {"rng_states": dist.gather(rng.bit_generator.state), "world_size": dist.world_size}
-            if dist.is_main:
-                checkpoint(last, optimizer_state=optimizer.state_dict(), scheduler_state=scheduler.state_dict(),
-                           rng_state=rng.bit_generator.state, **extra)
+        if checkpointing and dist.is_main:  # batches depend on (seed, rank, step) only: no sampler state
+            checkpoint(last, optimizer_state=optimizer.state_dict(), scheduler_state=scheduler.state_dict(),
+                       world_size=dist.world_size)
         if validating or checkpointing:
             dist.barrier()  # the others wait while rank 0 validates and writes
     if not has_val and dist.is_main:

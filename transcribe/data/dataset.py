@@ -3,6 +3,13 @@
 Nothing per frame is held in memory for a whole data set: features stay in the (memory-mapped)
 feature cache and a crop's targets are made from the notes that touch it, so data sets far
 larger than memory (MAESTRO: ~200 h) train the same way as small ones.
+
+With augmentation (``conf/augment``), a crop drawn for augmentation is instead read as audio
+(with some context either side, so the CQT's long low-frequency filters see real signal at the
+crop's edges), passed through :func:`transcribe.data.augment.augment` (mixing in a render of the
+same notes through another piano where one exists) and transformed; the others come from the
+cache. Batch ``s`` is drawn from a generator seeded by (seed, rank, s) alone, so any number of
+loader processes, and a resumed run, produce the same batches.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..features import FeatureConfig
+from ..audio import read_segment
+from ..features import FeatureConfig, cqt_features
 from ..labels import NoteFrames
 from ..midi import read_labels
 from ..notes import Notes
@@ -33,6 +41,7 @@ class Recording:
     n_frames: int
     frames: NoteFrames  # the notes on the frame grid, for crop targets
     in_memory: np.ndarray | None = None  # the features, when the cache is not memory-mapped
+    partners: tuple[Path, ...] = ()  # renders of the same notes through other pianos (augmentation mix)
 
     @property
     def features(self) -> np.ndarray:
@@ -59,7 +68,8 @@ class CropDataset:
             notes = read_labels(label)
             in_memory = None if isinstance(feats, np.memmap) else feats
             self.recordings.append(Recording(audio, label, notes, cache.path(audio), len(feats),
-                                             NoteFrames.from_notes(notes, cfg.frame_rate), in_memory))
+                                             NoteFrames.from_notes(notes, cfg.frame_rate), in_memory,
+                                             partners_of(audio)))
             del feats
 
     def __len__(self) -> int:
@@ -77,21 +87,103 @@ class CropDataset:
         source = rec.features
         stop = min(start + crop_frames, rec.n_frames)
         feats = np.full((crop_frames, source.shape[1]), np.log(self.cfg.log_floor), dtype=np.float32)
-        targets = {k: np.zeros((crop_frames, 88), dtype=np.float32) for k in HEADS}
         feats[: stop - start] = source[start:stop]
+        return feats, self._targets(rec, start, crop_frames)
+
+    def _targets(self, rec: Recording, start: int, crop_frames: int) -> dict[str, np.ndarray]:
+        stop = min(start + crop_frames, rec.n_frames)
+        targets = {k: np.zeros((crop_frames, 88), dtype=np.float32) for k in HEADS}
         for k, v in rec.targets(start, stop).items():
             targets[k][: stop - start] = v
-        return feats, targets
+        return targets
 
-    def sample(self, rng: np.random.Generator, batch_size: int, crop_frames: int) -> dict[str, torch.Tensor]:
+    def augmented_crop(self, index: int, start: int, crop_frames: int, rng: np.random.Generator, aug,
+                       context_frames: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Like :meth:`crop`, but the features are computed from the crop's audio (and
+        ``context_frames`` either side) after :func:`~transcribe.data.augment.augment` with the
+        config ``aug``; a partner render, when the recording has one, is drawn for mixing."""
+        from .augment import augment
+
+        rec, hop, sr = self.recordings[index], self.cfg.hop_length, self.cfg.sample_rate
+        first, n = (start - context_frames) * hop, (crop_frames + 2 * context_frames) * hop
+        y = read_segment(rec.audio, first, n, sr)
+        partner = None
+        if rec.partners:
+            partner = read_segment(rec.partners[int(rng.integers(len(rec.partners)))], first, n, sr)
+        y = augment(y, sr, rng, aug, partner=partner)
+        feats = cqt_features(y, self.cfg)[context_frames: context_frames + crop_frames]
+        return np.ascontiguousarray(feats, dtype=np.float32), self._targets(rec, start, crop_frames)
+
+    def sample(self, rng: np.random.Generator, batch_size: int, crop_frames: int, aug=None,
+               context_frames: int = 0) -> dict[str, torch.Tensor]:
         """A batch of random crops: ``features`` [B, T, bins] and one [B, T, 88] tensor per head.
-        Recordings shorter than a crop are zero-padded (targets too)."""
+        Recordings shorter than a crop are zero-padded (targets too). With an augmentation config
+        ``aug``, each crop is augmented with probability ``aug.p`` (see :meth:`augmented_crop`)."""
         lengths = np.array([r.n_frames for r in self.recordings], dtype=np.float64)
         picks = rng.choice(len(self.recordings), size=batch_size, p=lengths / lengths.sum())
+        p_aug = float(aug.get("p", 1.0)) if aug is not None else 0.0
+        aug_always = _always(aug) if p_aug > 0 else None
         crops = []
         for j in picks:
             start = int(rng.integers(0, max(self.recordings[j].n_frames - crop_frames, 0) + 1))
-            crops.append(self.crop(int(j), start, crop_frames))
+            if p_aug > 0 and rng.random() < p_aug:
+                crop_rng = np.random.default_rng(rng.integers(2**63))
+                crops.append(self.augmented_crop(int(j), start, crop_frames, crop_rng, aug_always, context_frames))
+            else:
+                crops.append(self.crop(int(j), start, crop_frames))
         batch = {k: torch.from_numpy(np.stack([t[k] for _, t in crops])) for k in HEADS}
         batch["features"] = torch.from_numpy(np.stack([f for f, _ in crops]))
         return batch
+
+
+def _always(aug):
+    """``aug`` with its overall probability set to 1 (the draw was made by the caller)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(OmegaConf.to_container(aug, resolve=True) if OmegaConf.is_config(aug) else dict(aug))
+    cfg.p = 1.0
+    return cfg
+
+
+def partners_of(audio: Path) -> tuple[Path, ...]:
+    """Renders of the same notes through other pianos: ``<source>/<other piano>/<same name>``
+    beside ``<source>/<piano>/<name>`` (the layout of ``transcribe-render``); none elsewhere."""
+    if audio.parent.name == "audio":  # the MAPS layout: audio/ and labels/, no piano folders
+        return ()
+    return tuple(sorted(p for p in audio.parent.parent.glob(f"*/{audio.name}") if p != audio and p.is_file()))
+
+
+class BatchStream(torch.utils.data.Dataset):
+    """Training batches indexed by step: batch ``s`` is drawn with the generator seeded by
+    ``(seed, rank, s)``, so loader processes (``torch.utils.data.DataLoader`` workers) can
+    make them in any order and a resumed run draws exactly the batches it would have."""
+
+    def __init__(self, data: CropDataset, batch_size: int, crop_frames: int, seed: int, rank: int = 0,
+                 aug=None, context_frames: int = 0):
+        self.data, self.batch_size, self.crop_frames = data, batch_size, crop_frames
+        self.seed, self.rank, self.aug, self.context_frames = seed, rank, aug, context_frames
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.rank, int(step)])
+        return self.data.sample(rng, self.batch_size, self.crop_frames, self.aug, self.context_frames)
+
+    def batches(self, first_step: int, last_step: int, workers: int = 0):
+        """Batches for steps ``first_step .. last_step - 1``, in order, made by ``workers``
+        processes (0: in this process)."""
+        if workers <= 0:
+            return (self[s] for s in range(first_step, last_step))
+        import multiprocessing
+
+        # fork where there is one: no pickling of the data set, and it works inside joblib's (loky) workers
+        context = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        return iter(torch.utils.data.DataLoader(self, batch_size=None, sampler=range(first_step, last_step),
+                                                num_workers=workers, prefetch_factor=2,
+                                                worker_init_fn=_quiet_worker, multiprocessing_context=context))
+
+
+def _quiet_worker(_: int) -> None:
+    """Loader processes run one torch thread each (the training process has the others)."""
+    torch.set_num_threads(1)

@@ -109,12 +109,21 @@ def pairs_from_table(root: str | Path, table: str | Path, splits: str | list[str
 
 def dataset_splits(data) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
     """(train, validation) pairs for a ``data`` config: a split table (``data.metadata``, with
-    ``data.train_split`` / ``data.val_split``) or a labelled folder split by ``data.val_glob``."""
+    ``data.train_split`` / ``data.val_split``) or a labelled folder split by ``data.val_glob``;
+    plus, for training only, every labelled file under the folders of ``data.extra_train_roots``
+    (e.g. the renders of ``transcribe-render``), except files whose name matches ``data.val_glob``."""
     if data.get("metadata"):
         val = data.get("val_split")
-        return (pairs_from_table(data.root, data.metadata, _as_list(data.train_split)),
-                pairs_from_table(data.root, data.metadata, _as_list(val)) if val else [])
-    return split_pairs(find_pairs(data.root), data.get("val_glob"))
+        train, valid = (pairs_from_table(data.root, data.metadata, _as_list(data.train_split)),
+                        pairs_from_table(data.root, data.metadata, _as_list(val)) if val else [])
+    else:
+        train, valid = split_pairs(find_pairs(data.root), data.get("val_glob"))
+    for extra in data.get("extra_train_roots") or []:
+        more, _ = split_pairs(find_pairs(extra), data.get("val_glob"))
+        if not more:
+            raise FileNotFoundError(f"{extra}: no audio files with labels (data.extra_train_roots)")
+        train = train + more
+    return train, valid
 
 
 def _as_list(value) -> list[str]:

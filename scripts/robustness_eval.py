@@ -1,0 +1,142 @@
+"""Robustness of a model to recording conditions, on the held-out piano's pieces.
+
+Builds (once; existing files are kept) two versions of every held-out piece under ``--out``:
+
+* ``real/<condition>/``: the MAPS recordings of the held-out piano (``--glob``), and
+* ``render/<condition>/``: the same pieces' labels rendered through a SoundFont piano
+  (``--piano``, a preset of ``conf/render.yaml``; needs FluidSynth),
+
+each clean and through fixed, seeded recording conditions: a room (reverb), pink noise at
+20 dB SNR, an MP3 round trip, and all three in a row. Then scores each ``--checkpoint`` on every
+folder with the evaluation code of ``transcribe-eval`` and prints the note F1 (and the other
+three scores) per condition and its drop from the clean score.
+
+    python scripts/robustness_eval.py --checkpoint transcribe/weights/model.pt \\
+        --checkpoint runs/maps_v2/checkpoints/best.pt --json robustness.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from transcribe.audio import load_audio
+from transcribe.data.augment import add_noise, apply_reverb, codec_roundtrip, room_impulse_response
+from transcribe.data.pairs import find_pairs
+from transcribe.evaluate import SUMMARY, evaluate_folder
+from transcribe.midi import read_labels
+
+SR = 16000
+# Fixed conditions (what a phone in a living room or a streamed MP3 does); parameters in the
+# ranges of conf/augment/default.yaml, but not drawn: every model sees the same audio.
+REVERB = {"rt60": 0.8, "drr_db": 0.0, "pre_delay": 0.01, "damping": 0.3}
+NOISE = {"snr_db": 20.0, "color": "pink"}
+MP3 = {"codec": "mp3", "compression_level": 0.7}
+CONDITIONS = {
+    "clean": (),
+    "reverb": ("reverb",),
+    "noise": ("noise",),
+    "mp3": ("mp3",),
+    "reverb+noise+mp3": ("reverb", "noise", "mp3"),
+}
+
+
+def degrade(y: np.ndarray, effects: tuple[str, ...], seed: int) -> np.ndarray:
+    """``y`` through ``effects`` in the order given, seeded by ``seed``."""
+    rng = np.random.default_rng(seed)
+    for effect in effects:
+        if effect == "reverb":
+            y = apply_reverb(y, room_impulse_response(rng, SR, **REVERB))
+        elif effect == "noise":
+            y = add_noise(y, NOISE["snr_db"], rng, NOISE["color"])
+        elif effect == "mp3":
+            y = codec_roundtrip(y, SR, MP3["codec"], MP3["compression_level"])
+    return y
+
+
+def write_conditions(name: str, y: np.ndarray, labels: Path, out: Path) -> None:
+    """``out/<condition>/<name>.flac`` (+ labels) for every condition, unless present."""
+    seed = zlib.crc32(name.encode())
+    for cond, effects in CONDITIONS.items():
+        folder = out / cond
+        folder.mkdir(parents=True, exist_ok=True)
+        audio = folder / f"{name}.flac"
+        if audio.is_file():
+            continue
+        shutil.copyfile(labels, folder / f"{name}{labels.suffix}")
+        z = degrade(y, effects, seed)
+        peak = float(np.abs(z).max())
+        sf.write(audio, z / peak * 0.95 if peak > 0.95 else z, SR, subtype="PCM_16")
+
+
+def build(maps: Path, glob: str, piano_name: str, out: Path) -> list[str]:
+    """Make the real and rendered condition folders; returns the sets made."""
+    from omegaconf import OmegaConf
+
+    from transcribe.config import conf_dir
+    from transcribe.render import fluidsynth_binary, pianos_from_cfg, render_notes, write_tsv
+
+    pairs = find_pairs(maps, glob)
+    if not pairs:
+        sys.exit(f"no labelled audio matching {glob} under {maps}")
+    for audio, labels in pairs:
+        write_conditions(audio.stem, load_audio(audio, SR), labels, out / "real")
+    sets = ["real"]
+    cfg = OmegaConf.load(Path(conf_dir()) / "render.yaml")
+    if fluidsynth_binary(cfg.synth.binary) is None:
+        print("FluidSynth not found: only the real recordings are degraded", file=sys.stderr)
+        return sets
+    piano = pianos_from_cfg(cfg)[piano_name]
+    tmp = out / "render" / "_labels"
+    tmp.mkdir(parents=True, exist_ok=True)
+    for audio, labels in pairs:
+        if (out / "render" / "reverb+noise+mp3" / f"{audio.stem}.flac").is_file():
+            continue
+        y, rendered = render_notes(read_labels(labels), piano, cfg)
+        tsv = tmp / f"{audio.stem}.tsv"
+        write_tsv(rendered, tsv)
+        write_conditions(audio.stem, y, tsv, out / "render")
+        print(f"rendered {audio.stem} through {piano_name}", flush=True)
+    return sets + ["render"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", action="append", required=True,
+                    help="checkpoint to score (repeat to compare); 'shipped' = the packaged model")
+    ap.add_argument("--maps", type=Path, default=Path("../shared/data/maps"))
+    ap.add_argument("--glob", default="*_SptkBGCl*", help="the held-out piano's files")
+    ap.add_argument("--piano", default="musescore-mellow", help="render preset of conf/render.yaml")
+    ap.add_argument("--out", type=Path, default=Path("data/robustness"))
+    ap.add_argument("--json", type=Path, help="write all scores here")
+    args = ap.parse_args()
+
+    from transcribe.infer import Transcriber
+
+    sets = build(args.maps, args.glob, args.piano, args.out)
+    report: dict = {"conditions": {k: list(v) for k, v in CONDITIONS.items()},
+                    "parameters": {"reverb": REVERB, "noise": NOISE, "mp3": MP3, "piano": args.piano}, "scores": {}}
+    for ckpt in args.checkpoint:
+        transcriber = Transcriber.from_checkpoint(None if ckpt == "shipped" else ckpt)
+        scores = report["scores"][ckpt] = {}
+        for s in sets:
+            for cond in CONDITIONS:
+                result = evaluate_folder(transcriber, args.out / s / cond, progress=lambda *_: None)
+                scores[f"{s}/{cond}"] = {k: round(result["mean"][k], 4) for k in SUMMARY}
+                clean = scores[f"{s}/clean"]["note_f1"]
+                row = scores[f"{s}/{cond}"]
+                print(f"{ckpt}  {s}/{cond:<18} " + "  ".join(f"{k} {row[k]:.4f}" for k in SUMMARY)
+                      + f"  note F1 drop {clean - row['note_f1']:+.4f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Training data: audio segments, augmented crops aligned with the cached features, batches that
+do not depend on how many loader processes make them, extra training folders, partner renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from omegaconf import OmegaConf
+
+from transcribe.audio import load_audio, read_segment
+from transcribe.data.augment import load_config
+from transcribe.data.cache import FeatureCache
+from transcribe.data.dataset import BatchStream, CropDataset, partners_of
+from transcribe.data.pairs import dataset_splits, find_pairs
+from transcribe.features import FeatureConfig
+
+from .conftest import SR, random_notes, synth, write_tsv
+
+EFFECTS = ("mix", "detune", "eq", "reverb", "noise", "gain", "codec")
+
+
+def aug_config(**on: float):
+    """The default augmentation config with every effect off except those named (their p)."""
+    cfg = load_config()
+    cfg.p = 1.0
+    for name in EFFECTS:
+        cfg[name].p = on.get(name, 0.0)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> CropDataset:
+    folder = tmp_path_factory.mktemp("pieces")
+    for i in range(3):
+        notes = random_notes(10 + i, seconds=8.0, n=24)
+        sf.write(folder / f"piece{i}.flac", synth(notes, seed=i), SR)
+        write_tsv(notes, folder / f"piece{i}.tsv")
+    cfg = FeatureConfig()
+    return CropDataset(find_pairs(folder), cfg, FeatureCache(tmp_path_factory.mktemp("cache"), cfg))
+
+
+def test_read_segment_matches_whole_file_decoding(tmp_path):
+    t = np.arange(int(44100 * 2.5)) / 44100
+    y = 0.4 * np.sin(2 * np.pi * 330 * t) * np.exp(-t)
+    sf.write(tmp_path / "a.wav", np.stack([y, 0.5 * y], axis=1), 44100)  # another rate, stereo
+    whole = load_audio(tmp_path / "a.wav", SR)
+    np.testing.assert_allclose(read_segment(tmp_path / "a.wav", 12345, 8000, SR), whole[12345:20345], atol=1e-5)
+    before = read_segment(tmp_path / "a.wav", -500, 1500, SR)  # before the start: zeros, then the audio
+    assert np.all(before[:500] == 0)
+    np.testing.assert_allclose(before[500 + 64:], whole[64:1000], atol=1e-4)  # resampler edge aside
+    after = read_segment(tmp_path / "a.wav", len(whole) - 300, 1000, SR)  # past the end: zeros
+    assert len(after) == 1000 and np.all(after[400:] == 0)
+    sf.write(tmp_path / "b.flac", y[:SR].astype(np.float32), SR)  # the training case: read as stored
+    stored = sf.read(tmp_path / "b.flac", dtype="float32")[0]
+    np.testing.assert_array_equal(read_segment(tmp_path / "b.flac", 100, 700, SR), stored[100:800])
+
+
+@pytest.mark.parametrize("start", [0, 70])
+def test_unaugmented_audio_crop_equals_the_cached_features(dataset, start):
+    """The audio path (segment with context, CQT, context dropped) lands on the same frames as
+    the cached whole-file features: a one-frame slip would show as a large difference."""
+    crop_frames, context = 96, 32
+    cached, targets = dataset.crop(0, start, crop_frames)
+    feats, aug_targets = dataset.augmented_crop(0, start, crop_frames, np.random.default_rng(0), aug_config(), context)
+    assert feats.shape == cached.shape and feats.dtype == np.float32
+    for k in targets:
+        np.testing.assert_array_equal(aug_targets[k], targets[k])
+    audible = cached > np.log(1e-3)  # compare where there is signal (silence sits at the log floor)
+    assert audible.mean() > 0.05
+    assert np.abs(feats - cached)[audible].max() < 0.05
+    shifted, _ = dataset.crop(0, start + 1, crop_frames)
+    assert np.abs(shifted - cached)[audible].max() > 1.0  # the check above can tell frames apart
+
+
+def test_augmented_crop_changes_the_features_not_the_targets(dataset):
+    clean, targets = dataset.crop(1, 40, 96)
+    noisy, noisy_targets = dataset.augmented_crop(1, 40, 96, np.random.default_rng(1), aug_config(noise=1.0, reverb=1.0), 32)
+    assert np.abs(noisy - clean).mean() > 0.5
+    for k in targets:
+        np.testing.assert_array_equal(noisy_targets[k], targets[k])
+
+
+def test_batches_do_not_depend_on_loader_processes_or_resume_point(dataset):
+    stream = BatchStream(dataset, batch_size=4, crop_frames=64, seed=3, aug=OmegaConf.create(
+        {**OmegaConf.to_container(aug_config(noise=0.5, eq=0.5, gain=0.5)), "p": 0.5}), context_frames=16)
+    inline = list(stream.batches(5, 8, workers=0))
+    loaded = list(stream.batches(5, 8, workers=2))
+    resumed = list(stream.batches(6, 8, workers=0))
+    assert len(inline) == len(loaded) == 3
+    for a, b in zip(inline, loaded):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    assert torch.equal(resumed[0]["features"], inline[1]["features"])
+    assert not torch.equal(inline[0]["features"], inline[1]["features"])
+    other_rank = BatchStream(dataset, 4, 64, seed=3, rank=1)
+    assert not torch.equal(other_rank[5]["features"], BatchStream(dataset, 4, 64, seed=3)[5]["features"])
+
+
+def test_partners_are_renders_of_the_same_notes_through_other_pianos(tmp_path):
+    for piano in ("grand", "bright", "upright"):
+        (tmp_path / "maps" / piano).mkdir(parents=True)
+        (tmp_path / "maps" / piano / "x.flac").write_bytes(b"")
+    (tmp_path / "maps" / "upright" / "y.flac").write_bytes(b"")
+    assert partners_of(tmp_path / "maps" / "grand" / "x.flac") == (
+        tmp_path / "maps" / "bright" / "x.flac", tmp_path / "maps" / "upright" / "x.flac")
+    assert partners_of(tmp_path / "maps" / "upright" / "y.flac") == ()
+    (tmp_path / "audio").mkdir()
+    assert partners_of(tmp_path / "audio" / "x.flac") == ()  # the MAPS layout has no piano folders
+
+
+def test_extra_training_folders_join_training_but_never_validation(tmp_path):
+    def folder(name: str, stems: list[str]) -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        for stem in stems:
+            notes = random_notes(len(stem), seconds=2.0, n=3)
+            sf.write(root / f"{stem}.wav", synth(notes), SR)
+            write_tsv(notes, root / f"{stem}.tsv")
+        return root
+
+    main = folder("main", ["a_PianoA", "b_Held"])
+    renders = folder("renders", ["c_render", "d_Held"])  # d imitates the held-out piano: dropped
+    data = OmegaConf.create({"root": str(main), "val_glob": "*_Held*", "extra_train_roots": [str(renders)]})
+    train, val = dataset_splits(data)
+    assert [a.name for a, _ in train] == ["a_PianoA.wav", "c_render.wav"]
+    assert [a.name for a, _ in val] == ["b_Held.wav"]
+    data.extra_train_roots = [str(tmp_path / "absent")]
+    with pytest.raises(FileNotFoundError, match="absent"):
+        dataset_splits(data)
