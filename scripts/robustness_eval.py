@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from transcribe.audio import load_audio
-from transcribe.data.augment import add_noise, apply_reverb, codec_roundtrip, room_impulse_response
-from transcribe.data.pairs import find_pairs
-from transcribe.evaluate import SUMMARY, evaluate_folder
-from transcribe.midi import read_labels
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from transcribe.audio import load_audio  # noqa: E402
+from transcribe.data.augment import add_noise, apply_reverb, codec_roundtrip, room_impulse_response  # noqa: E402
+from transcribe.data.pairs import find_pairs  # noqa: E402
+from transcribe.evaluate import SUMMARY, evaluate_folder  # noqa: E402
+from transcribe.midi import read_labels  # noqa: E402
 
 SR = 16000
 # Fixed conditions (what a phone in a living room or a streamed MP3 does); parameters in the

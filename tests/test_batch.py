@@ -238,4 +238,8 @@ def test_chunk_seams_do_not_split_or_move_notes():
     assert len(a) == len(b)
     np.testing.assert_array_equal(a.pitches, b.pitches)
     np.testing.assert_allclose(a.onsets, b.onsets, atol=1.5 / whole.features.frame_rate)
-    np.testing.assert_allclose(a.offsets, b.offsets, atol=0.1)
+    # An offset is where a decaying frame activation crosses the threshold: the BiLSTM's shorter
+    # context in 3-s chunks may move a few by some frames, but not most, and none by much.
+    moved = np.abs(a.offsets - b.offsets)
+    assert np.mean(moved <= 2.5 / whole.features.frame_rate) >= 0.9, moved
+    assert moved.max() <= 0.25, moved
