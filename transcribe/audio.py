@@ -27,6 +27,11 @@ class _NotSndfile(Exception):
     """libsndfile cannot open the file; the message is its reason."""
 
 
+def _mono(block: np.ndarray) -> np.ndarray:
+    """A [samples, channels] block mixed down to mono float32 (a copy)."""
+    return block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+
+
 def _stream_sndfile(path: Path, sample_rate: int) -> np.ndarray:
     """Decode with libsndfile block by block, mixing to mono and resampling each block, so a
     long multichannel file never sits in memory at its source rate. Raises :class:`_NotSndfile`
@@ -46,7 +51,7 @@ def _stream_sndfile(path: Path, sample_rate: int) -> np.ndarray:
         parts = []
         try:
             for block in f.blocks(blocksize=int(f.samplerate * BLOCK_SECONDS), dtype="float32", always_2d=True):
-                y = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+                y = _mono(block)
                 if not np.all(np.isfinite(y)):
                     raise AudioError(path, "contains NaN or infinite samples")
                 parts.append(resampler.resample_chunk(y) if resampler else y)
@@ -125,12 +130,12 @@ def read_segment(path: str | Path, start: int, n_samples: int, sample_rate: int)
             units = (start - _RESAMPLE_MARGIN) // step_dst
             lo, skip = units * step_src, start - units * step_dst
             hi = lo + int(np.ceil((skip + n_samples + _RESAMPLE_MARGIN) * src / sample_rate))
-        a, b = max(lo, 0), min(hi, f.frames)
+        a, b = max(lo, 0), min(hi, frames)
         y = np.zeros(hi - lo, dtype=np.float32)
         if b > a:
             f.seek(a)
             block = f.read(b - a, dtype="float32", always_2d=True)
-            y[a - lo: a - lo + len(block)] = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+            y[a - lo: a - lo + len(block)] = _mono(block)
     if src != sample_rate:
         import soxr
 

@@ -114,21 +114,20 @@ class CropDataset:
         feats = cqt_features(y, self.cfg)[context_frames: context_frames + crop_frames]
         return np.ascontiguousarray(feats, dtype=np.float32), self._targets(rec, start, crop_frames)
 
-    def sample(self, rng: np.random.Generator, batch_size: int, crop_frames: int, aug=None,
+    def sample(self, rng: np.random.Generator, batch_size: int, crop_frames: int, aug=None, p_aug: float = 0.0,
                context_frames: int = 0) -> dict[str, torch.Tensor]:
         """A batch of random crops: ``features`` [B, T, bins] and one [B, T, 88] tensor per head.
-        Recordings shorter than a crop are zero-padded (targets too). With an augmentation config
-        ``aug``, each crop is augmented with probability ``aug.p`` (see :meth:`augmented_crop`)."""
+        Recordings shorter than a crop are zero-padded (targets too). Each crop is augmented with
+        probability ``p_aug`` through the chain of ``aug`` (whose own ``p`` should be 1: the draw
+        is made here; see :meth:`augmented_crop` and :func:`always`)."""
         lengths = np.array([r.n_frames for r in self.recordings], dtype=np.float64)
         picks = rng.choice(len(self.recordings), size=batch_size, p=lengths / lengths.sum())
-        p_aug = float(aug.get("p", 1.0)) if aug is not None else 0.0
-        aug_always = _always(aug) if p_aug > 0 else None
         crops = []
         for j in picks:
             start = int(rng.integers(0, max(self.recordings[j].n_frames - crop_frames, 0) + 1))
             if p_aug > 0 and rng.random() < p_aug:
                 crop_rng = np.random.default_rng(rng.integers(2**63))
-                crops.append(self.augmented_crop(int(j), start, crop_frames, crop_rng, aug_always, context_frames))
+                crops.append(self.augmented_crop(int(j), start, crop_frames, crop_rng, aug, context_frames))
             else:
                 crops.append(self.crop(int(j), start, crop_frames))
         batch = {k: torch.from_numpy(np.stack([t[k] for _, t in crops])) for k in HEADS}
@@ -136,8 +135,9 @@ class CropDataset:
         return batch
 
 
-def _always(aug):
-    """``aug`` with its overall probability set to 1 (the draw was made by the caller)."""
+def always(aug):
+    """``aug`` with its overall probability set to 1 (for :meth:`CropDataset.sample`, which
+    draws whether a crop is augmented itself)."""
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.create(OmegaConf.to_container(aug, resolve=True) if OmegaConf.is_config(aug) else dict(aug))
@@ -160,15 +160,18 @@ class BatchStream(torch.utils.data.Dataset):
 
     def __init__(self, data: CropDataset, batch_size: int, crop_frames: int, seed: int, rank: int = 0,
                  aug=None, context_frames: int = 0):
+        """``aug``: an augmentation config (``conf/augment``); ``aug.p`` of the crops are augmented."""
         self.data, self.batch_size, self.crop_frames = data, batch_size, crop_frames
-        self.seed, self.rank, self.aug, self.context_frames = seed, rank, aug, context_frames
+        self.seed, self.rank, self.context_frames = seed, rank, context_frames
+        self.p_aug = float(aug.get("p", 1.0)) if aug is not None else 0.0
+        self.aug = always(aug) if self.p_aug > 0 else None  # converted once, not per batch
 
     def __len__(self) -> int:
         return 2**62
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.rank, int(step)])
-        return self.data.sample(rng, self.batch_size, self.crop_frames, self.aug, self.context_frames)
+        return self.data.sample(rng, self.batch_size, self.crop_frames, self.aug, self.p_aug, self.context_frames)
 
     def batches(self, first_step: int, last_step: int, workers: int = 0):
         """Batches for steps ``first_step .. last_step - 1``, in order, made by ``workers``
