@@ -61,7 +61,7 @@ def breakdown_child(out_dir: str, files: list[str], threads: int) -> None:
     from transcribe.audio import load_audio
     from transcribe.features import cqt_features
     from transcribe.infer import Transcriber
-    from transcribe.midi import write_midi
+    from transcribe.notefiles import write_midi
 
     t = {s: 0.0 for s in STAGES}
     t["imports"] = time.perf_counter() - t0
@@ -249,10 +249,10 @@ def levers(files: list[Path], threads: int, repeats: int) -> dict:
     import numpy as np
 
     from transcribe.audio import load_audio
-    from transcribe.checkpoint import SHIPPED_CHECKPOINT, build_model, load_checkpoint
+    from transcribe.checkpoint import SHIPPED_CHECKPOINT, build_model, load_checkpoint, typed_configs
     from transcribe.features import cqt_features, cqt_features_librosa
-    from transcribe.infer import Transcriber, run_network
-    from transcribe.runtime import OnnxRunner, export_onnx
+    from transcribe.infer import InferConfig, Transcriber, run_network
+    from transcribe.runtime import OnnxRunner, TorchRunner, export_onnx
 
     results: dict[str, dict] = {}
 
@@ -279,8 +279,8 @@ def levers(files: list[Path], threads: int, repeats: int) -> dict:
     import torch
 
     state = load_checkpoint(SHIPPED_CHECKPOINT)
-    model, features, _ = build_model(state)
-    tr = Transcriber(model, features, build_model(state)[2])
+    model, (features, decode) = build_model(state), typed_configs(state["config"])
+    tr = Transcriber(TorchRunner(model), features, decode, InferConfig.default())
     y = load_audio(files[0], features.sample_rate)
     feats = cqt_features(y, features)
     with tempfile.TemporaryDirectory() as tmp:
@@ -294,7 +294,7 @@ def levers(files: list[Path], threads: int, repeats: int) -> dict:
         int8.write_bytes(quantize_int8(fp32.read_bytes()))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notices
-            qmodel = torch.ao.quantization.quantize_dynamic(build_model(state)[0], {torch.nn.LSTM, torch.nn.Linear},
+            qmodel = torch.ao.quantization.quantize_dynamic(build_model(state), {torch.nn.LSTM, torch.nn.Linear},
                                                             dtype=torch.qint8)
         runners = {f"onnx fp32, {threads} threads": OnnxRunner(fp32, threads),
                    "onnx fp32, 1 thread": OnnxRunner(fp32, 1),

@@ -33,7 +33,7 @@ from transcribe.audio import load_audio  # noqa: E402
 from transcribe.data.augment import add_noise, apply_reverb, codec_roundtrip, room_impulse_response  # noqa: E402
 from transcribe.data.pairs import find_pairs  # noqa: E402
 from transcribe.evaluate import SUMMARY, evaluate_folder  # noqa: E402
-from transcribe.midi import read_labels  # noqa: E402
+from transcribe.notefiles import read_labels  # noqa: E402
 
 SR = 16000
 # Fixed conditions (what a phone in a living room or a streamed MP3 does); parameters in the
@@ -80,10 +80,12 @@ def write_conditions(name: str, y: np.ndarray, labels: Path, out: Path) -> None:
 
 def build(maps: Path, glob: str, piano_name: str, out: Path) -> list[str]:
     """Make the real and rendered condition folders; returns the sets made."""
-    from omegaconf import OmegaConf
 
-    from transcribe.config import conf_dir
-    from transcribe.render import fluidsynth_binary, pianos_from_cfg, render_notes, write_tsv
+
+    from transcribe.config import compose
+    from transcribe.notefiles import write_tsv
+    from transcribe.render.run import render_notes
+    from transcribe.render.synth import fluidsynth_binary, pianos_from_cfg
 
     pairs = find_pairs(maps, glob)
     if not pairs:
@@ -91,7 +93,7 @@ def build(maps: Path, glob: str, piano_name: str, out: Path) -> list[str]:
     for audio, labels in pairs:
         write_conditions(audio.stem, load_audio(audio, SR), labels, out / "real")
     sets = ["real"]
-    cfg = OmegaConf.load(Path(conf_dir()) / "render.yaml")
+    cfg = compose("render")
     if fluidsynth_binary(cfg.synth.binary) is None:
         print("FluidSynth not found: only the real recordings are degraded", file=sys.stderr)
         return sets

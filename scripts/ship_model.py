@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transcribe.audio import load_audio  # noqa: E402
-from transcribe.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from transcribe.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from transcribe.data.pairs import find_pairs  # noqa: E402
 from transcribe.infer import Transcriber  # noqa: E402
 from transcribe.metrics import mean_metrics, transcription_metrics  # noqa: E402
-from transcribe.midi import read_labels  # noqa: E402
+from transcribe.notefiles import read_labels  # noqa: E402
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
     config = dict(state["config"], decode=asdict(decode))
     provenance = {"source": str(args.checkpoint), "step": state.get("step"),
                   "tuned_on": [str(a) for a, _ in pairs], "tuning_scores": m}
-    save_checkpoint(args.out, transcriber.model, config, step=state.get("step"), provenance=provenance)
+    save_checkpoint(args.out, Checkpoint(args.checkpoint).build_model(), config, step=state.get("step"), provenance=provenance)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")
     print(json.dumps(provenance, indent=1))
 

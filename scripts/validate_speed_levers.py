@@ -51,13 +51,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from transcribe.audio import load_audio
-    from transcribe.checkpoint import SHIPPED_CHECKPOINT, build_model, load_checkpoint
+    from transcribe.checkpoint import SHIPPED_CHECKPOINT, build_model, load_checkpoint, typed_configs
     from transcribe.data.pairs import find_pairs
     from transcribe.features import cqt_features, cqt_features_librosa
-    from transcribe.infer import Transcriber, run_network
+    from transcribe.infer import InferConfig, Transcriber, run_network
     from transcribe.metrics import mean_metrics, transcription_metrics
-    from transcribe.midi import read_labels
-    from transcribe.runtime import OnnxRunner, export_onnx
+    from transcribe.notefiles import read_labels
+    from transcribe.runtime import OnnxRunner, TorchRunner, export_onnx
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     pairs = find_pairs(args.data, args.glob)[: args.files]
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ckpt = Path(args.model) if args.model else SHIPPED_CHECKPOINT
     state = load_checkpoint(ckpt)
-    model, features, decode = build_model(state)
-    tr = Transcriber(model, features, decode)
+    model, (features, decode) = build_model(state), typed_configs(state["config"])
+    tr = Transcriber(TorchRunner(model), features, decode, InferConfig.default())
 
     runners: dict[str, object] = {"reference": model, "numpy_cqt": model, "torch_batched": model}
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             runners["onnx_int8"] = OnnxRunner(int8, args.threads)
         if "torch_int8" in variants:
             runners["torch_int8"] = torch.ao.quantization.quantize_dynamic(
-                build_model(state)[0], {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+                build_model(state), {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
 
         rows: dict[str, list[dict]] = {v: [] for v in variants}
         diffs: dict[str, float] = {v: 0.0 for v in variants}

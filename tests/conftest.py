@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from transcribe.notefiles import write_tsv  # noqa: F401 - tests import it from here
 from transcribe.notes import Notes
 
 SR = 16000
@@ -40,12 +41,6 @@ def random_notes(seed: int, seconds: float = 6.0, n: int = 16, low: int = 40, hi
     return Notes(onsets, onsets + durations, pitches, velocities).sorted()
 
 
-def write_tsv(notes: Notes, path: Path) -> None:
-    rows = "".join(f"{a:.6f}\t{b:.6f}\t{p}\t{v}\n" for a, b, p, v in
-                   zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities))
-    path.write_text("# onset,offset,note,velocity\n" + rows)
-
-
 @pytest.fixture
 def scale_notes() -> Notes:
     """A C major scale, one note every 0.5 s, each 0.4 s long."""
@@ -57,7 +52,7 @@ def scale_notes() -> Notes:
 @pytest.fixture
 def labelled_folder(tmp_path: Path) -> Path:
     """A folder of four synthetic recordings with .tsv labels beside them (and one .mid)."""
-    from transcribe.midi import write_midi
+    from transcribe.notefiles import write_midi
 
     folder = tmp_path / "data"
     folder.mkdir()
@@ -97,7 +92,7 @@ def write_pedal_midi(notes: Notes, pedal: list[tuple[float, int]], path: Path) -
     """A MIDI file of ``notes`` (key releases) with sustain-pedal control changes ``pedal``."""
     import pretty_midi
 
-    from transcribe.midi import notes_to_pretty_midi
+    from transcribe.notefiles import notes_to_pretty_midi
 
     pm = notes_to_pretty_midi(notes)
     pm.instruments[0].control_changes += [pretty_midi.ControlChange(64, v, t) for t, v in pedal]

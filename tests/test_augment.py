@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transcribe.data.augment import (add_noise, apply_reverb, augment, codec_roundtrip, detune, equalize, load_config,
+from transcribe.config import compose
+
+from transcribe.data.augment import (add_noise, apply_reverb, augment, codec_roundtrip, detune, equalize,
                                      mix_partner, room_impulse_response)
 from transcribe.notes import Notes
 
@@ -17,7 +19,7 @@ EFFECTS = ("mix", "detune", "eq", "reverb", "noise", "gain", "codec")
 
 def only(*effects: str):
     """The default config with exactly ``effects`` switched on (probability 1)."""
-    cfg = load_config()
+    cfg = augment_config()
     cfg.p = 1.0
     for name in EFFECTS:
         cfg[name].p = 1.0 if name in effects else 0.0
@@ -59,7 +61,7 @@ def test_augment_is_reproducible_and_keeps_length(piano):
     assert a.dtype == np.float32 and len(a) == len(y) and np.array_equal(a, b)
     assert not np.allclose(a, c)
     for seed in range(6):  # the default config, with its probabilities
-        out = augment(y, SR, np.random.default_rng(seed), load_config(), partner=partner)
+        out = augment(y, SR, np.random.default_rng(seed), augment_config(), partner=partner)
         assert len(out) == len(y) and np.all(np.isfinite(out))
     assert np.array_equal(y, piano[0])  # the input is not modified
 
@@ -84,7 +86,7 @@ def test_gain_changes_rms_by_the_drawn_amount(piano):
     y, _ = piano
     out, params = augment(y, SR, np.random.default_rng(1), only("gain"), return_params=True)
     assert rms_db(out) - rms_db(y) == pytest.approx(params["gain"]["db"], abs=0.01)
-    lo, hi = load_config().gain.db
+    lo, hi = augment_config().gain.db
     assert lo <= params["gain"]["db"] <= hi
 
 
@@ -186,3 +188,8 @@ def test_augmented_audio_still_transcribes_to_its_notes():
         before = rms_db(out[int((on - 0.06) * SR): int((on - 0.01) * SR)])
         after = rms_db(out[int((on + 0.005) * SR): int((on + 0.05) * SR)])
         assert after - before > 3
+
+
+def augment_config():
+    """conf/augment/default.yaml as training composes it."""
+    return compose("train").augment

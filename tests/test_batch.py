@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from transcribe.batch import parse_shard, plan_jobs, remove_stale_parts, select_shard
-from transcribe.midi import read_csv, read_midi
+from transcribe.jobs import parse_shard, plan_jobs, remove_stale_parts, select_shard
+from transcribe.notefiles import read_csv, read_midi
 from transcribe.notes import Notes
 
 from .conftest import SR, random_notes, synth

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from transcribe.midi import read_midi
+from transcribe.notefiles import read_midi
 
 from .conftest import write_maestro
 from .test_end_to_end import TINY
@@ -88,7 +88,7 @@ def test_torchrun_two_cpu_ranks_train_identical_replicas_and_resume(maestro, tmp
 
 
 def test_other_ranks_leave_hydra_output_to_rank_0(monkeypatch):
-    from transcribe.train import _quiet_hydra_on_other_ranks
+    from transcribe.distributed import quiet_hydra_on_other_ranks as _quiet_hydra_on_other_ranks
 
     argv = ["transcribe-train", "run_name=x"]
     monkeypatch.setenv("RANK", "0")

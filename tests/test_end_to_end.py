@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from transcribe.midi import read_midi
+from transcribe.notefiles import read_midi
 
 from .conftest import SR, synth
 
@@ -111,7 +111,7 @@ def test_cli_uses_trained_checkpoint(trained, tmp_path):
 def test_eval_writes_json_report(trained, tmp_path):
     ckpt = trained["run_dir"] / "checkpoints" / "last.pt"
     out = tmp_path / "scores.json"
-    proc = run("transcribe.evaluate", f"data_dir={trained['folder']}", f"checkpoint={ckpt}",
+    proc = run("transcribe.evaluate", f"data.root={trained['folder']}", "split=all", f"checkpoint={ckpt}",
                f"output_json={out}", f"hydra.run.dir={tmp_path / 'evalrun'}")
     report = json.loads(out.read_text())
     assert len(report["files"]) == 4

@@ -8,7 +8,8 @@ import soundfile as sf
 from transcribe.audio import AudioError, load_audio
 from transcribe.features import FeatureConfig, cqt_features
 from transcribe.metrics import transcription_metrics
-from transcribe.midi import atomic_write, read_csv, read_labels, read_midi, write_csv, write_json, write_midi
+from transcribe.files import atomic_write
+from transcribe.notefiles import read_csv, read_labels, read_midi, write_csv, write_json, write_midi
 from transcribe.notes import Notes
 
 from .conftest import SR, random_notes, synth, write_tsv

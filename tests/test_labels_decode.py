@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from transcribe.decode import DecodeConfig, decode_notes
-from transcribe.labels import notes_to_rolls
+from transcribe.targets import notes_to_rolls
 from transcribe.notes import Notes
 
 RATE = 31.25

@@ -16,8 +16,8 @@ from transcribe.data.cache import FeatureCache
 from transcribe.data.dataset import CropDataset
 from transcribe.data.pairs import dataset_splits, pairs_from_table
 from transcribe.features import FeatureConfig
-from transcribe.labels import notes_to_rolls
-from transcribe.midi import read_labels, read_midi, write_midi
+from transcribe.targets import notes_to_rolls
+from transcribe.notefiles import read_labels, read_midi, write_midi
 from transcribe.notes import MIN_PITCH
 
 from .conftest import SR, PEDAL_EVENTS, pedal_notes, random_notes, synth, write_maestro, write_pedal_midi

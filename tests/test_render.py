@@ -11,14 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from omegaconf import OmegaConf
 
-from transcribe.config import conf_dir
+from transcribe.config import compose
 from transcribe.data.pairs import find_pairs
-from transcribe.midi import read_midi, read_tsv
+from transcribe.notefiles import read_midi, read_tsv
 from transcribe.notes import MAX_PITCH, MIN_PITCH, Notes
-from transcribe.render import (Piano, fluidsynth_binary, partner_of, piano_latency, pianos_from_cfg, prepare_notes,
-                               read_source, render_notes, render_piece, write_render_midi)
+from transcribe.data.layout import partners_of
+from transcribe.notefiles import read_labels
+from transcribe.render.latency import piano_latency
+from transcribe.render.prepare import prepare_notes
+from transcribe.render.run import render_notes, render_piece
+from transcribe.render.synth import Piano, fluidsynth_binary, pianos_from_cfg, write_render_midi
 
 from .conftest import write_tsv
 
@@ -27,10 +30,7 @@ needs_fluidsynth = pytest.mark.skipif(fluidsynth_binary() is None,
 
 
 def render_cfg(tmp_path: Path | None = None):
-    cfg = OmegaConf.load(Path(conf_dir()) / "render.yaml")
-    if tmp_path is not None:
-        cfg.output_dir = str(tmp_path / "renders")
-    return cfg
+    return compose("render", [f"output_dir={tmp_path / 'renders'}"] if tmp_path is not None else [])
 
 
 def first_above(y: np.ndarray, sr: int, fraction: float = 0.05) -> float:
@@ -107,7 +107,7 @@ def write_scenario_midi(path: Path) -> None:
 def test_midi_source_labels_apply_pedal_and_repeated_key_rules(tmp_path):
     path = tmp_path / "scenario.mid"
     write_scenario_midi(path)
-    labels = prepare_notes(read_source(path), min_start=0.0)
+    labels = prepare_notes(read_labels(path), min_start=0.0)
     got = [(round(a, 4), round(b, 4), int(p)) for a, b, p in zip(labels.onsets, labels.offsets, labels.pitches)]
     want = sorted(EXPECTED + [(8.0, 8.5, 72), (8.5, 8.8, 72)], key=lambda r: (r[0], r[2]))
     assert got == want
@@ -186,7 +186,7 @@ def test_rendered_midi_with_pedal_is_heard_as_labelled(tmp_path):
     path = tmp_path / "scenario.mid"
     write_scenario_midi(path)
     audio = tmp_path / "out" / "scenario.flac"
-    labels, seconds = render_piece(read_source(path), piano, cfg, audio)
+    labels, seconds = render_piece(read_labels(path), piano, cfg, audio)
     written = read_tsv(audio.with_suffix(".tsv"))
     np.testing.assert_allclose(written.onsets, labels.onsets, atol=1e-6)
     np.testing.assert_allclose(written.offsets, labels.offsets, atol=1e-6)
@@ -230,7 +230,8 @@ def test_render_command_writes_pairs_the_datasets_find(tmp_path):
     labels = read_tsv(out / "maps/csound-piano/MAPS_MUS-a_AkPnBcht.tsv")
     np.testing.assert_allclose(labels.onsets, a.onsets, atol=1e-6)
     np.testing.assert_allclose(labels.offsets, a.offsets, atol=1e-6)
-    partner = partner_of(out / "maps/csound-piano/MAPS_MUS-a_AkPnBcht.flac", "timgm6mb-piano")
+    partner, = partners_of(out / "maps/csound-piano/MAPS_MUS-a_AkPnBcht.flac")
+    assert partner == out / "maps/timgm6mb-piano/MAPS_MUS-a_AkPnBcht.flac"
     assert partner.is_file() and sf.info(partner).frames == sf.info(pairs[1][0]).frames
     assert sf.info(pairs[1][0]).samplerate == 16000 and sf.info(pairs[1][0]).channels == 1
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
@@ -241,7 +242,7 @@ def test_render_command_writes_pairs_the_datasets_find(tmp_path):
 
 
 def test_generated_pieces_are_seeded_and_cover_the_rare_cases():
-    from transcribe.data.generate import generate_piece
+    from transcribe.render.generate import generate_piece
 
     cfg = render_cfg().sources.generated
     a, b, c = generate_piece(7, cfg), generate_piece(7, cfg), generate_piece(8, cfg)
@@ -264,7 +265,7 @@ def test_generated_pieces_are_seeded_and_cover_the_rare_cases():
 
 
 def test_humanize_is_seeded_and_plays_the_score():
-    from transcribe.data.scores import humanize
+    from transcribe.render.scores import humanize
 
     h = render_cfg().sources.music21.humanize
     score = Notes(np.repeat(np.arange(40) * 0.5, 2), np.repeat(np.arange(40) * 0.5 + 0.5, 2),
@@ -281,7 +282,7 @@ def test_humanize_is_seeded_and_plays_the_score():
 
 def test_music21_corpus_piece_becomes_notes():
     pytest.importorskip("music21", reason="music21 not installed (pip install music21)")
-    from transcribe.data.scores import corpus_pieces
+    from transcribe.render.scores import corpus_pieces
 
     src = render_cfg().sources.music21.copy()
     src.composers, src.count, src.max_seconds, src.min_notes = ["bach"], 1, 20, 10

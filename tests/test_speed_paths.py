@@ -102,7 +102,7 @@ def test_batched_chunks_equal_one_at_a_time(torch_transcriber, piece):
     chunk, context = 40, 15
     lengths = [hi - lo for _, _, lo, hi in chunk_spans(len(feats), chunk, context)]
     assert len(lengths) >= 6 and len(set(lengths)) >= 2  # several batches of equal length, and odd ones
-    model = torch_transcriber.model
+    model = torch_transcriber.runner
     one = run_network(model, feats, chunk, context, batch_chunks=1)
     for batch in (2, 3, 16):
         many = run_network(model, feats, chunk, context, batch_chunks=batch)
@@ -133,7 +133,7 @@ def test_onnx_activations_equal_torch(onnx_cache, torch_transcriber, piece):
     y, _ = piece
     feats = cqt_features(y, fast.features)
     a = run_network(fast.runner, feats, 60, 20, batch_chunks=3)
-    b = run_network(torch_transcriber.model, feats, 60, 20, batch_chunks=1)
+    b = run_network(torch_transcriber.runner, feats, 60, 20, batch_chunks=1)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], atol=1e-4, rtol=0)
     n_fast, n_torch = fast.transcribe(y), torch_transcriber.transcribe(y)
@@ -161,12 +161,12 @@ def test_onnx_transcribes_a_synthesised_scale(onnx_cache, int8):
 def test_export_cache_is_keyed_by_checkpoint_content(onnx_cache, tmp_path, piece):
     import torch
 
-    from transcribe.checkpoint import build_model, load_checkpoint, save_checkpoint
+    from transcribe.checkpoint import build_model, load_checkpoint, save_checkpoint, typed_configs
     from transcribe.infer import Transcriber, run_network
     from transcribe.runtime import onnx_cache_path
 
     state = load_checkpoint()
-    model, features, _ = build_model(state)
+    model, (features, _) = build_model(state), typed_configs(state["config"])
     with torch.no_grad():
         model.onset_head.bias += 3.0  # a different network under the same kind of file
     ckpt = tmp_path / "changed.pt"
@@ -223,9 +223,10 @@ def test_cached_onnx_path_imports_neither_torch_nor_librosa(onnx_cache, tmp_path
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["onnx", False, False, 0]
 
 
-def test_model_is_loaded_lazily_for_the_onnx_runner(onnx_cache):
-    from transcribe.infer import Transcriber
+def test_checkpoint_builds_its_network_in_eval_mode_once_read(onnx_cache):
+    from transcribe.checkpoint import Checkpoint
 
-    t = Transcriber.from_checkpoint(backend="onnx" if HAS_ONNX else "torch")
-    assert t.model is not None and t.model.training is False
-    assert sum(p.numel() for p in t.model.parameters()) > 0
+    ckpt = Checkpoint()
+    model = ckpt.build_model()
+    assert model.training is False and sum(p.numel() for p in model.parameters()) > 0
+    assert ckpt.state is ckpt.state  # read once

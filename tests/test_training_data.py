@@ -6,15 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from transcribe.config import compose
 import pytest
 import soundfile as sf
 import torch
 from omegaconf import OmegaConf
 
 from transcribe.audio import load_audio, read_segment
-from transcribe.data.augment import load_config
 from transcribe.data.cache import FeatureCache
-from transcribe.data.dataset import BatchStream, CropDataset, partners_of
+from transcribe.data.dataset import BatchStream, CropDataset
+from transcribe.data.layout import partners_of
 from transcribe.data.pairs import dataset_splits, find_pairs
 from transcribe.features import FeatureConfig
 
@@ -25,7 +27,7 @@ EFFECTS = ("mix", "detune", "eq", "reverb", "noise", "gain", "codec")
 
 def aug_config(**on: float):
     """The default augmentation config with every effect off except those named (their p)."""
-    cfg = load_config()
+    cfg = augment_config()
     cfg.p = 1.0
     for name in EFFECTS:
         cfg[name].p = on.get(name, 0.0)
@@ -125,10 +127,15 @@ def test_extra_training_folders_join_training_but_never_validation(tmp_path):
 
     main = folder("main", ["a_PianoA", "b_Held"])
     renders = folder("renders", ["c_render", "d_Held"])  # d imitates the held-out piano: dropped
-    data = OmegaConf.create({"root": str(main), "val_glob": "*_Held*", "extra_train_roots": [str(renders)]})
+    data = compose("train", [f"data.root={main}", "data.val_glob=*_Held*", f"data.extra_train_roots=[{renders}]"]).data
     train, val = dataset_splits(data)
     assert [a.name for a, _ in train] == ["a_PianoA.wav", "c_render.wav"]
     assert [a.name for a, _ in val] == ["b_Held.wav"]
     data.extra_train_roots = [str(tmp_path / "absent")]
     with pytest.raises(FileNotFoundError, match="absent"):
         dataset_splits(data)
+
+
+def augment_config():
+    """conf/augment/default.yaml as training composes it."""
+    return compose("train").augment

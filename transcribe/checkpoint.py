@@ -1,20 +1,26 @@
 """Checkpoints carry the feature, model and decoder configuration they were trained with,
 so inference always computes the features the network was trained on.
 
-torch is imported by the functions that need it, not at module level, so that the ONNX
+:class:`Checkpoint` is the one object the inference path holds: the file is found once (the
+shipped model by default), hashed once, read at most once, and its typed configs built once.
+Checkpoints are read with ``torch.load(weights_only=True)``: tensors, numbers, strings, lists
+and dicts only, so a crafted file cannot run code.
+
+torch is imported by the methods that need it, not at module level, so that the ONNX
 inference path (transcribe/runtime.py) and ``transcribe --help`` never pay for it.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
 from dataclasses import asdict
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .decode import DecodeConfig
 from .features import FeatureConfig
-from .midi import atomic_write
+from .files import atomic_write
 
 if TYPE_CHECKING:
     from .model import ModelConfig, OnsetsAndFrames
@@ -32,6 +38,11 @@ def config_dict(features: FeatureConfig, model: ModelConfig, decode: DecodeConfi
     m = asdict(model)
     m["conv_channels"] = list(m["conv_channels"])
     return {"features": asdict(features), "model": m, "decode": asdict(decode)}
+
+
+def typed_configs(config: dict[str, dict]) -> tuple[FeatureConfig, DecodeConfig]:
+    """The feature and decoder configs of a stored configuration."""
+    return FeatureConfig.from_dict(config["features"]), DecodeConfig.from_dict(config["decode"])
 
 
 def save_checkpoint(path: str | Path, model: OnsetsAndFrames, config: dict[str, dict], **extra: Any) -> None:
@@ -52,7 +63,7 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -60,17 +71,57 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
     return state
 
 
-def build_model(state: dict[str, Any]) -> tuple[OnsetsAndFrames, FeatureConfig, DecodeConfig]:
-    """The network (eval mode, weights loaded) and the configs stored in a checkpoint."""
+def build_model(state: dict[str, Any]) -> OnsetsAndFrames:
+    """The network stored in a checkpoint's ``state``, weights loaded, in eval mode."""
     from .model import ModelConfig, OnsetsAndFrames
 
     cfg = state["config"]
-    features = FeatureConfig.from_dict(cfg["features"])
-    model = OnsetsAndFrames(features.n_bins, ModelConfig.from_dict(cfg["model"]))
+    model = OnsetsAndFrames(FeatureConfig.from_dict(cfg["features"]).n_bins, ModelConfig.from_dict(cfg["model"]))
     model.load_state_dict(state["model_state"])
     model.eval()
-    return model, features, DecodeConfig.from_dict(cfg["decode"])
+    return model
 
 
-def checkpoint_size_mb(path: str | Path) -> float:
-    return os.path.getsize(path) / 2**20
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Checkpoint:
+    """A checkpoint file: ``Checkpoint()`` is the shipped model, ``Checkpoint(path)`` another.
+
+    Raises :class:`CheckpointError` at once when the file does not exist; its contents are read
+    (with torch) only when :attr:`state` is first needed, e.g. not at all when a cached ONNX
+    export of it serves (see :mod:`transcribe.runtime`).
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else SHIPPED_CHECKPOINT
+        if not self.path.is_file():
+            raise CheckpointError(f"{self.path}: no such checkpoint file")
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({str(self.path)!r})"
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the file (names its cached exports)."""
+        return file_digest(self.path)
+
+    @cached_property
+    def state(self) -> dict[str, Any]:
+        """The checkpoint's contents (read once, on the CPU)."""
+        return load_checkpoint(self.path)
+
+    @property
+    def config(self) -> dict[str, dict]:
+        """The stored feature, model and decoder configuration (plain dicts)."""
+        return self.state["config"]
+
+    def build_model(self) -> OnsetsAndFrames:
+        """A fresh copy of the network, weights loaded, in eval mode."""
+        return build_model(self.state)

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS
-from .batch import Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs, select_shard
-from .midi import OUTPUT_FORMATS
+from .jobs import Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs, select_shard
+from .notefiles import OUTPUT_FORMATS
 from .progress import Progress, audio_duration
 
 EXIT_FAILED = 1
@@ -59,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                    f"here {default_jobs()})")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads per worker for the network (default: cores divided among the workers)")
-    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
-                   help="network runtime: onnxruntime (faster; the default when installed) or torch")
-    p.add_argument("--int8", action="store_true",
+    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default=None,
+                   help="network runtime: onnxruntime (faster; chosen by auto when installed) or torch "
+                   "(default: conf/infer/default.yaml, auto)")
+    p.add_argument("--int8", action="store_true", default=None,
                    help="dynamic int8 quantisation of the network on the onnx backend (about 30%% faster "
                    "network, note F1 within 0.001 of float in our checks)")
     p.add_argument("--shard", default=None, metavar="K/N",
@@ -123,14 +124,17 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     t0 = time.monotonic()
     if pending:
-        from .batch import load_transcriber
+        from .jobs import load_transcriber
         from .checkpoint import CheckpointError
 
         decode = {k: v for k, v in (("onset_threshold", args.onset_threshold),
                                     ("frame_threshold", args.frame_threshold)) if v is not None}
+        from .infer import InferConfig
+
         n_jobs = min(args.jobs or default_jobs(), len(pending))
         threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
-        settings = WorkerSettings(str(args.model) if args.model else None, decode, threads, args.backend, args.int8)
+        infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8)
+        settings = WorkerSettings(str(args.model) if args.model else None, decode, infer)
         try:
             transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
         except (CheckpointError, ValueError) as err:
@@ -174,7 +178,7 @@ def finish(results: list[Result], args: argparse.Namespace, interrupted: bool, w
     if args.report:
         import json
 
-        from .midi import atomic_write
+        from .files import atomic_write
 
         audio = sum(r.audio_seconds for r in results if r.status == "done")
         report = {"summary": {**counts, "interrupted": interrupted, "audio_seconds": round(audio, 3),

@@ -1,4 +1,4 @@
-"""Where the Hydra configuration lives, and conversions from it to the typed configs."""
+"""Where the Hydra configuration lives, and composing it outside a Hydra command."""
 
 from __future__ import annotations
 
@@ -14,3 +14,16 @@ def conf_dir() -> str:
         if (d / "train.yaml").is_file():
             return str(d)
     raise FileNotFoundError("transcribe: configuration folder conf/ not found")
+
+
+def compose(config_name: str, overrides: list[str] | None = None):
+    """The resolved configuration of an entry config (``train``, ``evaluate``, ``render``) with
+    command-line style ``overrides``, as the command would see it, for scripts and tests."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides or []))
+    OmegaConf.resolve(cfg)
+    return cfg

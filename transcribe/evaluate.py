@@ -1,9 +1,8 @@
-"""Evaluation: ``transcribe-eval data_dir=FOLDER [checkpoint=PATH] [output_json=FILE]``
-(MAESTRO's test split: ``transcribe-eval data_dir=MAESTRO metadata=maestro-v3.0.0.csv split=test``).
+"""Evaluation: ``transcribe-eval [overrides]`` (``conf/evaluate.yaml``).
 
-Transcribes every audio file under a folder that has a label of the same stem (beside it,
-or in a sibling ``labels/`` folder) and prints note, note-with-offset,
-note-with-offset-and-velocity and frame precision/recall/F1 per file and as means.
+Transcribes every recording of a split of a ``data`` config (by default the validation split:
+MAPS's held-out piano) and prints note, note-with-offset, note-with-offset-and-velocity and
+frame precision/recall/F1 per file and as means.
 """
 
 from __future__ import annotations
@@ -24,24 +23,25 @@ SUMMARY = ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
 
 def evaluate_folder(transcriber, data_dir: str | Path, glob: str | None = None, progress=print,
                     metadata: str | Path | None = None, split: str = "test") -> dict:
-    """Score ``transcriber`` (an :class:`~transcribe.infer.Transcriber`) on a labelled folder,
-    or, with ``metadata`` (a split table such as MAESTRO's ``maestro-v3.0.0.csv``), on the
-    rows of ``split`` of that table.
+    """Score ``transcriber`` on every labelled file under a folder, or, with ``metadata`` (a
+    split table such as MAESTRO's ``maestro-v3.0.0.csv``), on the rows of ``split`` of that table
+    (see :func:`evaluate_pairs`)."""
+    from .data.pairs import find_pairs, pairs_from_table
+
+    pairs = pairs_from_table(data_dir, metadata, split) if metadata else find_pairs(data_dir, glob)
+    return evaluate_pairs(transcriber, pairs, progress, where=f"{data_dir}" + (f" ({metadata}: {split})" if metadata else ""))
+
+
+def evaluate_pairs(transcriber, pairs: list[tuple[Path, Path]], progress=print, where: str = "") -> dict:
+    """Score ``transcriber`` (an :class:`~transcribe.infer.Transcriber`) on (audio, label) pairs.
 
     Returns ``{"files": [per-file rows], "mean": {...}, "failed": [{"file", "error"}]}``.
     """
     from .audio import AudioError
-    from .data.pairs import find_pairs, pairs_from_table
-    from .midi import read_labels
+    from .notefiles import read_labels
 
-    if metadata:
-        pairs = pairs_from_table(data_dir, metadata, split)
-        if not pairs:
-            raise FileNotFoundError(f"{data_dir}: no rows of split {split!r} in {metadata}")
-    else:
-        pairs = find_pairs(data_dir, glob)
     if not pairs:
-        raise FileNotFoundError(f"{data_dir}: no audio files with labels of the same stem (.tsv, .mid, .midi)")
+        raise FileNotFoundError(f"{where}: no audio files with labels of the same stem (.tsv, .mid, .midi)")
     rows, failed = [], []
     for i, (audio, label) in enumerate(pairs, 1):
         t0 = time.time()
@@ -62,22 +62,20 @@ def evaluate_folder(transcriber, data_dir: str | Path, glob: str | None = None, 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="evaluate")
 def _hydra_main(cfg: DictConfig) -> None:
-    import torch
+    from dataclasses import asdict
 
     from .checkpoint import CheckpointError
-    from .infer import Transcriber
+    from .data.pairs import eval_pairs
+    from .files import atomic_write
+    from .infer import InferConfig, Transcriber
 
-    if cfg.num_threads:
-        torch.set_num_threads(int(cfg.num_threads))
     try:
-        transcriber = Transcriber.from_checkpoint(
-            cfg.checkpoint, decode=OmegaConf.to_container(cfg.decode), chunk_seconds=cfg.chunk_seconds)
-    except (CheckpointError, ValueError) as err:
-        sys.exit(f"transcribe-eval: {err}")
-    try:
-        result = evaluate_folder(transcriber, cfg.data_dir, cfg.glob, metadata=cfg.get("metadata"),
-                                 split=cfg.get("split", "test"))
-    except (FileNotFoundError, ValueError) as err:
+        transcriber = Transcriber.from_checkpoint(cfg.checkpoint, decode=OmegaConf.to_container(cfg.decode),
+                                                  infer=InferConfig.from_dict(cfg.infer))
+        pairs = eval_pairs(cfg.data, cfg.split, cfg.glob)
+        where = f"{cfg.data.root} (split {cfg.split}" + (f", glob {cfg.glob})" if cfg.glob else ")")
+        result = evaluate_pairs(transcriber, pairs, where=where)
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
         sys.exit(f"transcribe-eval: {err}")
     mean = result["mean"]
     print(f"\nmean over {len(result['files'])} files:")
@@ -86,13 +84,8 @@ def _hydra_main(cfg: DictConfig) -> None:
             p, r = mean[k.replace("_f1", "_precision")], mean[k.replace("_f1", "_recall")]
             print(f"  {k:<26} {mean[k]:.4f}   (precision {p:.4f}, recall {r:.4f})")
     if cfg.output_json:
-        from dataclasses import asdict
-
-        from .midi import atomic_write
-
-        report = {"checkpoint": cfg.checkpoint or "shipped", "data_dir": str(cfg.data_dir), "glob": cfg.glob,
-                  **({"metadata": str(cfg.metadata), "split": cfg.split} if cfg.get("metadata") else {}),
-                  "decode": asdict(transcriber.decode), **result}
+        report = {"checkpoint": cfg.checkpoint or "shipped", "data_root": str(cfg.data.root), "split": cfg.split,
+                  "glob": cfg.glob, "decode": asdict(transcriber.decode), **result}
         with atomic_write(cfg.output_json) as tmp:
             tmp.write_text(json.dumps(report, indent=1))
         print(f"wrote {cfg.output_json}")

@@ -5,6 +5,7 @@ each side (discarded after the network), and chunks of equal length go through i
 ``batch_chunks`` at a time, so the BiLSTMs step through a long recording a few chunks abreast
 instead of one chunk after another. Batching changes no result: every chunk sees exactly the
 frames it saw alone (activations agree to float32 rounding, see tests/test_speed_paths.py).
+These settings, and the backend, are :class:`InferConfig` (``conf/infer/default.yaml``).
 
 The network is run by onnxruntime when it is installed (``backend="auto"``; the export is
 made once per checkpoint and cached, see :mod:`transcribe.runtime`), else by PyTorch.
@@ -13,22 +14,65 @@ Neither torch nor librosa is imported by this module.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
+from dataclasses import dataclass, fields, replace
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from .audio import load_audio
-from .checkpoint import SHIPPED_CHECKPOINT, CheckpointError, build_model, load_checkpoint
+from .checkpoint import Checkpoint, typed_configs
+from .config import conf_dir
 from .decode import DecodeConfig, decode_notes
 from .features import FeatureConfig, cqt_features
-from .notes import Notes
-from .runtime import BACKENDS, HEADS, NetworkRunner, TorchRunner, load_or_export_onnx, onnx_available
+from .notes import N_KEYS, Notes
+from .runtime import HEADS, NetworkRunner, TorchRunner, make_runner
 
-DEFAULT_BATCH_CHUNKS = 2  # chunks per network call: 2 x 70 s; more buys little and costs ~150 MB per chunk
+
+@dataclass(frozen=True)
+class InferConfig:
+    """How the network is run over a recording (``conf/infer/default.yaml``)."""
+
+    chunk_seconds: float
+    context_seconds: float
+    batch_chunks: int
+    backend: str
+    threads: int | None
+    int8: bool
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "InferConfig":
+        """From a mapping with every field (a Hydra ``infer`` group, or the YAML file)."""
+        missing = [f.name for f in fields(cls) if f.name not in d]
+        if missing:
+            raise ValueError(f"infer config lacks {', '.join(missing)}")
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
+
+    @classmethod
+    def default(cls) -> "InferConfig":
+        """``conf/infer/default.yaml``."""
+        return _default_infer()
+
+    def with_overrides(self, **overrides) -> "InferConfig":
+        """A copy with the given fields changed (``None`` values leave a field as it is)."""
+        unknown = set(overrides) - {f.name for f in fields(self)}
+        if unknown:
+            raise ValueError(f"unknown inference setting(s): {', '.join(sorted(unknown))}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def chunking(self, features: FeatureConfig) -> tuple[int, int]:
+        """(chunk frames, context frames) at the feature frame rate."""
+        return max(int(self.chunk_seconds * features.frame_rate), 1), int(self.context_seconds * features.frame_rate)
+
+
+@lru_cache(maxsize=1)
+def _default_infer() -> InferConfig:
+    import yaml  # PyYAML: read the group file without composing a Hydra config (fast CLI start)
+
+    with open(Path(conf_dir()) / "infer" / "default.yaml") as f:
+        return InferConfig.from_dict(yaml.safe_load(f))
 
 
 def chunk_spans(n_frames: int, chunk_frames: int, context_frames: int) -> list[tuple[int, int, int, int]]:
@@ -47,7 +91,7 @@ def run_network(
     chunk_frames: int,
     context_frames: int,
     *,
-    batch_chunks: int = DEFAULT_BATCH_CHUNKS,
+    batch_chunks: int = 1,
 ) -> dict[str, np.ndarray]:
     """Activations (probabilities) [frames, 88] for features [frames, bins].
 
@@ -61,7 +105,7 @@ def run_network(
     runner = model if isinstance(model, NetworkRunner) else TorchRunner(model)
     features = np.ascontiguousarray(features, dtype=np.float32)
     n = len(features)
-    out = {k: np.zeros((n, 88), dtype=np.float32) for k in HEADS}
+    out = {k: np.zeros((n, N_KEYS), dtype=np.float32) for k in HEADS}
     groups: dict[int, list[tuple[int, int, int, int]]] = {}
     for span in chunk_spans(n, chunk_frames, context_frames):
         groups.setdefault(span[3] - span[2], []).append(span)
@@ -80,99 +124,42 @@ def run_network(
 
 
 class Transcriber:
-    """Loads a checkpoint once and transcribes waveforms or files with it."""
+    """A network runner with the feature, decoder and inference settings to use it: transcribes
+    waveforms or files. Made by :meth:`from_checkpoint`, or from a runner (training validation
+    runs a :class:`~transcribe.runtime.TorchRunner` of the network being trained)."""
 
-    def __init__(
-        self,
-        model: Any,
-        features: FeatureConfig,
-        decode: DecodeConfig,
-        chunk_seconds: float = 60.0,
-        context_seconds: float = 5.0,
-        *,
-        runner: NetworkRunner | None = None,
-        batch_chunks: int = DEFAULT_BATCH_CHUNKS,
-        checkpoint: str | Path | None = None,
-    ):
-        """``model``: the torch network (may be None when ``runner`` is given; it is then
-        loaded from ``checkpoint`` on first use of :attr:`model`). ``runner``: what runs the
-        network (default: torch on ``model``)."""
-        self._model, self.features, self.decode = model, features, decode
-        self.runner = runner
-        self.batch_chunks = batch_chunks
-        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.chunk_frames = max(int(chunk_seconds * features.frame_rate), 1)
-        self.context_frames = int(context_seconds * features.frame_rate)
+    def __init__(self, runner: NetworkRunner, features: FeatureConfig, decode: DecodeConfig, infer: InferConfig):
+        self.runner, self.features, self.decode, self.infer = runner, features, decode, infer
+        self.chunk_frames, self.context_frames = infer.chunking(features)
 
     @classmethod
     def from_checkpoint(
         cls,
-        checkpoint: str | Path | None = None,
+        checkpoint: Checkpoint | str | Path | None = None,
         decode: Mapping | None = None,
-        *,
-        backend: str = "auto",
-        threads: int | None = None,
-        int8: bool = False,
-        **kwargs,
+        infer: InferConfig | None = None,
+        **infer_overrides,
     ) -> "Transcriber":
         """Load ``checkpoint`` (default: the shipped model). ``decode`` overrides decoder
-        settings stored in the checkpoint, e.g. ``{"onset_threshold": 0.4}``.
-
-        ``backend``: ``"onnx"`` (onnxruntime, export cached per checkpoint), ``"torch"``, or
-        ``"auto"`` (onnx when onnxruntime is installed, else torch). ``threads``: CPU threads
-        for the network (default: the runtime's choice). ``int8``: run the ONNX export with
-        int8 weights in its MatMul and LSTM nodes (faster, slightly different numerics; only
-        with the onnx backend). Other keyword arguments go to the constructor
-        (``chunk_seconds``, ``context_seconds``, ``batch_chunks``).
+        settings stored in the checkpoint, e.g. ``{"onset_threshold": 0.4}``. ``infer``: how to
+        run the network (default ``conf/infer/default.yaml``); keyword arguments override its
+        fields, e.g. ``backend="torch"``, ``threads=1``, ``int8=True``, ``chunk_seconds=30``.
         """
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-        path = Path(checkpoint) if checkpoint is not None else SHIPPED_CHECKPOINT
-        runner, model = None, None
-        if backend == "onnx" or (backend == "auto" and onnx_available()):
-            try:
-                runner, config = load_or_export_onnx(path, threads, int8=int8)
-            except CheckpointError:
-                raise
-            except Exception as err:  # noqa: BLE001 - no exporter, unsupported graph...: torch still works
-                if backend == "onnx":
-                    raise
-                warnings.warn(f"transcribe: ONNX runtime not usable ({type(err).__name__}: {err}); using torch",
-                              stacklevel=2)
-        if runner is None:
-            if int8:
-                warnings.warn("transcribe: int8 needs the onnx backend; running the float32 network with torch",
-                              stacklevel=2)
-            if threads:
-                import torch
-
-                torch.set_num_threads(int(threads))
-            model, features, stored = build_model(load_checkpoint(path))
-        else:
-            features = FeatureConfig.from_dict(config["features"])
-            stored = DecodeConfig.from_dict(config["decode"])
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
+        infer = (infer or InferConfig.default()).with_overrides(**infer_overrides)
+        runner, config = make_runner(ckpt, infer.backend, infer.threads, infer.int8)
+        features, stored = typed_configs(config)
         if decode:
             unknown = set(decode) - set(DecodeConfig.__dataclass_fields__)
             if unknown:
                 raise ValueError(f"unknown decoder setting(s): {', '.join(sorted(unknown))}")
             stored = replace(stored, **dict(decode))
-        return cls(model, features, stored, runner=runner, checkpoint=path, **kwargs)
-
-    @property
-    def model(self):
-        """The torch network (loaded from the checkpoint on first use when an ONNX runner serves)."""
-        if self._model is None and self.checkpoint is not None:
-            self._model = build_model(load_checkpoint(self.checkpoint))[0]
-        return self._model
-
-    @model.setter
-    def model(self, value) -> None:
-        self._model = value
+        return cls(runner, features, stored, infer)
 
     @property
     def backend(self) -> str:
-        """``"onnx"`` or ``"torch"``: what runs the network."""
-        return self.runner.name if self.runner is not None else "torch"
+        """``"onnx"``, ``"onnx-int8"`` or ``"torch"``: what runs the network."""
+        return self.runner.name
 
     @property
     def sample_rate(self) -> int:
@@ -180,8 +167,8 @@ class Transcriber:
 
     def run_network(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """Activations [frames, 88] per head for log-CQT features [frames, bins]."""
-        net = self.runner if self.runner is not None else self.model
-        return run_network(net, features, self.chunk_frames, self.context_frames, batch_chunks=self.batch_chunks)
+        return run_network(self.runner, features, self.chunk_frames, self.context_frames,
+                           batch_chunks=self.infer.batch_chunks)
 
     def activations(self, audio: np.ndarray) -> dict[str, np.ndarray]:
         """Onset, offset, frame and velocity activations [frames, 88] for a mono waveform."""
@@ -197,3 +184,11 @@ class Transcriber:
     def transcribe_file(self, path: str | Path) -> Notes:
         """Notes for an audio file (any supported format, rate and channel count)."""
         return self.transcribe(load_audio(path, self.sample_rate))
+
+
+def transcribe_file(path: str | Path, checkpoint: Checkpoint | str | Path | None = None,
+                    decode: Mapping | None = None, **infer_overrides) -> Notes:
+    """Notes of an audio file, with the shipped model unless ``checkpoint`` is given; ``decode``
+    and keyword arguments as for :meth:`Transcriber.from_checkpoint`. To transcribe many files,
+    make one :class:`Transcriber` and call its :meth:`~Transcriber.transcribe_file`."""
+    return Transcriber.from_checkpoint(checkpoint, decode, **infer_overrides).transcribe_file(path)

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .labels import notes_to_rolls
+from .targets import notes_to_rolls
 from .notes import Notes
 
 FRAME_RATE_FOR_METRICS = 100.0  # piano rolls for frame F1 are compared on a 10 ms grid

@@ -9,6 +9,9 @@ import torch
 from torch import nn
 
 from .notes import N_KEYS
+from .targets import HEADS
+
+LOGIT_HEADS = ("onset", "offset", "frame")  # heads whose outputs are logits; velocity is already 0..1
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class OnsetsAndFrames(nn.Module):
 
     def __init__(self, n_bins: int, cfg: ModelConfig):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.n_bins = cfg, n_bins
         h, f = cfg.lstm_hidden, cfg.frontend_size
         self.frontend = ConvFrontEnd(n_bins, cfg.conv_channels, f, cfg.dropout)
         self.onset_rnn = BiLSTM(f, h)
@@ -101,3 +104,21 @@ class OnsetsAndFrames(nn.Module):
         frame = self.frame_head(torch.cat([self.frame_rnn(cond), z], dim=-1))
         velocity = torch.sigmoid(self.velocity_head(z))
         return {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
+
+
+def probabilities(pred: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's outputs as probabilities per head (:data:`~transcribe.targets.HEADS`):
+    sigmoid of the logit heads, velocity as it is. Training validation, the torch runner and
+    the ONNX export all go through this."""
+    return {k: torch.sigmoid(pred[k]) if k in LOGIT_HEADS else pred[k] for k in HEADS}
+
+
+def loss(pred: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], weights: dict) -> dict[str, torch.Tensor]:
+    """Per-head losses and their weighted ``total``: binary cross-entropy of the logit heads
+    against the target rolls; squared error of velocity at onset frames only."""
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    losses = {k: bce(pred[k], targets[k]) for k in LOGIT_HEADS}
+    mask = targets["onset"]
+    losses["velocity"] = (mask * (pred["velocity"] - targets["velocity"]) ** 2).sum() / mask.sum().clamp(min=1)
+    losses["total"] = sum(weights[k] * losses[k] for k in HEADS)
+    return losses

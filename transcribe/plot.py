@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .midi import atomic_write
+from .files import atomic_write
 from .notes import MAX_PITCH, MIN_PITCH, Notes
 
 

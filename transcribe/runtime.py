@@ -21,15 +21,18 @@ onnxruntime only by the ONNX path.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-HEADS = ("onset", "offset", "frame", "velocity")
+from .targets import HEADS
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
+
 EXPORT_VERSION = 1  # bump when the exported graph changes, so old cache entries are not used
 ONNX_OPSET = 17
 BACKENDS = ("auto", "onnx", "torch")
@@ -57,10 +60,12 @@ class TorchRunner(NetworkRunner):
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         import torch
 
+        from .model import probabilities
+
         device = next(self.model.parameters()).device
         with torch.inference_mode():
-            pred = self.model(torch.from_numpy(np.ascontiguousarray(x)).to(device))
-            return {k: (pred[k] if k == "velocity" else torch.sigmoid(pred[k])).float().cpu().numpy() for k in HEADS}
+            prob = probabilities(self.model(torch.from_numpy(np.ascontiguousarray(x)).to(device)))
+            return {k: v.float().cpu().numpy() for k, v in prob.items()}
 
 
 class OnnxRunner(NetworkRunner):
@@ -101,18 +106,13 @@ def cache_dir() -> Path:
     return Path(base) / "transcribe"
 
 
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def onnx_cache_path(checkpoint: str | Path, int8: bool = False) -> Path:
+def onnx_cache_path(checkpoint: "Checkpoint | str | Path", int8: bool = False) -> Path:
     """The cache file of the export of ``checkpoint`` (named by its content)."""
+    from .checkpoint import Checkpoint
+
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
     suffix = "-int8" if int8 else ""
-    return cache_dir() / "onnx" / f"{file_digest(checkpoint)[:24]}-v{EXPORT_VERSION}{suffix}.onnx"
+    return cache_dir() / "onnx" / f"{ckpt.digest[:24]}-v{EXPORT_VERSION}{suffix}.onnx"
 
 
 def export_onnx(model: Any, config: dict[str, dict], n_bins: int) -> bytes:
@@ -124,14 +124,16 @@ def export_onnx(model: Any, config: dict[str, dict], n_bins: int) -> bytes:
     import onnx
     import torch
 
+    from .model import probabilities
+
     class Probabilities(torch.nn.Module):
         def __init__(self, net):
             super().__init__()
             self.net = net
 
         def forward(self, x):
-            p = self.net(x)
-            return torch.sigmoid(p["onset"]), torch.sigmoid(p["offset"]), torch.sigmoid(p["frame"]), p["velocity"]
+            p = probabilities(self.net(x))
+            return tuple(p[k] for k in HEADS)
 
     if any(p.device.type != "cpu" for p in model.parameters()):
         import copy
@@ -190,7 +192,7 @@ def _cached_runner(path: Path, threads: int | None) -> tuple[OnnxRunner, dict] |
 
 def _store(path: Path, data: bytes) -> None:
     try:
-        from .midi import atomic_write
+        from .files import atomic_write
 
         with atomic_write(path) as tmp:
             tmp.write_bytes(data)
@@ -199,7 +201,7 @@ def _store(path: Path, data: bytes) -> None:
 
 
 def load_or_export_onnx(
-    checkpoint: str | Path, threads: int | None = None, int8: bool = False
+    checkpoint: Checkpoint, threads: int | None = None, int8: bool = False
 ) -> tuple[OnnxRunner, dict[str, dict]]:
     """An :class:`OnnxRunner` for ``checkpoint`` and the configuration stored with it.
 
@@ -209,29 +211,55 @@ def load_or_export_onnx(
     the numerics slightly, see scripts/SPEED_NOTES.md).
     Raises :class:`~transcribe.checkpoint.CheckpointError` for a bad checkpoint.
     """
-    from .checkpoint import CheckpointError
-
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise CheckpointError(f"{checkpoint}: no such checkpoint file")
+    name = "onnx-int8" if int8 else "onnx"
     wanted = onnx_cache_path(checkpoint, int8)
     found = _cached_runner(wanted, threads)
     if found:
-        found[0].name = "onnx-int8" if int8 else "onnx"
+        found[0].name = name
         return found
-
     fp32_path = onnx_cache_path(checkpoint)
     data = fp32_path.read_bytes() if int8 and _cached_runner(fp32_path, 1) else None
     if data is None:
-        from .checkpoint import build_model, load_checkpoint
-
-        state = load_checkpoint(checkpoint)
-        model, features, _ = build_model(state)
-        data = export_onnx(model, state["config"], features.n_bins)
+        model = checkpoint.build_model()
+        data = export_onnx(model, checkpoint.config, model.n_bins)
         _store(fp32_path, data)
     if int8:
         data = quantize_int8(data)
         _store(wanted, data)
     runner = OnnxRunner(data, threads)
-    runner.name = "onnx-int8" if int8 else "onnx"
+    runner.name = name
     return runner, json.loads(runner.metadata["transcribe_config"])
+
+
+def make_runner(checkpoint: Checkpoint, backend: str = "auto", threads: int | None = None,
+                int8: bool = False) -> tuple[NetworkRunner, dict[str, dict]]:
+    """What runs ``checkpoint``'s network, and the configuration stored with it.
+
+    ``backend``: ``"onnx"`` (onnxruntime, export cached per checkpoint), ``"torch"``, or
+    ``"auto"`` (onnx when onnxruntime is installed and the export works, else torch, with a
+    warning). ``threads``: CPU threads for the network (None: the runtime's choice). ``int8``:
+    the ONNX export with int8 weights (onnx backend only; with torch a warning says it is ignored).
+    """
+    import warnings
+
+    from .checkpoint import CheckpointError
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if backend == "onnx" or (backend == "auto" and onnx_available()):
+        try:
+            return load_or_export_onnx(checkpoint, threads, int8=int8)
+        except CheckpointError:
+            raise
+        except Exception as err:  # noqa: BLE001 - no exporter, unsupported graph...: torch still works
+            if backend == "onnx":
+                raise
+            warnings.warn(f"transcribe: ONNX runtime not usable ({type(err).__name__}: {err}); using torch",
+                          stacklevel=2)
+    if int8:
+        warnings.warn("transcribe: int8 needs the onnx backend; running the float32 network with torch", stacklevel=2)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    return TorchRunner(checkpoint.build_model()), checkpoint.config

@@ -22,21 +22,11 @@ of the crop) to ``t * time_scale`` with ``time_scale = 1/r`` (0.6 % at 10 cents:
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 
 NOISE_COLORS = ("white", "pink", "brown")
 CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "vorbis": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS")}
-
-
-def load_config(name: str = "default"):
-    """The augmentation config ``conf/augment/<name>.yaml``."""
-    from omegaconf import OmegaConf
-
-    from ..config import conf_dir
-
-    return OmegaConf.load(Path(conf_dir()) / "augment" / f"{name}.yaml")
 
 
 def _rms(y: np.ndarray) -> float:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..audio import load_audio
 from ..features import FeatureConfig, cqt_features
-from ..midi import atomic_write
+from ..files import atomic_write
 
 
 class FeatureCache:

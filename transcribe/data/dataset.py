@@ -22,12 +22,12 @@ import torch
 
 from ..audio import read_segment
 from ..features import FeatureConfig, cqt_features
-from ..labels import NoteFrames
-from ..midi import read_labels
-from ..notes import Notes
+from ..targets import HEADS, NoteFrames
+from ..notefiles import read_labels
+from ..notes import N_KEYS, Notes
 from .cache import FeatureCache
+from .layout import partners_of
 
-HEADS = ("onset", "offset", "frame", "velocity")
 
 
 @dataclass
@@ -92,7 +92,7 @@ class CropDataset:
 
     def _targets(self, rec: Recording, start: int, crop_frames: int) -> dict[str, np.ndarray]:
         stop = min(start + crop_frames, rec.n_frames)
-        targets = {k: np.zeros((crop_frames, 88), dtype=np.float32) for k in HEADS}
+        targets = {k: np.zeros((crop_frames, N_KEYS), dtype=np.float32) for k in HEADS}
         for k, v in rec.targets(start, stop).items():
             targets[k][: stop - start] = v
         return targets
@@ -143,14 +143,6 @@ def always(aug):
     cfg = OmegaConf.create(OmegaConf.to_container(aug, resolve=True) if OmegaConf.is_config(aug) else dict(aug))
     cfg.p = 1.0
     return cfg
-
-
-def partners_of(audio: Path) -> tuple[Path, ...]:
-    """Renders of the same notes through other pianos: ``<source>/<other piano>/<same name>``
-    beside ``<source>/<piano>/<name>`` (the layout of ``transcribe-render``); none elsewhere."""
-    if audio.parent.name == "audio":  # the MAPS layout: audio/ and labels/, no piano folders
-        return ()
-    return tuple(sorted(p for p in audio.parent.parent.glob(f"*/{audio.name}") if p != audio and p.is_file()))
 
 
 class BatchStream(torch.utils.data.Dataset):

@@ -8,7 +8,7 @@ import fnmatch
 from pathlib import Path
 
 from ..audio import find_audio_files
-from ..midi import LABEL_EXTENSIONS
+from ..notefiles import LABEL_EXTENSIONS
 
 
 def label_for(audio: Path) -> Path | None:
@@ -107,23 +107,48 @@ def pairs_from_table(root: str | Path, table: str | Path, splits: str | list[str
     return pairs
 
 
+def _base_splits(data) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(train, validation) of ``data.root`` alone: its split table, or its folder split by ``val_glob``."""
+    if data.metadata:
+        val = data.val_split
+        return (pairs_from_table(data.root, data.metadata, _as_list(data.train_split)),
+                pairs_from_table(data.root, data.metadata, _as_list(val)) if val else [])
+    return split_pairs(find_pairs(data.root), data.val_glob)
+
+
 def dataset_splits(data) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
     """(train, validation) pairs for a ``data`` config: a split table (``data.metadata``, with
     ``data.train_split`` / ``data.val_split``) or a labelled folder split by ``data.val_glob``;
     plus, for training only, every labelled file under the folders of ``data.extra_train_roots``
     (e.g. the renders of ``transcribe-render``), except files whose name matches ``data.val_glob``."""
-    if data.get("metadata"):
-        val = data.get("val_split")
-        train, valid = (pairs_from_table(data.root, data.metadata, _as_list(data.train_split)),
-                        pairs_from_table(data.root, data.metadata, _as_list(val)) if val else [])
-    else:
-        train, valid = split_pairs(find_pairs(data.root), data.get("val_glob"))
-    for extra in data.get("extra_train_roots") or []:
-        more, _ = split_pairs(find_pairs(extra), data.get("val_glob"))
+    train, valid = _base_splits(data)
+    for extra in data.extra_train_roots or []:
+        more, _ = split_pairs(find_pairs(extra), data.val_glob)
         if not more:
             raise FileNotFoundError(f"{extra}: no audio files with labels (data.extra_train_roots)")
         train = train + more
     return train, valid
+
+
+def eval_pairs(data, split: str, glob: str | None = None) -> list[tuple[Path, Path]]:
+    """The (audio, label) pairs to evaluate on: ``split`` ``"validation"`` is the validation
+    split of the ``data`` config (the one training validates on), ``"all"`` every labelled file
+    under ``data.root``, any other name those rows of ``data.metadata``'s split table. ``glob``
+    then keeps only files whose path relative to ``data.root`` matches it."""
+    if split == "all":
+        pairs = find_pairs(data.root)
+    elif split == "validation":
+        if not (data.val_split if data.metadata else data.val_glob):
+            raise ValueError(f"{data.root}: the data config defines no validation split; use split=all")
+        pairs = _base_splits(data)[1]
+    elif data.metadata:
+        pairs = pairs_from_table(data.root, data.metadata, split)
+    else:
+        raise ValueError(f"{data.root}: split={split} needs a split table (data.metadata); use split=all "
+                         "or split=validation")
+    if glob:
+        pairs = [p for p in pairs if fnmatch.fnmatch(str(p[0].relative_to(data.root)), glob)]
+    return pairs
 
 
 def _as_list(value) -> list[str]:

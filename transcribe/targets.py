@@ -1,4 +1,5 @@
-"""Notes <-> frame targets: onset, offset, frame (key down) and velocity rolls [frames, 88]."""
+"""Notes -> frame targets: onset, offset, frame (key down) and velocity rolls [frames, 88], one per
+head of the network (:data:`HEADS`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .notes import MIN_PITCH, N_KEYS, Notes
+
+HEADS = ("onset", "offset", "frame", "velocity")  # what the network predicts per frame and key, in this order
 
 
 @dataclass

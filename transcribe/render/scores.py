@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..midi import apply_sustain
+from ..notefiles import apply_sustain
 from ..notes import Notes
 
 
@@ -36,7 +36,7 @@ def humanize(notes: Notes, rng: np.random.Generator, h, beat_s: float | None = N
     velocity), ``velocity_sd`` (per note), ``phrase_sd`` (slowly varying dynamics),
     ``legato`` (range of the fraction of the written length held) and ``pedal_probability``
     (the piece is pedalled, the pedal changed every beat or bar of ``beat_s``; offsets are
-    extended by :func:`transcribe.midi.apply_sustain`).
+    extended by :func:`transcribe.notefiles.apply_sustain`).
     """
     if len(notes) == 0:
         return notes

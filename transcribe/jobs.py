@@ -1,4 +1,4 @@
-"""Batch transcription: plan jobs from files and folders, split them into shards, and run
+"""Batch transcription jobs (one per input file): plan jobs from files and folders, split them into shards, and run
 them in worker processes that each load the model once. A bad file never stops a batch;
 every job ends as one :class:`Result` (done, skipped or failed, with a reason).
 
@@ -132,13 +132,13 @@ def default_jobs() -> int:
 
 @dataclass
 class WorkerSettings:
-    """Everything a worker needs to load the model and write outputs (picklable)."""
+    """Everything a worker needs to load the model and write outputs (picklable): the
+    checkpoint's path (None: the shipped model), decoder overrides, and how to run the network
+    (an :class:`~transcribe.infer.InferConfig`)."""
 
-    model: str | None
+    checkpoint: str | None
     decode: dict
-    threads: int | None
-    backend: str = "auto"
-    int8: bool = False
+    infer: object
 
 
 _worker: "Worker | None" = None
@@ -148,8 +148,7 @@ def load_transcriber(settings: WorkerSettings):
     """The :class:`~transcribe.infer.Transcriber` these settings describe."""
     from .infer import Transcriber
 
-    return Transcriber.from_checkpoint(settings.model, decode=settings.decode, backend=settings.backend,
-                                       threads=settings.threads, int8=settings.int8)
+    return Transcriber.from_checkpoint(settings.checkpoint, decode=settings.decode, infer=settings.infer)
 
 
 class Worker:
@@ -162,7 +161,7 @@ class Worker:
     def run(self, job: Job) -> Result:
         """Transcribe ``job.audio`` and write every output; failures become a failed Result."""
         from .audio import AudioError, load_audio
-        from .midi import write_notes
+        from .notefiles import write_notes
 
         t0 = time.perf_counter()
         tr = self.transcriber

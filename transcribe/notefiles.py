@@ -1,42 +1,24 @@
-"""Notes <-> files: MIDI (pretty_midi), MAPS-style TSV labels, CSV and JSON note lists.
+"""Notes <-> note files: MIDI (pretty_midi), MAPS-style TSV labels, CSV and JSON note lists,
+and the sustain pedal as MIDI carries it.
 
-Every writer goes through :func:`atomic_write`, so an interrupted run never leaves a
-half-written output file behind.
+Every writer goes through :func:`transcribe.files.atomic_write`, so an interrupted run never
+leaves a half-written output file behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .notes import Notes
 
 LABEL_EXTENSIONS = (".tsv", ".mid", ".midi")
 OUTPUT_FORMATS = ("mid", "csv", "json")
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in the same folder; rename it to ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def notes_to_pretty_midi(notes: Notes, program: int = 0):
@@ -139,6 +121,14 @@ def read_tsv(path: str | Path) -> Notes:
         raise ValueError(f"{path}: expected columns onset, offset, pitch[, velocity]")
     vel = a[:, 3] if a.shape[1] > 3 else np.full(len(a), 64.0)
     return Notes(a[:, 0], a[:, 1], np.round(a[:, 2]), np.round(vel)).sorted()
+
+
+def write_tsv(notes: Notes, path: str | Path) -> None:
+    """MAPS-format labels (read back by :func:`read_tsv`): ``onset<TAB>offset<TAB>pitch<TAB>velocity``."""
+    rows = "".join(f"{a:.6f}\t{b:.6f}\t{int(p)}\t{int(v)}\n"
+                   for a, b, p, v in zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities))
+    with atomic_write(path) as tmp:
+        tmp.write_text("# onset,offset,note,velocity\n" + rows)
 
 
 def read_labels(path: str | Path) -> Notes:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..midi import apply_sustain
+from ..notefiles import apply_sustain
 from ..notes import MAX_PITCH, MIN_PITCH, Notes
 
 KEYS = np.arange(MIN_PITCH, MAX_PITCH + 1)

@@ -1,0 +1,152 @@
+"""SoundFont rendering: note lists (MIDI files, MAPS-style ``.tsv``, music21 scores, generated
+material) → FluidSynth piano audio + ``.tsv`` labels, in the layout the datasets read.
+
+``transcribe-render`` (Hydra, ``conf/render.yaml``) writes
+``<output_dir>/<source>/<piano>/<stem>.flac`` with ``<stem>.tsv`` beside it, so
+:func:`transcribe.data.pairs.find_pairs` finds every render, and the same notes rendered
+through another piano sit at the same relative path under its folder (see
+:mod:`transcribe.data.layout`).
+
+What is labelled is what is rendered. A note list is first made playable by
+:func:`prepare_notes` (piano keys only, a key struck again ends its previous note); those
+notes are written as the labels and played note-on/note-off by note-on/note-off, with no
+pedal events: MIDI sources get their sustain pedal applied to the offsets first
+(:func:`transcribe.notefiles.read_midi`), MAPS ``.tsv`` lists are already pedal-extended and are
+played as given. The attack latency of each SoundFont key (how long after the note-on its
+sample becomes audible) is measured once per piano (:func:`.latency.measure_latency`) and compensated
+by sending each note-on that much earlier, so the audible onset lands on the label.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data.layout import render_path
+from ..files import atomic_write
+from ..notefiles import write_tsv
+from ..notes import Notes
+from .latency import piano_latency
+from .prepare import prepare_notes
+from .sources import iter_sources, pianos_for
+from .synth import Piano, fluidsynth_binary, pianos_from_cfg, synthesize, write_render_midi
+
+
+
+
+
+def render_notes(notes: Notes, piano: Piano, cfg) -> tuple[np.ndarray, Notes]:
+    """Render ``notes`` through ``piano``: (mono float32 audio at ``cfg.sample_rate``, the notes
+    as rendered = the labels). The audio lasts until ``cfg.synth.tail_s`` after the last
+    offset; audio whose peak exceeds ``cfg.max_peak`` is scaled down to it."""
+    import soxr
+
+    notes = prepare_notes(notes, cfg.min_duration_s, cfg.min_start_s)
+    latency = piano_latency(piano, cfg.synth, cfg.latency) if cfg.latency.compensate else None
+    with tempfile.TemporaryDirectory(prefix="transcribe-render-") as tmp:
+        midi = Path(tmp) / "notes.mid"
+        write_render_midi(notes, piano, midi, latency, cfg.synth.tail_s)
+        y, sr = synthesize(midi, piano, cfg.synth)
+    if sr != cfg.sample_rate:
+        y = soxr.resample(y, sr, cfg.sample_rate, quality="HQ")
+    n = int(round((notes.duration + cfg.synth.tail_s) * cfg.sample_rate))
+    y = np.pad(y[:n], (0, max(n - len(y), 0)))
+    peak = float(np.abs(y).max()) if n else 0.0
+    if peak > cfg.max_peak:
+        y = y * (cfg.max_peak / peak)
+    return y.astype(np.float32), notes
+
+
+def render_piece(notes: Notes, piano: Piano, cfg, audio: str | Path) -> tuple[Notes, float]:
+    """Render ``notes`` through ``piano`` to ``audio`` (``cfg.audio_format``) and write the
+    labels (the notes as rendered) beside it as ``<stem>.tsv``. Returns (labels, seconds)."""
+    import soundfile as sf
+
+    audio = Path(audio)
+    y, rendered = render_notes(notes, piano, cfg)
+    with atomic_write(audio) as tmp:
+        sf.write(str(tmp), y, int(cfg.sample_rate), format=str(cfg.audio_format).upper(), subtype=cfg.subtype)
+    write_tsv(rendered, audio.with_suffix(".tsv"))
+    return rendered, len(y) / cfg.sample_rate
+
+
+def render_all(cfg, progress=print) -> dict:
+    """Render every source piece through its pianos into ``cfg.output_dir`` (existing renders
+    are kept unless ``cfg.overwrite``). Returns a summary and writes it, with every render, to
+    ``<output_dir>/manifest.json``."""
+    out_root = Path(cfg.output_dir)
+    out_root.mkdir(parents=True, exist_ok=True)
+    pianos = pianos_from_cfg(cfg)
+    manifest_path = out_root / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"renders": {}}
+    t0, done, skipped, seconds = time.time(), 0, 0, 0.0
+    for source, stem, notes_of in iter_sources(cfg):
+        src_cfg = cfg.sources[source]
+        todo = []
+        for piano in pianos_for(src_cfg, stem, pianos, int(cfg.seed)):
+            audio = render_path(out_root, source, piano.name, stem, cfg.audio_format)
+            if audio.is_file() and audio.with_suffix(".tsv").is_file() and not cfg.overwrite:
+                skipped += 1
+            else:
+                todo.append((piano, audio))
+        if not todo:
+            continue
+        notes = notes_of() if callable(notes_of) else notes_of
+        if len(notes) == 0:
+            progress(f"{source}/{stem}: no notes, skipped")
+            continue
+        for piano, audio in todo:
+            t1 = time.time()
+            rendered, dur = render_piece(notes, piano, cfg, audio)
+            seconds += dur
+            done += 1
+            manifest["renders"][str(audio.relative_to(out_root))] = {
+                "source": source, "piano": piano.name, "soundfont": piano.soundfont, "bank": piano.bank,
+                "program": piano.program, "notes": len(rendered), "seconds": round(dur, 3)}
+            progress(f"{audio}  {len(rendered)} notes  {dur:.1f} s audio  {time.time() - t1:.1f} s")
+    total = sum(r["seconds"] for r in manifest["renders"].values())
+    manifest["summary"] = {"files": len(manifest["renders"]), "hours": round(total / 3600, 3),
+                           "by_source_piano": _hours_by(manifest["renders"])}
+    with atomic_write(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    summary = {"rendered": done, "skipped": skipped, "rendered_hours": round(seconds / 3600, 3),
+               "wall_seconds": round(time.time() - t0, 1), "total_files": len(manifest["renders"]),
+               "total_hours": manifest["summary"]["hours"]}
+    progress(json.dumps(summary))
+    return summary
+
+
+def _hours_by(renders: dict) -> dict:
+    out: dict[str, float] = {}
+    for r in renders.values():
+        key = f"{r['source']}/{r['piano']}"
+        out[key] = round(out.get(key, 0.0) + r["seconds"] / 3600, 3)
+    return out
+
+
+def _hydra_main():
+    import hydra
+
+    from ..config import conf_dir
+
+    @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="render")
+    def run(cfg) -> None:
+        if fluidsynth_binary(cfg.synth.binary) is None:
+            sys.exit(f"error: {cfg.synth.binary} not found; install FluidSynth (Debian: apt-get install fluidsynth)")
+        render_all(cfg)
+
+    return run
+
+
+def main() -> None:
+    """``transcribe-render``: render the configured sources (see ``conf/render.yaml``)."""
+    _hydra_main()()
+
+
+if __name__ == "__main__":
+    main()

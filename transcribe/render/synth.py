@@ -1,0 +1,104 @@
+"""FluidSynth: piano presets of SoundFonts, the MIDI file that plays a note list, and the
+synthesiser run that turns it into audio (faster than real time, no audio device)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..notes import Notes
+
+if TYPE_CHECKING:
+    from .latency import Latency
+
+TICKS_PER_BEAT = 10000  # with a tempo of one beat per second: 0.1 ms ticks
+TEMPO_US = 1_000_000
+
+
+@dataclass(frozen=True)
+class Piano:
+    """A piano preset of a SoundFont: ``bank``/``program`` as FluidSynth lists them."""
+
+    name: str
+    soundfont: str
+    bank: int = 0
+    program: int = 0
+
+
+def pianos_from_cfg(cfg) -> dict[str, Piano]:
+    """All pianos of ``cfg.pianos`` (``{name: {soundfont, bank, program}}``), by name."""
+    return {name: Piano(name, str(p.soundfont), int(p.get("bank", 0)), int(p.get("program", 0)))
+            for name, p in cfg.pianos.items()}
+
+
+def fluidsynth_binary(binary: str = "fluidsynth") -> str | None:
+    """Path of the FluidSynth command, or None when it is not installed."""
+    return shutil.which(binary)
+
+
+def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: "Latency | None" = None,
+                      tail: float = 1.0) -> None:
+    """A one-track MIDI file that plays ``notes`` (from :func:`prepare_notes`) with ``piano``'s
+    preset on channel 0: bank select, program change, then note-ons ``latency(pitch, velocity)``
+    seconds before each onset and note-offs at the offsets (never after the key's next note-on; at
+    equal ticks note-offs go first). No pedal events: offsets already hold the pedal. The file
+    ends ``tail`` seconds after the last offset (FluidSynth renders until then)."""
+    import mido
+
+    lat = np.zeros(len(notes)) if latency is None else latency(notes.pitches, notes.velocities)
+    on_t = np.maximum(np.round((notes.onsets - lat) * TICKS_PER_BEAT).astype(np.int64), 0)
+    off_t = np.round(notes.offsets * TICKS_PER_BEAT).astype(np.int64)
+    for p in np.unique(notes.pitches):  # a note-off must not silence the key's next note
+        idx = np.flatnonzero(notes.pitches == p)
+        idx = idx[np.argsort(on_t[idx], kind="stable")]
+        off_t[idx[:-1]] = np.minimum(off_t[idx[:-1]], on_t[idx[1:]])
+    off_t = np.maximum(off_t, on_t + 1)
+    events = [(int(t), 1, mido.Message("note_on", note=int(p), velocity=int(v)))
+              for t, p, v in zip(on_t, notes.pitches, notes.velocities)]
+    events += [(int(t), 0, mido.Message("note_off", note=int(p), velocity=0)) for t, p in zip(off_t, notes.pitches)]
+    events.sort(key=lambda e: (e[0], e[1]))
+    track = mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0),
+        mido.Message("control_change", control=0, value=piano.bank, time=0),
+        mido.Message("control_change", control=32, value=0, time=0),
+        mido.Message("program_change", program=piano.program, time=0),
+    ])
+    last = 0
+    for t, _, msg in events:
+        track.append(msg.copy(time=t - last))
+        last = t
+    end = int(round((notes.duration + tail) * TICKS_PER_BEAT)) if len(notes) else int(tail * TICKS_PER_BEAT)
+    track.append(mido.MetaMessage("end_of_track", time=max(end - last, 0)))
+    mid = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
+    mid.tracks.append(track)
+    mid.save(str(path))
+
+
+def synthesize(midi_path: str | Path, piano: Piano, synth) -> tuple[np.ndarray, int]:
+    """Render a MIDI file with the FluidSynth command (faster than real time, no audio device):
+    mono float32 audio at ``synth.sample_rate``. ``synth`` holds binary, sample_rate, gain,
+    polyphony, reverb, chorus, timeout_s (``conf/render.yaml``)."""
+    import soundfile as sf
+
+    binary = fluidsynth_binary(synth.binary)
+    if binary is None:
+        raise FileNotFoundError(f"{synth.binary}: FluidSynth not found (Debian: apt-get install fluidsynth)")
+    if not Path(piano.soundfont).is_file():
+        raise FileNotFoundError(f"{piano.soundfont}: SoundFont of piano {piano.name!r} not found")
+    with tempfile.TemporaryDirectory(prefix="transcribe-render-") as tmp:
+        wav = Path(tmp) / "out.wav"
+        cmd = [binary, "-n", "-i", "-q", "-R", "1" if synth.reverb else "0", "-C", "1" if synth.chorus else "0",
+               "-g", str(synth.gain), "-r", str(int(synth.sample_rate)), "-O", "float", "-T", "wav",
+               "-o", f"synth.polyphony={int(synth.polyphony)}", "-o", "synth.dynamic-sample-loading=1",
+               "-F", str(wav), str(piano.soundfont), str(midi_path)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=synth.timeout_s)
+        if proc.returncode != 0 or not wav.is_file():
+            raise RuntimeError(f"fluidsynth failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+    return y.mean(axis=1), int(sr)
