@@ -250,34 +250,45 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
         st.scheduler.step()
         st.step += 1
         metrics.add({k: v.detach() for k, v in losses.items()})
-        last_step = st.step == t.max_steps
-        if st.step % t.log_every == 0 or last_step:
+        if st.step % t.log_every == 0 or st.step == t.max_steps:
             metrics.flush(st.step, t.log_every if st.step % t.log_every == 0 else st.step % t.log_every,
                           st.scheduler.get_last_lr()[0], device, dist)
-        validating = data.val is not None and (st.step % t.val_every == 0 or last_step)
-        checkpointing = st.step % t.checkpoint_every == 0 or last_step
-        if validating or checkpointing:
-            average_buffers(st.model, dist)
-        if validating:
-            val_metrics = validate(st.model, data.val, features, decode, infer, t.val_max_files)
-            log.info("validation at step %d: note F1 %.4f  note+offset F1 %.4f  note+offset+velocity F1 %.4f  "
-                     "frame F1 %.4f", st.step, val_metrics["note_f1"], val_metrics["note_offset_f1"],
-                     val_metrics["note_offset_velocity_f1"], val_metrics["frame_f1"])
-            metrics.write({"step": st.step, **{f"val_{k}": v for k, v in val_metrics.items()}})
-            if val_metrics["note_f1"] > st.best_f1:
-                st.best_f1 = val_metrics["note_f1"]
-                checkpoint("best.pt", val_metrics=val_metrics)
-        if checkpointing and dist.is_main:  # batches depend on (seed, rank, step) only: no sampler state
-            checkpoint("last.pt", optimizer_state=st.optimizer.state_dict(),
-                       scheduler_state=st.scheduler.state_dict(), world_size=dist.world_size)
-        if validating or checkpointing:
-            dist.barrier()  # the others wait while rank 0 validates and writes
+        val_metrics = _validate_and_save(st, data, t, features, decode, infer, metrics, checkpoint, dist) or val_metrics
     if data.val is None and dist.is_main:
         checkpoint("best.pt")
     if t.debug_rank_dump:
         _dump_rank(run_dir, st, dist, batches_digest.hexdigest())
     dist.barrier()
     log.info("done: %d steps; checkpoints in %s", st.step, ckpt_dir)
+    return val_metrics
+
+
+def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, features: FeatureConfig,
+                       decode: DecodeConfig, infer: InferConfig, metrics: MetricsLog, checkpoint, dist: Dist
+                       ) -> dict[str, float] | None:
+    """After a step: validate every ``train.val_every`` steps (keeping ``best.pt``) and write
+    ``last.pt`` every ``train.checkpoint_every`` steps (both at the last step). Returns the
+    validation metrics when it validated."""
+    last_step = st.step == t.max_steps
+    validating = data.val is not None and (st.step % t.val_every == 0 or last_step)
+    checkpointing = st.step % t.checkpoint_every == 0 or last_step
+    if not (validating or checkpointing):
+        return None
+    average_buffers(st.model, dist)
+    val_metrics = None
+    if validating:
+        val_metrics = validate(st.model, data.val, features, decode, infer, t.val_max_files)
+        log.info("validation at step %d: note F1 %.4f  note+offset F1 %.4f  note+offset+velocity F1 %.4f  "
+                 "frame F1 %.4f", st.step, val_metrics["note_f1"], val_metrics["note_offset_f1"],
+                 val_metrics["note_offset_velocity_f1"], val_metrics["frame_f1"])
+        metrics.write({"step": st.step, **{f"val_{k}": v for k, v in val_metrics.items()}})
+        if val_metrics["note_f1"] > st.best_f1:
+            st.best_f1 = val_metrics["note_f1"]
+            checkpoint("best.pt", val_metrics=val_metrics)
+    if checkpointing and dist.is_main:  # batches depend on (seed, rank, step) only: no sampler state
+        checkpoint("last.pt", optimizer_state=st.optimizer.state_dict(),
+                   scheduler_state=st.scheduler.state_dict(), world_size=dist.world_size)
+    dist.barrier()  # the others wait while rank 0 validates and writes
     return val_metrics
 
 

@@ -7,9 +7,12 @@
 2. ``detune``: a global tuning deviation of a few cents, by resampling;
 3. ``eq``: random shelf/peaking filters, sometimes band limiting (phone/laptop microphones);
 4. ``reverb``: a synthetic room (exponentially decaying noise) at a random direct-to-reverberant ratio;
-5. ``noise``: white/pink/brown noise at a random signal-to-noise ratio;
-6. ``gain``: a random level;
-7. ``codec``: a lossy codec round trip (MP3, Ogg Vorbis or Opus through libsndfile).
+5. ``room``: a simulated room (:mod:`transcribe.data.rooms`, pyroomacoustics), drawn from a bank
+   the caller passes (``rooms``);
+6. ``noise``: white/pink/brown noise at a random signal-to-noise ratio;
+7. ``compress``: a microphone's / recorder's automatic gain and compression;
+8. ``gain``: a random level;
+9. ``codec``: a lossy codec round trip (MP3, Ogg Vorbis or Opus through libsndfile).
 
 Every random draw comes from the ``numpy.random.Generator`` the caller passes, so the same seed
 gives the same output. The output has the input's length. Labels stay valid except for
@@ -174,6 +177,24 @@ def codec_roundtrip(y: np.ndarray, sample_rate: int, codec: str = "mp3", compres
     return (_fit(out, len(y)) / scale).astype(np.float32)
 
 
+def compress(y: np.ndarray, sample_rate: int, threshold_db: float, ratio: float, time_s: float) -> np.ndarray:
+    """A feed-forward compressor (automatic gain control of a recorder or phone): the level above
+    ``threshold_db`` (relative to the peak RMS of ``y``) is divided by ``ratio``, the level
+    followed with a one-pole RMS detector of time constant ``time_s``; the result is scaled back
+    to the RMS of ``y``. Hand-written (a dozen numpy lines) rather than another dependency."""
+    from scipy.signal import lfilter
+
+    if len(y) == 0:
+        return y
+    a = 1.0 - np.exp(-1.0 / max(time_s * sample_rate, 1.0))
+    power = lfilter([a], [1.0, a - 1.0], np.square(y, dtype=np.float64))
+    level = 10.0 * np.log10(np.maximum(power, 1e-12))
+    over = level - (level.max() + threshold_db)
+    gain_db = -np.maximum(over, 0.0) * (1.0 - 1.0 / ratio)
+    out = y * 10.0 ** (gain_db / 20.0)
+    return (out * (_rms(y) / max(_rms(out), 1e-12))).astype(np.float32)
+
+
 def mix_partner(y: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray:
     """``(1 - weight) * y + weight * partner'``, with ``partner'`` the partner (cut or padded to
     the length of ``y``) scaled to the RMS of ``y``."""
@@ -187,11 +208,12 @@ def mix_partner(y: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray
 
 
 def augment(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, cfg, partner: np.ndarray | None = None,
-            return_params: bool = False):
+            return_params: bool = False, rooms: list[np.ndarray] | None = None):
     """``audio`` (mono float32) through the chain of the module docstring, each effect applied
     with probability ``cfg.<effect>.p`` and parameters drawn from ``rng`` within the ranges of
     ``cfg`` (``conf/augment/default.yaml``); ``partner`` is a render of the same notes through
-    another piano, aligned with ``audio`` (``mix`` needs it). Returns audio of the same length,
+    another piano, aligned with ``audio`` (``mix`` needs it); ``rooms`` a bank of room impulse
+    responses (``room`` needs it, see :func:`transcribe.data.rooms.room_bank`). Returns audio of the same length,
     and with ``return_params`` also a dict of what was applied (``detune.time_scale``: see the
     module docstring)."""
     y = np.asarray(audio, dtype=np.float32).copy()
@@ -232,11 +254,24 @@ def augment(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, cfg, 
         y = apply_reverb(y, room_impulse_response(rng, sample_rate, **r))
         params["reverb"] = r
 
+    c = cfg.get("room")
+    if c is not None and rooms and rng.random() < c.p:
+        i = int(rng.integers(len(rooms)))
+        y = apply_reverb(y, rooms[i])
+        params["room"] = {"index": i}
+
     c = cfg.noise
     if rng.random() < c.p:
         snr, color = _uniform(rng, c.snr_db), str(rng.choice(list(c.colors)))
         y = add_noise(y, snr, rng, color)
         params["noise"] = {"snr_db": snr, "color": color}
+
+    c = cfg.get("compress")
+    if c is not None and rng.random() < c.p:
+        k = {"threshold_db": _uniform(rng, c.threshold_db), "ratio": _uniform(rng, c.ratio),
+             "time_s": _uniform(rng, c.time_s)}
+        y = compress(y, sample_rate, **k)
+        params["compress"] = k
 
     c = cfg.gain
     if rng.random() < c.p:

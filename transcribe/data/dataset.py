@@ -62,6 +62,7 @@ class CropDataset:
     def __init__(self, pairs: list[tuple[Path, Path]], cfg: FeatureConfig, cache: FeatureCache, workers: int = 1):
         cache.fill([a for a, _ in pairs], workers)
         self.cfg = cfg
+        self.rooms: list[np.ndarray] | None = None  # room impulse responses for augmentation (BatchStream sets them)
         self.recordings: list[Recording] = []
         for audio, label in pairs:
             feats = cache.load(audio)
@@ -110,7 +111,7 @@ class CropDataset:
         partner = None
         if rec.partners:
             partner = read_segment(rec.partners[int(rng.integers(len(rec.partners)))], first, n, sr)
-        y = augment(y, sr, rng, aug, partner=partner)
+        y = augment(y, sr, rng, aug, partner=partner, rooms=self.rooms)
         feats = cqt_features(y, self.cfg)[context_frames: context_frames + crop_frames]
         return np.ascontiguousarray(feats, dtype=np.float32), self._targets(rec, start, crop_frames)
 
@@ -157,6 +158,10 @@ class BatchStream(torch.utils.data.Dataset):
         self.seed, self.rank, self.context_frames = seed, rank, context_frames
         self.p_aug = float(aug.get("p", 1.0)) if aug is not None else 0.0
         self.aug = always(aug) if self.p_aug > 0 else None  # converted once, not per batch
+        if self.aug is not None and self.aug.get("room") is not None and float(self.aug.room.p) > 0 and data.rooms is None:
+            from .rooms import room_bank
+
+            data.rooms = room_bank(self.aug.room, data.cfg.sample_rate)
 
     def __len__(self) -> int:
         return 2**62

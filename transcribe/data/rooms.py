@@ -1,0 +1,92 @@
+"""Rooms for augmentation, simulated with pyroomacoustics: shoebox rooms of random size and
+reverberation time, the piano and the microphone placed at random 0.3 to 6 m apart; the early
+reflections by the image-source method, the late tail by ray tracing (the hybrid simulator).
+
+Simulating one room takes 0.1 to 1 s, too slow for every training crop, so a bank of rooms is
+simulated once per configuration (:func:`room_bank`), cached as ``.npz`` in
+``augment.room.cache_dir``, and each augmented crop draws one of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write
+
+
+def _uniform(rng: np.random.Generator, bounds) -> float:
+    lo, hi = (float(b) for b in bounds)
+    return float(rng.uniform(lo, hi))
+
+
+def place(rng: np.random.Generator, dims: np.ndarray, distance: float, margin: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """A source (the piano, 0.6 to 1.2 m high) and a microphone ``distance`` metres away (or as
+    far as the room allows), both at least ``margin`` from every wall."""
+    lo, hi = np.full(3, margin), dims - margin
+    src = np.array([rng.uniform(lo[0], hi[0]), rng.uniform(lo[1], hi[1]), rng.uniform(0.6, min(1.2, hi[2]))])
+    for _ in range(100):
+        direction = rng.standard_normal(3)
+        direction[2] *= 0.3  # microphones are mostly beside the piano, not above it
+        mic = src + distance * direction / np.linalg.norm(direction)
+        if np.all(mic >= lo) and np.all(mic <= hi):
+            return src, mic
+        distance *= 0.9  # the room is too small for this distance in this direction: come closer
+    return src, np.clip(src + np.array([margin, 0, 0]), lo, hi)
+
+
+def simulate_room(rng: np.random.Generator, sample_rate: int, cfg) -> tuple[np.ndarray, dict]:
+    """One room impulse response (float32, peak-normalised direct path) and its parameters,
+    drawn within ``cfg`` (``augment.room``: rt60_s, length_m, width_m, height_m, distance_m,
+    max_order, n_rays)."""
+    import pyroomacoustics as pra
+
+    dims = np.array([_uniform(rng, cfg.length_m), _uniform(rng, cfg.width_m), _uniform(rng, cfg.height_m)])
+    dims[1] = min(dims[1], dims[0])  # width <= length
+    rt60 = _uniform(rng, cfg.rt60_s)
+    try:
+        absorption, _ = pra.inverse_sabine(rt60, dims)
+    except ValueError:  # the room is too small for so long a reverberation: as live as it gets
+        absorption = 0.01
+    absorption = float(np.clip(absorption, 0.01, 0.99))
+    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption), max_order=int(cfg.max_order),
+                       ray_tracing=True, air_absorption=True)
+    room.set_ray_tracing(receiver_radius=0.5, n_rays=int(cfg.n_rays), energy_thres=1e-5)
+    src, mic = place(rng, dims, _uniform(rng, cfg.distance_m))
+    room.add_source(src)
+    room.add_microphone(mic)
+    room.compute_rir()
+    ir = np.asarray(room.rir[0][0], dtype=np.float64)
+    # Start at the direct sound (less 8 samples of its fractional-delay filter), so the room adds
+    # no delay: labels stay aligned with the audio.
+    ir = ir[max(int(np.argmax(np.abs(ir) > 0.5 * np.abs(ir).max())) - 8, 0):]
+    params = {"dims_m": [round(float(d), 2) for d in dims], "rt60_s": round(rt60, 3), "absorption": round(absorption, 4),
+              "distance_m": round(float(np.linalg.norm(mic - src)), 2)}
+    return (ir / np.abs(ir).max()).astype(np.float32), params
+
+
+def room_bank(cfg, sample_rate: int, progress=None) -> list[np.ndarray]:
+    """``cfg.bank_size`` room impulse responses drawn with ``cfg.seed``: read from the cache when
+    this configuration was simulated before, else simulated (minutes) and cached."""
+    keys = ("bank_size", "seed", "rt60_s", "length_m", "width_m", "height_m", "distance_m", "max_order", "n_rays")
+    spec = {k: (list(cfg[k]) if hasattr(cfg[k], "__len__") and not isinstance(cfg[k], str) else cfg[k]) for k in keys}
+    spec["sample_rate"] = int(sample_rate)
+    key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=float).encode()).hexdigest()[:12]
+    path = Path(cfg.cache_dir) / f"rooms-{key}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return [z[f"ir{i}"] for i in range(int(cfg.bank_size))]
+    rng = np.random.default_rng(int(cfg.seed))
+    irs = []
+    for i in range(int(cfg.bank_size)):
+        ir, params = simulate_room(rng, sample_rate, cfg)
+        irs.append(ir)
+        if progress:
+            progress(f"room {i + 1}/{cfg.bank_size}: {params}")
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{f"ir{i}": ir for i, ir in enumerate(irs)})
+    return irs
