@@ -79,14 +79,28 @@ def test_bad_shard_is_rejected(text):
         parse_shard(text)
 
 
-def test_stale_partial_files_are_removed(tmp_path):
-    out = tmp_path / "song.mid"
-    stale = tmp_path / ".song.mid.abc123.part"
-    other = tmp_path / ".other.mid.abc123.part"
-    stale.write_bytes(b"half")
-    other.write_bytes(b"half")
-    remove_stale_parts([out])
-    assert not stale.exists() and other.exists()
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("name", ["song", "odd [1] *name?"])
+def test_stale_partial_files_of_dead_processes_only_are_removed(tmp_path, name):
+    """Temporary files name their owner (host, pid): a dead owner's are removed, a live one's
+    (another run writing into the same folder) are kept; names are compared as text, so
+    glob characters match nothing else."""
+    import socket
+
+    host = socket.gethostname().replace(".", "_")
+    out = tmp_path / f"{name}.mid"
+    dead = tmp_path / f".{name}.mid.{host}.{_dead_pid()}.ab12.part"
+    alive = tmp_path / f".{name}.mid.{host}.{os.getppid()}.cd34.part"
+    other = tmp_path / f".{name}1.mid.{host}.{_dead_pid()}.ef56.part"  # another output's
+    for p in (dead, alive, other):
+        p.write_bytes(b"half")
+    assert remove_stale_parts([out]) == [dead]
+    assert not dead.exists() and alive.exists() and other.exists()
 
 
 # ---------------------------------------------------------------------------- the CLI on folders

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,41 +37,134 @@ def _mono(block: np.ndarray) -> np.ndarray:
     return block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
 
 
-def _stream_sndfile(path: Path, sample_rate: int) -> np.ndarray:
+@contextlib.contextmanager
+def _decoder_messages(sink: list[str]) -> Iterator[None]:
+    """Collect what C decoders (libsndfile, mpg123) print on the process's stderr meanwhile
+    into ``sink`` instead of letting it reach the terminal without a file name."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to capture
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read(1 << 16).decode(errors="replace")
+    sink.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def summarise_messages(lines: list[str]) -> str:
+    """Decoder messages as one warning: the distinct lines, with their counts."""
+    counts = dict.fromkeys(lines, 0)
+    for line in lines:
+        counts[line] += 1
+    return "decoder said: " + "; ".join(f"{line}" + (f" ({n}x)" if n > 1 else "") for line, n in counts.items())
+
+
+def _mp3_stated_bytes(path: Path) -> tuple[int, int] | None:
+    """``(stream start, stream bytes)`` announced by an MP3's Xing/Info or VBRI header, if any."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    start = 0
+    if head[:3] == b"ID3" and len(head) >= 10:
+        start = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F))
+        start += 10 if head[5] & 0x10 else 0
+    while start + 4 <= len(head) and not (head[start] == 0xFF and head[start + 1] & 0xE0 == 0xE0):
+        start += 1
+    if start + 64 > len(head):
+        return None
+    version, mono = (head[start + 1] >> 3) & 3, (head[start + 3] >> 6) == 3
+    side = (17 if mono else 32) if version == 3 else (9 if mono else 17)
+    xing = start + 4 + side
+    if head[xing: xing + 4] in (b"Xing", b"Info"):
+        flags = int.from_bytes(head[xing + 4: xing + 8], "big")
+        if flags & 2:
+            at = xing + 8 + (4 if flags & 1 else 0)
+            return start, int.from_bytes(head[at: at + 4], "big")
+    vbri = start + 36
+    if head[vbri: vbri + 4] == b"VBRI":
+        return start, int.from_bytes(head[vbri + 10: vbri + 14], "big")
+    return None
+
+
+def _check_mp3_length(path: Path, seconds: float) -> None:
+    """Raise :class:`AudioError` for an MP3 cut short: libsndfile pads such a file to the length
+    its header announces, with silence or repeated garbage, so it would pass as complete."""
+    stated = _mp3_stated_bytes(path)
+    if not stated or stated[1] <= 0:
+        return
+    have = path.stat().st_size - stated[0]
+    if have < TRUNCATED_FRACTION * stated[1]:
+        raise AudioError(path, f"truncated: the file holds about {seconds * have / stated[1]:.1f} s of the "
+                         f"{seconds:.1f} s its header announces ({have} of {stated[1]} bytes)")
+
+
+TRUNCATED_FRACTION = 0.9  # less than this share of the announced audio: truncated
+
+
+def _open_sndfile(path: Path, messages: list[str]):
+    import soundfile as sf
+
+    try:
+        with _decoder_messages(messages):
+            return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise _NotSndfile(str(err).split(":")[-1].strip()) from None
+
+
+def _stream_sndfile(path: Path, sample_rate: int, messages: list[str]) -> Iterator[np.ndarray]:
     """Decode with libsndfile block by block, mixing to mono and resampling each block, so a
     long multichannel file never sits in memory at its source rate. Raises :class:`_NotSndfile`
-    if libsndfile cannot open the file."""
+    (before yielding anything) if libsndfile cannot open the file."""
     import soundfile as sf
     import soxr
 
-    try:
-        f = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise _NotSndfile(str(err).split(":")[-1].strip()) from None
+    f = _open_sndfile(path, messages)
     with f:
         if f.frames == 0:
             raise AudioError(path, "contains no audio samples")
+        if f.format == "MPEG" or path.suffix.lower() == ".mp3":
+            _check_mp3_length(path, f.frames / f.samplerate)
         resampler = soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32", quality="HQ") \
             if f.samplerate != sample_rate else None
-        parts = []
-        try:
-            for block in f.blocks(blocksize=int(f.samplerate * BLOCK_SECONDS), dtype="float32", always_2d=True):
-                y = _mono(block)
-                if not np.all(np.isfinite(y)):
-                    raise AudioError(path, "contains NaN or infinite samples")
-                parts.append(resampler.resample_chunk(y) if resampler else y)
-        except (sf.LibsndfileError, RuntimeError) as err:
-            raise AudioError(path, f"corrupt audio data ({err})") from err
+        block, decoded = int(f.samplerate * BLOCK_SECONDS), 0
+        while True:
+            try:
+                with _decoder_messages(messages):
+                    y = f.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise AudioError(path, f"corrupt audio data ({err})") from err
+            if len(y) == 0:
+                break
+            decoded += len(y)
+            y = _mono(y)
+            if not np.all(np.isfinite(y)):
+                raise AudioError(path, "contains NaN or infinite samples")
+            yield resampler.resample_chunk(y) if resampler else y
+        if decoded < TRUNCATED_FRACTION * f.frames:
+            raise AudioError(path, f"truncated: decoded {decoded / f.samplerate:.1f} s of the "
+                             f"{f.frames / f.samplerate:.1f} s its header announces")
         if resampler:
-            parts.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-    if not parts or sum(len(p) for p in parts) == 0:
-        raise AudioError(path, "contains no audio samples")
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+            yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+NEEDS_FFMPEG = (".m4a", ".aac", ".mp4", ".opus", ".wma")
 
 
 def _decode_other(path: Path, sample_rate: int, sndfile_reason: str) -> np.ndarray:
     """Formats libsndfile does not read (m4a/aac, some mp3): audioread / ffmpeg via librosa.
     ``sndfile_reason`` is why libsndfile refused the file, for the error message."""
+    import shutil
+
+    if path.suffix.lower() in NEEDS_FFMPEG and shutil.which("ffmpeg") is None:
+        raise AudioError(path, f"cannot decode {path.suffix} files without ffmpeg: install it "
+                         "(e.g. apt-get install ffmpeg, brew install ffmpeg or conda install ffmpeg)")
     try:
         import warnings
 
@@ -88,14 +186,7 @@ def _decode_other(path: Path, sample_rate: int, sndfile_reason: str) -> np.ndarr
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
-def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Read ``path`` and return a mono float32 waveform resampled to ``sample_rate``.
-
-    Raises :class:`AudioError` for a missing, empty, unreadable or corrupt file. Files that
-    libsndfile reads (wav, flac, ogg, mp3, aiff, ...) are decoded in blocks, so memory stays
-    near the size of the result however long the file and whatever its rate and channels.
-    """
-    path = Path(path)
+def _check_readable(path: Path) -> None:
     if not path.exists():
         raise AudioError(path, "no such file")
     if path.is_dir():
@@ -107,10 +198,48 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
             pass
     except OSError as err:
         raise AudioError(path, f"cannot open ({err.strerror})") from err
-    try:
-        return _stream_sndfile(path, sample_rate)
-    except _NotSndfile as err:
-        return _decode_other(path, sample_rate, str(err))
+
+
+class AudioStream:
+    """A file as consecutive blocks of mono float32 samples at ``sample_rate`` (about
+    ``BLOCK_SECONDS`` each), decoded, mixed down and resampled one block at a time.
+
+    Iterate once. Raises :class:`AudioError` (naming the file) for a missing, empty,
+    unreadable, corrupt or truncated file. What the C decoders print while reading it is
+    collected in :attr:`messages` (not printed), so it can be reported with the file's name.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int):
+        self.path, self.sample_rate = Path(path), sample_rate
+        self.messages: list[str] = []
+        self.samples = 0  # yielded so far
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        _check_readable(self.path)
+        try:
+            blocks = _stream_sndfile(self.path, self.sample_rate, self.messages)
+            first = next(blocks, None)
+        except _NotSndfile as err:
+            blocks, first = iter(()), _decode_other(self.path, self.sample_rate, str(err))
+        if first is not None:
+            self.samples += len(first)
+            yield first
+        for y in blocks:
+            self.samples += len(y)
+            yield y
+        if self.samples == 0:
+            raise AudioError(self.path, "contains no audio samples")
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Read ``path`` and return a mono float32 waveform resampled to ``sample_rate``.
+
+    Raises :class:`AudioError` for a missing, empty, unreadable, corrupt or truncated file.
+    Files that libsndfile reads (wav, flac, ogg, mp3, aiff, ...) are decoded in blocks, so memory
+    stays near the size of the result however long the file and whatever its rate and channels.
+    """
+    parts = list(AudioStream(path, sample_rate))
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
 def read_segment(path: str | Path, start: int, n_samples: int, sample_rate: int) -> np.ndarray:
@@ -152,3 +281,23 @@ def find_audio_files(folder: str | Path, extensions: tuple[str, ...] = AUDIO_EXT
     """All audio files under ``folder`` (recursively), sorted."""
     folder = Path(folder)
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+
+
+def scan_folder(folder: str | Path, extensions: tuple[str, ...] = AUDIO_EXTENSIONS
+                ) -> tuple[list[Path], list[Path], list[Path]]:
+    """Audio files under ``folder`` (recursively, as :func:`find_audio_files`), and what a
+    search passes over: dangling links with an audio name, and links to folders (not
+    followed, so a link cannot make a file be found twice or a search loop). Each sorted."""
+    files, dangling, folder_links = [], [], []
+    for root, dirs, names in os.walk(folder):
+        base = Path(root)
+        folder_links += [base / d for d in dirs if (base / d).is_symlink()]
+        for name in names:
+            p = base / name
+            if p.suffix.lower() not in extensions:
+                continue
+            if p.is_file():
+                files.append(p)
+            elif p.is_symlink() and not p.exists():
+                dangling.append(p)
+    return sorted(files), sorted(dangling), sorted(folder_links)

@@ -7,57 +7,112 @@ Heavy modules (torch, librosa) are imported only after the arguments are parsed,
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS
-from .jobs import Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs, select_shard
+from .jobs import (Job, PlanError, Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs,
+                   select_shard)
 from .notefiles import OUTPUT_FORMATS
 from .progress import Progress, audio_duration
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM gives 143 and SIGHUP 129: 128 + the signal number
+FILE_SUFFIXES = (".mid", ".midi", ".csv", ".json", ".png")
+
+EPILOG = """Examples:
+  transcribe recording.wav
+  transcribe a.wav b.flac -o out/
+  transcribe recordings/ -o midi/ --format mid,csv --jobs 2 --report report.json
+  transcribe --model runs/x/checkpoints/best.pt song.mp3
+  transcribe -- -take1.wav                  (a file name starting with '-')
+
+Names: inputs that differ only in their extension (a.wav, a.flac) keep it in their output names
+(a.wav.mid, a.flac.mid), so nothing is overwritten; other collisions are refused before any work.
+
+Exit status: 0 when every input was transcribed or skipped, 1 when any failed, 2 for usage errors
+(bad options, a bad --model, unwritable outputs: nothing is transcribed), 130 after Ctrl-C, 143
+after SIGTERM, 129 after SIGHUP (the summary and --report are written first). Outputs are written
+under a temporary name and renamed when complete; concurrent runs on one folder share the work."""
+
+
+class UsageError(Exception):
+    """A problem with the command line or its paths, found before any work."""
+
+
+class TranscribeParser(argparse.ArgumentParser):
+    """argparse, with a hint for file names that start with a dash."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        dashed = [a for a in sys.argv[1:] if a.startswith("-") and a != "--" and Path(a).suffix.lower()
+                  in AUDIO_EXTENSIONS]
+        if dashed or "unrecognized arguments: -" in message:
+            name = dashed[0] if dashed else "-NAME.wav"
+            message += (f"\n(a file name that starts with '-' must come after '--', e.g. "
+                        f"transcribe [options] -- {name}, or be written as ./{name})")
+        super().error(message)
+
+
+def probability(text: str) -> float:
+    """argparse type: a finite number strictly between 0 and 1."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not (0.0 < x < 1.0):  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be a finite number between 0 and 1 (exclusive), got {text}")
+    return x
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    """The ``transcribe`` command line."""
+    p = TranscribeParser(
         prog="transcribe",
         description="Transcribe piano recordings to MIDI. Each input file gets a .mid file of the same "
         "name (next to it, or under --output-dir); folders are searched recursively for audio files "
-        f"({', '.join(AUDIO_EXTENSIONS)}).",
-        epilog="Examples:\n  transcribe recording.wav\n  transcribe a.wav b.flac -o out/\n"
-        "  transcribe recordings/ -o midi/ --format mid,csv --jobs 2 --report report.json\n"
-        "  transcribe --model runs/x/checkpoints/best.pt song.mp3\n\n"
-        "Exit status: 0 when every input was transcribed or skipped, 1 when any failed, 2 for usage errors,\n"
-        "130 when interrupted. Outputs are written under a temporary name and renamed when complete.",
+        f"({', '.join(AUDIO_EXTENSIONS)}); links to folders inside them are listed, not followed.",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or folders of audio files")
     p.add_argument("-o", "--output-dir", type=Path, default=None,
-                   help="write outputs here (default: next to each input); a folder's files keep their "
-                   "relative paths under it")
+                   help="write outputs into this folder (default: next to each input); a folder's files keep "
+                   "their relative paths under it")
     p.add_argument("-m", "--model", type=Path, default=None,
                    help="checkpoint to use (default: the model shipped with the package)")
     p.add_argument("-f", "--format", default="mid",
                    help=f"output format(s), comma separated: {', '.join(OUTPUT_FORMATS)} (default: mid)")
-    p.add_argument("--onset-threshold", type=float, default=None,
+    p.add_argument("--onset-threshold", type=probability, default=None,
                    help="onset probability that starts a note (default: the checkpoint's)")
-    p.add_argument("--frame-threshold", type=float, default=None,
+    p.add_argument("--frame-threshold", type=probability, default=None,
                    help="frame probability that keeps a note sounding (default: the checkpoint's)")
     p.add_argument("--plot", action="store_true",
-                   help="also write a piano-roll PNG (activations and notes) per input; needs matplotlib")
+                   help="also write a piano-roll PNG (activations and notes; the first 10 minutes, one minute per row) "
+                   "per input; needs matplotlib")
     p.add_argument("--glob", default=None,
                    help="only files of input folders whose relative path or name matches this pattern, "
                    "e.g. '*.flac' or 'live/**'")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs that already exist (default: skip inputs whose outputs all exist, "
                    "so an interrupted batch resumes where it stopped)")
-    p.add_argument("-j", "--jobs", type=int, default=None,
+    p.add_argument("-j", "--jobs", type=positive_int, default=None,
                    help=f"worker processes, each loading the model once (default: the CPU cores available, "
                    f"here {default_jobs()})")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads per worker for the network (default: cores divided among the workers)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default=None,
                    help="network runtime: onnxruntime (faster; chosen by auto when installed) or torch "
@@ -91,73 +146,179 @@ def usage_error(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        formats = parse_formats(args.format)
-        shard = parse_shard(args.shard) if args.shard else None
-    except ValueError as err:
+        extensions = check_options(args)
+        jobs, results = plan(args, extensions)
+        pending = pending_jobs(jobs, results, args)
+        check_paths(args, pending)
+    except UsageError as err:
         return usage_error(str(err))
-    if args.jobs is not None and args.jobs < 1:
-        return usage_error("--jobs must be at least 1")
+    stopped = Interrupts()
+    t0 = time.monotonic()
+    try:
+        with stopped:
+            run_batch(args, pending, results)
+        return finish(results, pending, args, stopped.signal, time.monotonic() - t0)
+    except UsageError as err:
+        return usage_error(str(err))
+    finally:
+        stopped.restore()
+
+
+def check_options(args: argparse.Namespace) -> list[str]:
+    """Validate the options that argparse cannot; the output extensions."""
+    try:
+        formats = parse_formats(args.format)
+        args.shard = parse_shard(args.shard) if args.shard else None
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if args.plot:
         from .plot import matplotlib_available
 
         if not matplotlib_available():
-            return usage_error("--plot needs matplotlib: pip install 'transcribe[plot]'")
-    extensions = formats + (["png"] if args.plot else [])
+            raise UsageError("--plot needs matplotlib: pip install 'transcribe[plot]'")
+    return formats + (["png"] if args.plot else [])
 
-    jobs, results = plan_jobs(args.inputs, args.output_dir, extensions, args.glob)
-    if shard:
-        jobs = select_shard(jobs, *shard)
+
+def plan(args: argparse.Namespace, extensions: list[str]) -> tuple[list[Job], list[Result]]:
+    """Jobs (this shard's) and the results already known (missing inputs, links); prints those."""
+    try:
+        jobs, results = plan_jobs(args.inputs, args.output_dir, extensions, args.glob)
+    except PlanError as err:
+        raise UsageError(str(err)) from None
+    if args.shard:
+        jobs = select_shard(jobs, *args.shard)
     for r in results:
-        print(f"error: {r.audio}: {r.reason}", file=sys.stderr)
-    progress_out = sys.stdout
+        kind = "error" if r.status == "failed" else "warning"
+        print(f"{kind}: {r.audio}: {r.reason}", file=sys.stderr)
+    return jobs, results
+
+
+def pending_jobs(jobs: list[Job], results: list[Result], args: argparse.Namespace) -> list[Job]:
+    """The jobs still to do; the others become skipped results."""
     pending = []
     for job in jobs:
         if not args.overwrite and all(o.exists() for o in job.outputs):
             results.append(Result(job.audio, "skipped", job.outputs, reason="output exists"))
             if not args.quiet:
-                print(f"skip {job.audio}: output exists (use --overwrite to replace)", file=progress_out)
+                print(f"skip {job.audio}: output exists (use --overwrite to replace)", file=sys.stdout)
         else:
             pending.append(job)
+    return pending
 
-    interrupted = False
-    t0 = time.monotonic()
-    if pending:
-        from .jobs import load_transcriber
-        from .checkpoint import CheckpointError
 
-        decode = {k: v for k, v in (("onset_threshold", args.onset_threshold),
-                                    ("frame_threshold", args.frame_threshold)) if v is not None}
-        from .infer import InferConfig
+def _writable_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and check that files can be created in it."""
+    import tempfile
 
-        n_jobs = min(args.jobs or default_jobs(), len(pending))
-        threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
-        infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8)
-        settings = WorkerSettings(str(args.model) if args.model else None, decode, infer)
-        try:
-            transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
-        except (CheckpointError, ValueError) as err:
-            return usage_error(str(err))
-        durations = [audio_duration(j.audio) for j in pending]
-        total_audio = sum(durations) if all(d is not None for d in durations) else None
-        progress = Progress(len(pending), total_audio, args.quiet, stream=progress_out)
-        try:
-            for r in run_jobs(pending, settings, n_jobs, on_start=progress.start,
-                              transcriber=transcriber if n_jobs == 1 else None):
-                results.append(r)
-                report_result(r, progress)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            progress.close()
-    return finish(results, args, interrupted, time.monotonic() - t0)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{what} {folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UsageError(f"{what} {folder}: cannot write there ({err.strerror or err})") from None
+
+
+def check_paths(args: argparse.Namespace, pending: list[Job]) -> None:
+    """Before any work: -o is a folder (or can be one), every output folder and the --report
+    path can be written. Errors name the path."""
+    out = args.output_dir
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--output-dir {out}: exists and is not a folder (-o takes a folder; outputs are "
+                             "named after the inputs)")
+        if not out.exists() and out.suffix.lower() in FILE_SUFFIXES:
+            raise UsageError(f"--output-dir {out}: looks like a file name; -o takes a folder (outputs are named "
+                             f"after the inputs: {out.suffix} files go into it)")
+    for folder in sorted({o.parent for job in pending for o in job.outputs}):
+        _writable_folder(folder, "output folder")
+    if args.report is not None:
+        if args.report.is_dir():
+            raise UsageError(f"--report {args.report}: is a folder; give a file name, e.g. report.json")
+        _writable_folder(args.report.parent if str(args.report.parent) else Path("."), "--report folder")
+
+
+class Interrupts:
+    """Within ``with``: SIGINT, SIGTERM and SIGHUP all stop the batch as Ctrl-C does
+    (KeyboardInterrupt), and :attr:`signal` records which came. From the first one until
+    :meth:`restore`, they are ignored, so the workers are stopped and the summary and report
+    written whatever else arrives."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._saved = {s: signal.getsignal(s) for s in self.SIGNALS}
+
+    def _ignore(self) -> None:
+        for s in self.SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+
+    def _handler(self, signum, frame):
+        self._ignore()
+        self.signal = signum
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        for s in self.SIGNALS:
+            signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, kind, value, tb) -> bool:
+        self._ignore()
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.signal = self.signal or signal.SIGINT
+            return True
+        return False
+
+    def restore(self) -> None:
+        """Put back the handlers there were before."""
+        for s, handler in self._saved.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
+def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result]) -> None:
+    """Load the model, run the pending jobs, and collect their results."""
+    if not pending:
+        return
+    from .checkpoint import CheckpointError
+    from .infer import InferConfig
+    from .jobs import load_transcriber
+
+    decode = {k: v for k, v in (("onset_threshold", args.onset_threshold),
+                                ("frame_threshold", args.frame_threshold)) if v is not None}
+    n_jobs = min(args.jobs or default_jobs(), len(pending))
+    threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
+    infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8)
+    settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite)
+    try:
+        transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
+    except (CheckpointError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    durations = [audio_duration(j.audio) for j in pending]
+    total_audio = sum(durations) if all(d is not None for d in durations) else None
+    progress = Progress(len(pending), total_audio, args.quiet, stream=sys.stdout)
+    try:
+        for r in run_jobs(pending, settings, n_jobs, on_start=progress.start,
+                          transcriber=transcriber if n_jobs == 1 else None):
+            results.append(r)
+            report_result(r, progress)
+    finally:
+        progress.close()
 
 
 def report_result(r: Result, progress: Progress) -> None:
+    """Print one finished job (and advance the progress line)."""
     if r.status == "failed":
         progress.message(f"error: {r.audio}: {r.reason}", important=True, stream=sys.stderr)
         line = f"failed {r.audio}"
+    elif r.status == "skipped":
+        progress.message(f"skip {r.audio}: {r.reason}")
+        line = f"skipped {r.audio}"
     else:
         if r.warning:
             progress.message(f"warning: {r.audio}: {r.warning}", important=True, stream=sys.stderr)
@@ -166,39 +327,54 @@ def report_result(r: Result, progress: Progress) -> None:
     progress.advance(r.audio_seconds, line)
 
 
-def finish(results: list[Result], args: argparse.Namespace, interrupted: bool, wall: float) -> int:
-    """Print the summary, write the --report, and choose the exit code."""
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+def finish(results: list[Result], pending: list[Job], args: argparse.Namespace, stopped_by: int | None,
+           wall: float) -> int:
+    """Print the summary, write the --report, and choose the exit code. After an interrupt,
+    the pending inputs without a result are reported as ``interrupted``."""
+    if stopped_by:
+        finished = {r.audio for r in results}
+        results += [Result(j.audio, "interrupted", reason="not finished: the run was stopped")
+                    for j in pending if j.audio not in finished]
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "interrupted")}
     failed = [r for r in results if r.status == "failed"]
-    line = (f"transcribe: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
-            + (" (interrupted; finished outputs are kept, none is half-written)" if interrupted else ""))
-    print(line, file=sys.stderr if failed or interrupted else sys.stdout)
+    line = f"transcribe: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+    if stopped_by:
+        name = signal.Signals(stopped_by).name
+        line += (f", {counts['interrupted']} not finished (interrupted by {name}; finished outputs are kept, "
+                 "none is half-written)")
+    print(line, file=sys.stderr if failed or stopped_by else sys.stdout)
     for r in failed:
         print(f"  failed: {r.audio}: {r.reason}", file=sys.stderr)
     if args.report:
-        import json
-
-        from .files import atomic_write
-
-        audio = sum(r.audio_seconds for r in results if r.status == "done")
-        report = {"summary": {**counts, "interrupted": interrupted, "audio_seconds": round(audio, 3),
-                              "wall_seconds": round(wall, 3)},
-                  "files": [r.to_json() for r in results]}
-        with atomic_write(args.report) as tmp:
-            tmp.write_text(json.dumps(report, indent=1))
-    if interrupted:
-        return EXIT_INTERRUPTED
+        write_report(args.report, results, counts, stopped_by, wall)
+    if stopped_by:
+        return 128 + stopped_by
     return EXIT_FAILED if failed else 0
 
 
+def write_report(path: Path, results: list[Result], counts: dict, stopped_by: int | None, wall: float) -> None:
+    """The --report JSON: a summary and every input with its status."""
+    import json
+
+    from .files import atomic_write
+
+    audio = sum(r.audio_seconds for r in results if r.status == "done")
+    report = {"summary": {**counts, "interrupted": bool(stopped_by),
+                          "signal": signal.Signals(stopped_by).name if stopped_by else None,
+                          "audio_seconds": round(audio, 3), "wall_seconds": round(wall, 3)},
+              "files": [r.to_json() for r in results]}
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+
+
 def entry() -> None:
-    """Console-script entry point. Ctrl-C stops at once; outputs are only ever renamed into
-    place when complete, so nothing half-written is left behind."""
+    """Console-script entry point. Ctrl-C (or SIGTERM) stops at once; outputs are only ever
+    renamed into place when complete, so nothing half-written is left behind."""
     try:
         sys.exit(main())
     except KeyboardInterrupt:
         print("\ntranscribe: interrupted; finished outputs are kept, none is half-written", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

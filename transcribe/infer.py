@@ -14,20 +14,21 @@ Neither torch nor librosa is imported by this module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Any
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .audio import load_audio
+from .audio import AudioError, AudioStream, load_audio
 from .checkpoint import Checkpoint, typed_configs
 from .config import conf_dir
 from .decode import DecodeConfig, decode_notes
-from .features import FeatureConfig, cqt_features
-from .notes import N_KEYS, Notes
+from .features import FeatureConfig, cqt_features, cqt_plan
+from .notes import MIN_PITCH, N_KEYS, Notes
 from .runtime import HEADS, NetworkRunner, TorchRunner, make_runner
 
 
@@ -123,6 +124,119 @@ def run_network(
     return out
 
 
+def cqt_margin_frames(features: FeatureConfig) -> tuple[int, int]:
+    """(margin, alignment) in frames for computing the CQT of a stretch of a recording: frames
+    at least ``margin`` from a cut equal the whole-file CQT to float32 rounding (the longest
+    filter, twice), and a stretch starting on a multiple of ``alignment`` frames puts every
+    octave's downsampled grid where the whole-file transform has it."""
+    plan = cqt_plan(features)
+    factor, reach = plan.early_factor, 0
+    for octave in plan.octaves:
+        factor *= 2 if octave.halve else 1
+        reach = max(reach, octave.n_fft // 2 * factor)
+    hop = features.hop_length
+    return -(-2 * reach // hop), math.lcm(hop, factor) // hop
+
+
+class _AudioWindow:
+    """Samples ``[start, end)`` of a stream of blocks, read on demand and dropped when done."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]):
+        self._blocks = iter(blocks)
+        self._parts: list[np.ndarray] = []
+        self.data = np.zeros(0, dtype=np.float32)
+        self.start, self.finished = 0, False
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data) + sum(len(p) for p in self._parts)
+
+    def need(self, end: int) -> None:
+        """Read until sample ``end`` is held or the stream is finished."""
+        while not self.finished and self.end < end:
+            block = next(self._blocks, None)
+            if block is None:
+                self.finished = True
+            else:
+                self._parts.append(np.asarray(block, dtype=np.float32))
+
+    def get(self, a: int, b: int) -> np.ndarray:
+        """Samples ``a:b`` (``a >= start``; cut at the end of what was read)."""
+        if self._parts:
+            self.data = np.concatenate([self.data, *self._parts])
+            self._parts = []
+        return self.data[a - self.start: b - self.start]
+
+    def drop_before(self, a: int) -> None:
+        self.get(self.start, self.start)
+        if a > self.start:
+            self.data = self.data[a - self.start:].copy()
+            self.start = a
+
+
+class StreamingDecoder:
+    """:func:`~transcribe.decode.decode_notes` over activations that arrive a block at a time,
+    with the same notes as decoding them whole: a note still sounding at the end of a block is
+    carried into the next (as two synthetic frames: its onset, then its state)."""
+
+    def __init__(self, cfg: DecodeConfig, frame_rate: float):
+        self.cfg, self.frame_rate = cfg, frame_rate
+        self._loose = replace(cfg, min_note_frames=1)  # lengths are checked on whole notes
+        self.open_start = np.full(N_KEYS, -1, dtype=np.int64)
+        self.open_velocity = np.zeros(N_KEYS, dtype=np.int64)
+        self.prev_on = np.zeros(N_KEYS, dtype=bool)
+        self.frames = 0  # frames decoded so far
+        self._done: list[tuple[np.ndarray, ...]] = []  # (start, end, key, velocity) frame units
+
+    def feed(self, onset: np.ndarray, frame: np.ndarray, velocity: np.ndarray) -> None:
+        """The next ``len(onset)`` frames of activations [frames, 88]."""
+        n = len(onset)
+        if n == 0:
+            return
+        is_open = self.open_start >= 0
+        pre = np.full((2, N_KEYS), -np.inf, dtype=np.float32)
+        pre_on, pre_frame, pre_vel = pre.copy(), pre.copy(), np.zeros((2, N_KEYS), np.float32)
+        pre_on[0, is_open] = pre_frame[:, is_open] = np.inf
+        pre_on[1, self.prev_on] = np.inf
+        pre_vel[0] = self.open_velocity / 127.0
+        notes = decode_notes(np.concatenate([pre_on, onset]), np.concatenate([pre_frame, frame]), 1.0,
+                             self._loose, np.concatenate([pre_vel, velocity]))
+        starts = notes.onsets.astype(np.int64) - 2 + self.frames
+        ends = notes.offsets.astype(np.int64) - 2 + self.frames
+        keys = notes.pitches.astype(np.int64) - MIN_PITCH
+        carried = notes.onsets == 0
+        starts[carried] = self.open_start[keys[carried]]
+        still_open = notes.offsets == n + 2
+        self.open_start[:] = -1
+        self.open_start[keys[still_open]] = starts[still_open]
+        self.open_velocity[keys[still_open]] = notes.velocities[still_open]
+        self.prev_on = onset[-1] > self.cfg.onset_threshold
+        done = ~still_open
+        self._done.append((starts[done], ends[done], keys[done], notes.velocities[done]))
+        self.frames += n
+
+    def finish(self) -> Notes:
+        """All notes: those still sounding end with the recording."""
+        keys = np.flatnonzero(self.open_start >= 0)
+        parts = self._done + [(self.open_start[keys], np.full(len(keys), self.frames), keys,
+                               self.open_velocity[keys])]
+        start, end, key, vel = (np.concatenate([p[i] for p in parts]) for i in range(4))
+        keep = end - start >= max(self.cfg.min_note_frames, 1)
+        return Notes(start[keep] / self.frame_rate, end[keep] / self.frame_rate, key[keep] + MIN_PITCH,
+                     vel[keep].astype(np.int64)).sorted()
+
+
+@dataclass
+class StreamResult:
+    """A recording transcribed as a stream: its notes, its length, the activations of its first
+    ``keep_seconds`` (for a plot) and what the audio decoder said about it."""
+
+    notes: Notes
+    audio_seconds: float
+    activations: dict[str, np.ndarray]
+    decoder_messages: list[str]
+
+
 class Transcriber:
     """A network runner with the feature, decoder and inference settings to use it: transcribes
     waveforms or files. Made by :meth:`from_checkpoint`, or from a runner (training validation
@@ -182,8 +296,73 @@ class Transcriber:
         return self.notes_from_activations(self.activations(audio))
 
     def transcribe_file(self, path: str | Path) -> Notes:
-        """Notes for an audio file (any supported format, rate and channel count)."""
-        return self.transcribe(load_audio(path, self.sample_rate))
+        """Notes for an audio file (any supported format, rate and channel count), streamed:
+        memory stays flat however long the recording (see :meth:`transcribe_stream`)."""
+        return self.transcribe_stream(path).notes
+
+    def _spans(self, window: _AudioWindow, margin: int) -> Iterator[tuple[int, int, int, int]]:
+        """The chunk spans of :func:`chunk_spans`, found as the audio arrives."""
+        hop, chunk, context = self.features.hop_length, self.chunk_frames, self.context_frames
+        start = 0
+        while True:
+            window.need((start + chunk + context + margin + 1) * hop)
+            n_frames = self.features.n_frames(window.end) if window.finished else math.inf
+            if start >= n_frames:
+                return
+            stop = int(min(start + chunk, n_frames))
+            yield start, stop, max(start - context, 0), int(min(stop + context, n_frames))
+            start = stop
+
+    def _network_blocks(self, window: _AudioWindow) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """(first frame, activations [frames, 88] per head), chunk after chunk in order."""
+        margin, align = cqt_margin_frames(self.features)
+        hop, batch_size = self.features.hop_length, max(self.infer.batch_chunks, 1)
+        batch: list[tuple[int, int, int, int]] = []
+        spans = self._spans(window, margin)
+        for span in _with_end(spans):
+            if batch and (span is None or len(batch) == batch_size
+                          or span[3] - span[2] != batch[0][3] - batch[0][2]):
+                lo, hi = batch[0][2], batch[-1][3]
+                a = max(lo - margin, 0) // align * align
+                seg = window.get(a * hop, (hi + margin) * hop)
+                feats = cqt_features(seg, self.features)[lo - a: hi - a]
+                x = np.stack([feats[l0 - lo: h0 - lo] for _, _, l0, h0 in batch])
+                pred = self.runner(x)
+                for b, (s0, s1, l0, _) in enumerate(batch):
+                    yield s0, {k: pred[k][b, s0 - l0: s1 - l0] for k in HEADS}
+                window.drop_before(max(batch[-1][1] - self.context_frames - margin, 0) // align * align * hop)
+                batch = []
+            if span is not None:
+                batch.append(span)
+
+    def transcribe_stream(self, audio: str | Path | AudioStream, keep_seconds: float = 0.0) -> StreamResult:
+        """Transcribe a file a stretch at a time: decoding, CQT, network and note decoding each
+        hold a few chunks, never the whole recording, so memory is flat in its length. The notes
+        equal those of :meth:`transcribe` on the whole waveform (the same chunks; the CQT of each
+        stretch is cut with a margin, equal to float32 rounding). ``keep_seconds``: also return the
+        activations of the first this many seconds (for a plot)."""
+        stream = audio if isinstance(audio, AudioStream) else AudioStream(audio, self.sample_rate)
+        window = _AudioWindow(stream)
+        window.need(self.features.hop_length)
+        if window.finished and window.end < self.features.hop_length:
+            raise AudioError(stream.path, f"too short: {window.end} samples at {self.sample_rate} Hz, "
+                             f"less than one frame ({self.features.hop_length} samples)")
+        decoder = StreamingDecoder(self.decode, self.features.frame_rate)
+        keep = int(keep_seconds * self.features.frame_rate)
+        kept: dict[str, list[np.ndarray]] = {k: [] for k in HEADS}
+        for start, act in self._network_blocks(window):
+            decoder.feed(act["onset"], act["frame"], act["velocity"])
+            if start < keep:
+                for k in HEADS:
+                    kept[k].append(act[k][: keep - start])
+        activations = {k: np.concatenate(v) if v else np.zeros((0, N_KEYS), np.float32) for k, v in kept.items()}
+        return StreamResult(decoder.finish(), window.end / self.sample_rate, activations, stream.messages)
+
+
+def _with_end(items: Iterable) -> Iterator:
+    """``items``, then None."""
+    yield from items
+    yield None
 
 
 def transcribe_file(path: str | Path, checkpoint: Checkpoint | str | Path | None = None,

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .audio import find_audio_files
+from .audio import scan_folder
+from .files import remove_stale_parts, try_claim  # noqa: F401 - remove_stale_parts is re-exported
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Result:
     """What happened to one job."""
 
     audio: Path
-    status: str  # "done", "skipped" or "failed"
+    status: str  # "done", "skipped", "failed"; "interrupted" (not finished when stopped); "busy" (internal)
     outputs: list[Path] = field(default_factory=list)
     reason: str = ""
     warning: str = ""
@@ -52,6 +53,50 @@ def output_paths(stem: Path, extensions: list[str]) -> list[Path]:
     return [stem.with_name(f"{stem.name}.{ext}") for ext in extensions]
 
 
+class PlanError(ValueError):
+    """Inputs that cannot be planned (outputs that would collide); the message says which."""
+
+
+def _resolve_collisions(jobs: list[Job], extensions: list[str]) -> None:
+    """Inputs that differ only in their extension (``a.wav``, ``a.flac``) would write the same
+    output: each of them keeps its extension in its output names instead (``a.wav.mid``,
+    ``a.flac.mid``). Any collision left (the same name from two input folders given with one
+    ``-o``) raises :class:`PlanError`, before any work."""
+    by_output: dict[Path, list[Job]] = {}
+    for job in jobs:
+        by_output.setdefault(job.outputs[0], []).append(job)
+    for group in by_output.values():
+        if len(group) > 1:
+            for job in group:
+                stem = job.outputs[0].with_suffix("")
+                job.outputs = output_paths(stem.with_name(f"{stem.name}{job.audio.suffix}"), extensions)
+    by_output = {}
+    for job in jobs:
+        by_output.setdefault(job.outputs[0], []).append(job)
+    clashes = {out: group for out, group in by_output.items() if len(group) > 1}
+    if clashes:
+        lines = [f"{out} would be written for each of {', '.join(str(j.audio) for j in group)}"
+                 for out, group in sorted(clashes.items())[:10]]
+        raise PlanError("outputs would collide (nothing was transcribed):\n  " + "\n  ".join(lines)
+                        + "\n  transcribe these inputs into different --output-dir folders")
+
+
+def _folder_inputs(path: Path, glob: str | None) -> tuple[list[Path], list[Result]]:
+    """The audio files of an input folder (narrowed by ``glob``), and a result for each link
+    that the search passed over."""
+    files, dangling, links = scan_folder(path)
+    if glob:
+        files = [f for f in files if fnmatch.fnmatch(str(f.relative_to(path)), glob)
+                 or fnmatch.fnmatch(f.name, glob)]
+    notes = [Result(p, "failed", reason="dangling symbolic link (its target does not exist)") for p in dangling]
+    notes += [Result(p, "skipped", reason="link to a folder, not followed (give it as an input to include it)")
+              for p in links]
+    if not files:
+        notes.append(Result(path, "failed", reason="folder contains no audio files"
+                            + (f" matching {glob!r}" if glob else "")))
+    return files, notes
+
+
 def plan_jobs(
     inputs: list[str | Path], output_dir: Path | None, extensions: list[str], glob: str | None = None
 ) -> tuple[list[Job], list[Result]]:
@@ -59,11 +104,13 @@ def plan_jobs(
 
     Folders are searched recursively; their files keep their relative path under
     ``output_dir``. ``glob`` (matched against the path relative to the folder given, and
-    against the file name) narrows what folders contribute. Inputs that do not exist come
-    back as failed results. A file reached twice is transcribed once.
+    against the file name) narrows what folders contribute. Inputs that do not exist, and
+    dangling links inside folders, come back as failed results; links to folders inside
+    folders as skipped ones. A file reached twice is transcribed once. Name collisions are
+    resolved or refused as :func:`_resolve_collisions` says (raises :class:`PlanError`).
     """
     jobs: list[Job] = []
-    failed: list[Result] = []
+    results: list[Result] = []
     seen: set[Path] = set()
 
     def add(audio: Path, rel: Path) -> None:
@@ -77,20 +124,18 @@ def plan_jobs(
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            files = find_audio_files(path)
-            if glob:
-                files = [f for f in files if fnmatch.fnmatch(str(f.relative_to(path)), glob)
-                         or fnmatch.fnmatch(f.name, glob)]
-            if not files:
-                failed.append(Result(path, "failed", reason="folder contains no audio files"
-                                     + (f" matching {glob!r}" if glob else "")))
+            files, notes = _folder_inputs(path, glob)
+            results += notes
             for f in files:
                 add(f, f.relative_to(path))
-        elif path.exists() or path.is_symlink():
+        elif path.exists():
             add(path, Path(path.name))
+        elif path.is_symlink():
+            results.append(Result(path, "failed", reason="dangling symbolic link (its target does not exist)"))
         else:
-            failed.append(Result(path, "failed", reason="no such file or folder"))
-    return jobs, failed
+            results.append(Result(path, "failed", reason="no such file or folder"))
+    _resolve_collisions(jobs, extensions)
+    return jobs, results
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -112,14 +157,6 @@ def select_shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     return ordered[k::n]
 
 
-def remove_stale_parts(outputs: list[Path]) -> None:
-    """Delete temporary files that an earlier, killed run left beside these outputs."""
-    for out in outputs:
-        if out.parent.is_dir():
-            for part in out.parent.glob(f".{out.name}.*.part"):
-                part.unlink(missing_ok=True)
-
-
 def default_jobs() -> int:
     """How many CPU cores this process may use."""
     try:
@@ -130,15 +167,19 @@ def default_jobs() -> int:
 
 # ---------------------------------------------------------------------------- worker side
 
+PLOT_SECONDS = 600.0  # --plot draws at most the first 10 minutes of a recording
+
+
 @dataclass
 class WorkerSettings:
     """Everything a worker needs to load the model and write outputs (picklable): the
-    checkpoint's path (None: the shipped model), decoder overrides, and how to run the network
-    (an :class:`~transcribe.infer.InferConfig`)."""
+    checkpoint's path (None: the shipped model), decoder overrides, how to run the network
+    (an :class:`~transcribe.infer.InferConfig`) and whether existing outputs are replaced."""
 
     checkpoint: str | None
     decode: dict
     infer: object
+    overwrite: bool = False
 
 
 _worker: "Worker | None" = None
@@ -151,6 +192,11 @@ def load_transcriber(settings: WorkerSettings):
     return Transcriber.from_checkpoint(settings.checkpoint, decode=settings.decode, infer=settings.infer)
 
 
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 class Worker:
     """Loads the model once, then transcribes one job at a time."""
 
@@ -158,111 +204,208 @@ class Worker:
         self.settings = settings
         self.transcriber = transcriber if transcriber is not None else load_transcriber(settings)
 
-    def run(self, job: Job) -> Result:
-        """Transcribe ``job.audio`` and write every output; failures become a failed Result."""
-        from .audio import AudioError, load_audio
-        from .notefiles import write_notes
+    def run(self, job: Job, wait: bool = False) -> Result:
+        """Claim ``job``'s outputs (see :class:`~transcribe.files.Claim`), transcribe it and write
+        every output. Another run holding the claim gives status ``busy`` (or, with ``wait``,
+        this waits for it); outputs that another run completed meanwhile are skipped."""
+        try:
+            claim = try_claim(job.outputs[0], wait=wait)
+        except OSError as err:
+            return Result(job.audio, "failed", reason=f"cannot write to {err.filename or job.outputs[0].parent}: "
+                          f"{err.strerror or err}")
+        if claim is None:
+            return Result(job.audio, "busy", job.outputs, reason="another run is transcribing it")
+        try:
+            if not self.settings.overwrite and all(o.exists() for o in job.outputs):
+                return Result(job.audio, "skipped", job.outputs, reason="output exists (written by another run)")
+            return self._transcribe(job)
+        finally:
+            claim.release()
+
+    def _transcribe(self, job: Job) -> Result:
+        from .audio import AudioError, AudioStream
 
         t0 = time.perf_counter()
-        tr = self.transcriber
+        plot = any(o.suffix == ".png" for o in job.outputs)
+        stream = AudioStream(job.audio, self.transcriber.sample_rate)
         try:
-            audio = load_audio(job.audio, tr.sample_rate)
-            hop = tr.features.hop_length
-            if len(audio) < hop:
-                raise AudioError(job.audio, f"too short: {len(audio)} samples at {tr.sample_rate} Hz, "
-                                 f"less than one frame ({hop} samples)")
-            act = tr.activations(audio)
-            notes = tr.notes_from_activations(act)
-            remove_stale_parts(job.outputs)
-            for out in job.outputs:
-                ext = out.suffix.lstrip(".")
-                if ext == "png":
-                    from .plot import write_piano_roll
-
-                    write_piano_roll(notes, act, tr.features.frame_rate, out, title=job.audio.name)
-                else:
-                    write_notes(notes, out, ext)
+            res = self.transcriber.transcribe_stream(stream, keep_seconds=PLOT_SECONDS if plot else 0.0)
         except AudioError as err:
             return Result(job.audio, "failed", reason=err.reason, seconds=time.perf_counter() - t0)
-        except OSError as err:
-            return Result(job.audio, "failed", reason=err.strerror or str(err), seconds=time.perf_counter() - t0)
         except MemoryError:
             return Result(job.audio, "failed", reason="out of memory", seconds=time.perf_counter() - t0)
-        warning = "no notes found (silent or not piano?)" if len(notes) == 0 else ""
-        return Result(job.audio, "done", job.outputs, warning=warning, notes=len(notes),
-                      audio_seconds=len(audio) / tr.sample_rate, seconds=time.perf_counter() - t0)
+        except Exception as err:  # noqa: BLE001 - one bad file never stops the batch
+            return Result(job.audio, "failed", reason=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - t0)
+        warnings = self._warnings(res, plot)
+        try:
+            self._write(job, res)
+        except OSError as err:
+            return Result(job.audio, "failed", reason=f"cannot write {err.filename or job.outputs[0]}: "
+                          f"{err.strerror or err}", seconds=time.perf_counter() - t0)
+        return Result(job.audio, "done", job.outputs, warning="; ".join(warnings), notes=len(res.notes),
+                      audio_seconds=res.audio_seconds, seconds=time.perf_counter() - t0)
+
+    @staticmethod
+    def _warnings(res, plot: bool) -> list[str]:
+        from .audio import summarise_messages
+
+        warnings = [summarise_messages(res.decoder_messages)] if res.decoder_messages else []
+        if len(res.notes) == 0:
+            warnings.append("no notes found (silent or not piano?)")
+        if plot and res.audio_seconds > PLOT_SECONDS:
+            warnings.append(f"the plot shows the first {_clock(PLOT_SECONDS)} of {_clock(res.audio_seconds)}")
+        return warnings
+
+    def _write(self, job: Job, res) -> None:
+        from .notefiles import write_notes
+
+        remove_stale_parts(job.outputs)
+        for out in job.outputs:
+            ext = out.suffix.lstrip(".")
+            if ext == "png":
+                from .plot import write_piano_roll
+
+                write_piano_roll(res.notes, res.activations, self.transcriber.features.frame_rate, out,
+                                 title=job.audio.name, total_seconds=res.audio_seconds)
+            else:
+                write_notes(res.notes, out, ext)
 
 
-def _init_worker(settings: WorkerSettings) -> None:
-    """Process-pool initializer: Ctrl-C is the parent's business; load the model once."""
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process (SIGKILL) when its parent dies, however it dies
+    (Linux ``prctl(PR_SET_PDEATHSIG)``); exit at once if the parent is already gone."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: the parent's pipes still end idle workers
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(settings: WorkerSettings, parent: int) -> None:
+    """Process-pool initializer: die with the parent; signals are the parent's business (it
+    stops the workers itself); load the model once."""
     global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     _worker = Worker(settings)
 
 
-def _run_in_worker(job: Job) -> Result:
+def _run_in_worker(job: Job, wait: bool) -> Result:
     assert _worker is not None
-    return _worker.run(job)
+    return _worker.run(job, wait)
+
+
+def abandon(jobs: list[Job]) -> None:
+    """After an interrupt, once the workers are dead: remove the lock and temporary files
+    they left beside ``jobs``' outputs (never those of a live process)."""
+    for job in jobs:
+        claim = try_claim(job.outputs[0]) if job.outputs[0].parent.is_dir() else None
+        if claim is not None:
+            remove_stale_parts(job.outputs)
+            claim.release()
 
 
 def run_jobs(jobs: list[Job], settings: WorkerSettings, n_jobs: int,
              on_start: Callable[[], None] | None = None, transcriber=None) -> Iterator[Result]:
     """Transcribe ``jobs`` with ``n_jobs`` worker processes (in this process, with
-    ``transcriber`` if one is already loaded, when 1), yielding results as they finish. A worker that dies (killed, out of memory) fails only the files it
-    was working on after a retry; the others go on in a fresh pool."""
+    ``transcriber`` if one is already loaded, when 1), yielding results as they finish. A job
+    that another run is transcribing is put last and then waited for. A worker that dies
+    (killed, out of memory) fails only the files it was working on after a retry; the others
+    go on in a fresh pool. On an interrupt the workers are killed before it propagates."""
     if not jobs:
         return
     n_jobs = max(1, min(n_jobs, len(jobs)))
-    if n_jobs == 1:
-        worker = Worker(settings, transcriber)
-        if on_start:
-            on_start()
-        for job in jobs:
-            yield worker.run(job)
+    if n_jobs > 1:
+        yield from _run_pool(jobs, settings, n_jobs, on_start)
         return
-    yield from _run_pool(jobs, settings, n_jobs, on_start)
+    worker = Worker(settings, transcriber)
+    if on_start:
+        on_start()
+    queue = [(job, False) for job in reversed(jobs)]
+    while queue:
+        job, wait = queue.pop()
+        try:
+            r = worker.run(job, wait)
+        except BaseException:
+            abandon([job])
+            raise
+        if r.status == "busy":
+            queue.insert(0, (job, True))
+        else:
+            yield r
+
+
+def _stop(pool, in_flight: dict) -> None:
+    """Kill the pool's workers, wait for them, and clean up after the jobs they held."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.join(10)
+    pool.shutdown(wait=False, cancel_futures=True)
+    abandon([job for job, _ in in_flight.values()])
 
 
 def _run_pool(jobs: list[Job], settings: WorkerSettings, n_jobs: int,
               on_start: Callable[[], None] | None) -> Iterator[Result]:
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
+    from concurrent.futures import ProcessPoolExecutor
 
-    queue = list(reversed(jobs))
+    queue = [(job, False) for job in reversed(jobs)]
     crashes: dict[Path, int] = {}
     started = False
     while queue:
         pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(settings,))
+                                   initializer=_init_worker, initargs=(settings, os.getpid()))
         in_flight: dict = {}
         try:
-            broken = False
-            while (queue or in_flight) and not broken:
-                while queue and len(in_flight) < n_jobs:  # bounded, so a crash blames few files
-                    job = queue.pop()
-                    in_flight[pool.submit(_run_in_worker, job)] = job
+            for r in _drain(pool, queue, in_flight, n_jobs, crashes):
                 if not started and on_start:
                     started = True
                     on_start()
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    job = in_flight.pop(fut)
-                    try:
-                        yield fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        in_flight[fut] = job
-            for fut, job in in_flight.items():  # the pool died: retry each file once
-                crashes[job.audio] = crashes.get(job.audio, 0) + 1
-                if crashes[job.audio] >= 2:
-                    yield Result(job.audio, "failed", reason="the worker process died while transcribing it "
-                                 "(out of memory, or killed)")
-                else:
-                    queue.append(job)
+                if r is not None:
+                    yield r
         except BaseException:
-            for proc in list(getattr(pool, "_processes", {}).values()):  # stop at once on Ctrl-C
-                proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
+            _stop(pool, in_flight)
             raise
         pool.shutdown(wait=True)
+
+
+def _drain(pool, queue: list, in_flight: dict, n_jobs: int, crashes: dict) -> Iterator[Result | None]:
+    """Feed ``pool`` from ``queue`` until it is empty or the pool breaks; yields None once the
+    first jobs are submitted, then each result. Jobs of a broken pool go back on the queue
+    (once; the second time they fail)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    broken = False
+    while (queue or in_flight) and not broken:
+        while queue and len(in_flight) < n_jobs:  # bounded, so a crash blames few files
+            job, waiting = queue.pop()
+            in_flight[pool.submit(_run_in_worker, job, waiting)] = (job, waiting)
+        yield None
+        finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            try:
+                r = fut.result()
+            except BrokenProcessPool:
+                broken = True
+                continue
+            job, _ = in_flight.pop(fut)
+            if r.status == "busy":
+                queue.insert(0, (job, True))
+            else:
+                yield r
+    for fut, (job, waiting) in list(in_flight.items()):  # the pool died: retry each file once
+        in_flight.pop(fut)
+        crashes[job.audio] = crashes.get(job.audio, 0) + 1
+        if crashes[job.audio] >= 2:
+            yield Result(job.audio, "failed", reason="the worker process died while transcribing it "
+                         "(out of memory, or killed)")
+        else:
+            queue.append((job, waiting))
