@@ -38,7 +38,7 @@ def _mono(block: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _decoder_messages(sink: list[str]) -> Iterator[None]:
+def decoder_messages(sink: list[str]) -> Iterator[None]:
     """Collect what C decoders (libsndfile, mpg123) print on the process's stderr meanwhile
     into ``sink`` instead of letting it reach the terminal without a file name."""
     sys.stderr.flush()
@@ -112,7 +112,7 @@ def _open_sndfile(path: Path, messages: list[str]):
     import soundfile as sf
 
     try:
-        with _decoder_messages(messages):
+        with decoder_messages(messages):
             return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
         raise _NotSndfile(str(err).split(":")[-1].strip()) from None
@@ -136,7 +136,7 @@ def _stream_sndfile(path: Path, sample_rate: int, messages: list[str]) -> Iterat
         block, decoded = int(f.samplerate * BLOCK_SECONDS), 0
         while True:
             try:
-                with _decoder_messages(messages):
+                with decoder_messages(messages):
                     y = f.read(block, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as err:
                 raise AudioError(path, f"corrupt audio data ({err})") from err

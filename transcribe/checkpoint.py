@@ -4,7 +4,9 @@ so inference always computes the features the network was trained on.
 :class:`Checkpoint` is the one object the inference path holds: the file is found once (the
 shipped model by default), hashed once, read at most once, and its typed configs built once.
 Checkpoints are read with ``torch.load(weights_only=True)``: tensors, numbers, strings, lists
-and dicts only, so a crafted file cannot run code.
+and dicts only, so a crafted file cannot run code. Every checkpoint written by
+:func:`save_checkpoint` carries a SHA-256 of its weights and config (:func:`tensor_digest`),
+checked on load, so a damaged file is an error instead of a model that writes garbage.
 
 torch is imported by the methods that need it, not at module level, so that the ONNX
 inference path (transcribe/runtime.py) and ``transcribe --help`` never pay for it.
@@ -13,6 +15,9 @@ inference path (transcribe/runtime.py) and ``transcribe --help`` never pay for i
 from __future__ import annotations
 
 import hashlib
+import json
+import warnings
+from collections.abc import Mapping
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
     from .model import ModelConfig, OnsetsAndFrames
 
 FORMAT = "transcribe-checkpoint-v1"
+DIGEST_KEY = "tensor_sha256"  # tensor_digest() of the weights and config, checked on load
 SHIPPED_CHECKPOINT = Path(__file__).parent / "weights" / "model.pt"
 
 
@@ -45,14 +51,43 @@ def typed_configs(config: dict[str, dict]) -> tuple[FeatureConfig, DecodeConfig]
     return FeatureConfig.from_dict(config["features"]), DecodeConfig.from_dict(config["decode"])
 
 
-def save_checkpoint(path: str | Path, model: OnsetsAndFrames, config: dict[str, dict], **extra: Any) -> None:
-    """Atomically write ``model``'s weights, its ``config`` and any ``extra`` entries (step,
-    optimizer state, metrics...)."""
+def tensor_digest(model_state: Mapping[str, Any], config: dict[str, dict]) -> str:
+    """SHA-256 over a checkpoint's configuration and every tensor of its network (names,
+    dtypes, shapes and bytes, in name order): what :func:`load_checkpoint` checks."""
     import torch
 
-    state = {"format": FORMAT, "config": config, "model_state": model.state_dict(), **extra}
-    with atomic_write(path) as tmp:
-        torch.save(state, tmp)
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name in sorted(model_state):
+        t = model_state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | Path, model: OnsetsAndFrames, config: dict[str, dict], **extra: Any) -> None:
+    """Atomically write ``model``'s weights, its ``config``, the :func:`tensor_digest` of both,
+    and any ``extra`` entries (step, optimizer state, metrics...)."""
+    import torch
+
+    weights = model.state_dict()
+    state = {"format": FORMAT, "config": config, "model_state": weights,
+             DIGEST_KEY: tensor_digest(weights, config), **extra}
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)  # a file object: the archive's inner folder is "archive", not the temp name
+
+
+def verify_digest(state: dict[str, Any], path: Path) -> None:
+    """Raise :class:`CheckpointError` if the weights or config of ``state`` do not match the
+    digest stored with them. A checkpoint written before digests were stored is accepted with
+    a warning (it cannot be checked)."""
+    stored = state.get(DIGEST_KEY)
+    if stored is None:
+        warnings.warn(f"{path}: this checkpoint carries no digest (written before they were stored), so damage "
+                      "to it cannot be detected; re-save it with transcribe.checkpoint.save_checkpoint", stacklevel=3)
+        return
+    if not isinstance(stored, str) or tensor_digest(state["model_state"], state["config"]) != stored:
+        raise CheckpointError(f"{path}: damaged: its weights do not match the digest stored in it "
+                              "(the file was altered or corrupted after it was written)")
 
 
 def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -> dict[str, Any]:
@@ -68,6 +103,9 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a transcribe checkpoint (expected format {FORMAT})")
+    if not isinstance(state.get("model_state"), Mapping) or not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{path}: not a transcribe checkpoint (no weights or no config)")
+    verify_digest(state, path)
     return state
 
 

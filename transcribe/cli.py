@@ -210,17 +210,23 @@ def pending_jobs(jobs: list[Job], results: list[Result], args: argparse.Namespac
 
 
 def _writable_folder(folder: Path, what: str) -> None:
-    """Create ``folder`` if needed and check that files can be created in it."""
+    """Check that files can be created in ``folder``, or, if it does not exist yet, that it
+    can be created (its nearest existing ancestor is a writable folder). Creates nothing."""
     import tempfile
 
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{what} {folder}: exists and is not a folder")
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        if probe.is_symlink():
+            raise UsageError(f"{what} {folder}: {probe} is a dangling link")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what} {folder}: {probe} exists and is not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as err:
-        raise UsageError(f"{what} {folder}: cannot write there ({err.strerror or err})") from None
+        where = "" if probe == folder else f" (its parent {probe} is not writable)"
+        raise UsageError(f"{what} {folder}: cannot write there{where}: {err.strerror or err}") from None
 
 
 def check_paths(args: argparse.Namespace, pending: list[Job]) -> None:
@@ -239,7 +245,7 @@ def check_paths(args: argparse.Namespace, pending: list[Job]) -> None:
     if args.report is not None:
         if args.report.is_dir():
             raise UsageError(f"--report {args.report}: is a folder; give a file name, e.g. report.json")
-        _writable_folder(args.report.parent if str(args.report.parent) else Path("."), "--report folder")
+        _writable_folder(args.report.parent, "--report folder")
 
 
 class Interrupts:

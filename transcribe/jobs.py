@@ -62,18 +62,21 @@ def _resolve_collisions(jobs: list[Job], extensions: list[str]) -> None:
     output: each of them keeps its extension in its output names instead (``a.wav.mid``,
     ``a.flac.mid``). Any collision left (the same name from two input folders given with one
     ``-o``) raises :class:`PlanError`, before any work."""
-    by_output: dict[Path, list[Job]] = {}
-    for job in jobs:
-        by_output.setdefault(job.outputs[0], []).append(job)
-    for group in by_output.values():
-        if len(group) > 1:
-            for job in group:
-                stem = job.outputs[0].with_suffix("")
-                job.outputs = output_paths(stem.with_name(f"{stem.name}{job.audio.suffix}"), extensions)
-    by_output = {}
-    for job in jobs:
-        by_output.setdefault(job.outputs[0], []).append(job)
-    clashes = {out: group for out, group in by_output.items() if len(group) > 1}
+    def groups() -> dict[Path, list[Job]]:
+        by_output: dict[Path, list[Job]] = {}
+        for job in jobs:
+            by_output.setdefault(job.outputs[0], []).append(job)
+        return {out: group for out, group in by_output.items() if len(group) > 1}
+
+    clashes = {}
+    for out, group in groups().items():
+        if len({j.audio.suffix for j in group}) < len(group):
+            clashes[out] = group  # the extension cannot tell them apart
+            continue
+        for job in group:
+            stem = job.outputs[0].with_suffix("")
+            job.outputs = output_paths(stem.with_name(f"{stem.name}{job.audio.suffix}"), extensions)
+    clashes.update(groups())
     if clashes:
         lines = [f"{out} would be written for each of {', '.join(str(j.audio) for j in group)}"
                  for out, group in sorted(clashes.items())[:10]]

@@ -12,10 +12,13 @@ from typing import TextIO
 
 def audio_duration(path: Path) -> float | None:
     """Duration in seconds from the file header, or None when it cannot be read cheaply."""
+    from .audio import decoder_messages
+
     try:
         import soundfile as sf
 
-        info = sf.info(str(path))
+        with decoder_messages([]):  # what the decoder says is reported when the file is transcribed
+            info = sf.info(str(path))
         return info.frames / info.samplerate if info.samplerate else None
     except Exception:  # noqa: BLE001 - unknown duration only weakens the ETA
         return None

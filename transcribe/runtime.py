@@ -12,8 +12,9 @@ A runner maps a batch of feature chunks, float32 [chunks, frames, bins], to prob
   once the export is cached. The export is made once per checkpoint (a few seconds) and kept
   in the cache folder (``$TRANSCRIBE_CACHE_DIR``, else ``$XDG_CACHE_HOME/transcribe``, else
   ``~/.cache/transcribe``) under the SHA-256 of the checkpoint file, so a changed checkpoint
-  is never served by a stale export; the stored feature and decoder configuration travel in
-  the ONNX file's metadata.
+  is never served by a stale export; the stored feature and decoder configuration and the
+  checkpoint's SHA-256 travel in the ONNX file's metadata, and the export's own SHA-256 is
+  kept beside it (``NAME.onnx.sha256``): an entry that fails either check is rebuilt.
 
 Nothing heavy is imported at module level: torch only by the torch path and the export,
 onnxruntime only by the ONNX path.
@@ -21,6 +22,8 @@ onnxruntime only by the ONNX path.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,7 +36,7 @@ from .targets import HEADS
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
-EXPORT_VERSION = 1  # bump when the exported graph changes, so old cache entries are not used
+EXPORT_VERSION = 2  # bump when the exported graph changes, so old cache entries are not used
 ONNX_OPSET = 17
 BACKENDS = ("auto", "onnx", "torch")
 
@@ -115,9 +118,9 @@ def onnx_cache_path(checkpoint: "Checkpoint | str | Path", int8: bool = False) -
     return cache_dir() / "onnx" / f"{ckpt.digest[:24]}-v{EXPORT_VERSION}{suffix}.onnx"
 
 
-def export_onnx(model: Any, config: dict[str, dict], n_bins: int) -> bytes:
+def export_onnx(model: Any, config: dict[str, dict], n_bins: int, metadata: dict[str, str] | None = None) -> bytes:
     """The ONNX serialisation of ``model`` (eval mode) returning probabilities, with
-    ``config`` (features/model/decode dicts, as in a checkpoint) in its metadata."""
+    ``config`` (features/model/decode dicts, as in a checkpoint) and ``metadata`` in its metadata."""
     import io
     import warnings
 
@@ -155,8 +158,9 @@ def export_onnx(model: Any, config: dict[str, dict], n_bins: int) -> bytes:
     finally:
         model.train(was_training)
     proto = onnx.load_from_string(buf.getvalue())
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "transcribe_config", json.dumps(config)
+    for key, value in {"transcribe_config": json.dumps(config), **(metadata or {})}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     return proto.SerializeToString()
 
 
@@ -180,22 +184,41 @@ def quantize_int8(fp32: bytes) -> bytes:
         return dst.read_bytes()
 
 
-def _cached_runner(path: Path, threads: int | None) -> tuple[OnnxRunner, dict] | None:
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _cached_runner(path: Path, threads: int | None, checkpoint: "Checkpoint") -> tuple[OnnxRunner, dict] | None:
+    """The cached export at ``path``, if it is intact and belongs to ``checkpoint``: its bytes
+    must match the SHA-256 written beside it (``NAME.onnx.sha256``) and its metadata must name
+    the checkpoint's digest. A damaged or foreign entry is deleted (and then rebuilt)."""
     if not path.is_file():
         return None
     try:
-        runner = OnnxRunner(path, threads)
+        data = path.read_bytes()
+        if _sidecar(path).read_text().strip() != hashlib.sha256(data).hexdigest():
+            raise ValueError("digest mismatch")
+        runner = OnnxRunner(data, threads)
+        if runner.metadata.get("transcribe_checkpoint_sha256") != checkpoint.digest:
+            raise ValueError("export of another checkpoint")
         return runner, json.loads(runner.metadata["transcribe_config"])
     except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
+        for p in (path, _sidecar(path)):
+            with contextlib.suppress(OSError):
+                p.unlink()
         return None
 
 
 def _store(path: Path, data: bytes) -> None:
+    """Cache ``data`` at ``path`` with its digest beside it (the digest last, so an entry without
+    one is incomplete)."""
     try:
         from .files import atomic_write
 
         with atomic_write(path) as tmp:
             tmp.write_bytes(data)
+        with atomic_write(_sidecar(path)) as tmp:
+            tmp.write_text(hashlib.sha256(data).hexdigest() + "\n")
     except OSError:
         pass  # read-only cache: run from memory this time
 
@@ -213,15 +236,15 @@ def load_or_export_onnx(
     """
     name = "onnx-int8" if int8 else "onnx"
     wanted = onnx_cache_path(checkpoint, int8)
-    found = _cached_runner(wanted, threads)
+    found = _cached_runner(wanted, threads, checkpoint)
     if found:
         found[0].name = name
         return found
     fp32_path = onnx_cache_path(checkpoint)
-    data = fp32_path.read_bytes() if int8 and _cached_runner(fp32_path, 1) else None
+    data = fp32_path.read_bytes() if int8 and _cached_runner(fp32_path, 1, checkpoint) else None
     if data is None:
         model = checkpoint.build_model()
-        data = export_onnx(model, checkpoint.config, model.n_bins)
+        data = export_onnx(model, checkpoint.config, model.n_bins, {"transcribe_checkpoint_sha256": checkpoint.digest})
         _store(fp32_path, data)
     if int8:
         data = quantize_int8(data)
