@@ -48,7 +48,7 @@ def measure_latency(piano: Piano, synth, latency_cfg) -> Latency:
     :func:`detect_onset` (``latency_cfg.threshold``) less ``latency_cfg.target_s``."""
     import mido
 
-    vels = sorted(int(v) for v in latency_cfg.velocities)
+    vels = sorted(int(v) for v in (piano.latency_velocities or latency_cfg.velocities))
     spacing, length = 0.3, 0.15
     with tempfile.TemporaryDirectory(prefix="transcribe-latency-") as tmp:
         midi = Path(tmp) / "latency.mid"

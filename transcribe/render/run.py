@@ -85,10 +85,10 @@ def render_all(cfg, progress=print) -> dict:
     manifest_path = out_root / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"renders": {}}
     t0, done, skipped, seconds = time.time(), 0, 0, 0.0
-    for source, stem, notes_of in iter_sources(cfg):
+    for source, stem, notes_of, origin in iter_sources(cfg):
         src_cfg = cfg.sources[source]
         todo = []
-        for piano in pianos_for(src_cfg, stem, pianos, int(cfg.seed)):
+        for piano in pianos_for(src_cfg, stem, pianos, int(cfg.seed), tuple(cfg.held_out_pianos), bool(cfg.held_out)):
             audio = render_path(out_root, source, piano.name, stem, cfg.audio_format)
             if audio.is_file() and audio.with_suffix(".tsv").is_file() and not cfg.overwrite:
                 skipped += 1
@@ -107,18 +107,25 @@ def render_all(cfg, progress=print) -> dict:
             done += 1
             manifest["renders"][str(audio.relative_to(out_root))] = {
                 "source": source, "piano": piano.name, "soundfont": piano.soundfont, "bank": piano.bank,
-                "program": piano.program, "notes": len(rendered), "seconds": round(dur, 3)}
+                "program": piano.program, "release_soundfont": piano.release_soundfont, "notes": len(rendered),
+                "seconds": round(dur, 3), "from": origin, "room": "dry (rooms are added in training: conf/augment)"}
             progress(f"{audio}  {len(rendered)} notes  {dur:.1f} s audio  {time.time() - t1:.1f} s")
-    total = sum(r["seconds"] for r in manifest["renders"].values())
-    manifest["summary"] = {"files": len(manifest["renders"]), "hours": round(total / 3600, 3),
-                           "by_source_piano": _hours_by(manifest["renders"])}
-    with atomic_write(manifest_path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            if done % 20 == 0:  # a long render that is stopped keeps its record
+                _write_manifest(manifest, manifest_path)
+    _write_manifest(manifest, manifest_path)
     summary = {"rendered": done, "skipped": skipped, "rendered_hours": round(seconds / 3600, 3),
                "wall_seconds": round(time.time() - t0, 1), "total_files": len(manifest["renders"]),
                "total_hours": manifest["summary"]["hours"]}
     progress(json.dumps(summary))
     return summary
+
+
+def _write_manifest(manifest: dict, path: Path) -> None:
+    total = sum(r["seconds"] for r in manifest["renders"].values())
+    manifest["summary"] = {"files": len(manifest["renders"]), "hours": round(total / 3600, 3),
+                           "by_source_piano": _hours_by(manifest["renders"])}
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def _hours_by(renders: dict) -> dict:

@@ -23,18 +23,40 @@ TEMPO_US = 1_000_000
 
 @dataclass(frozen=True)
 class Piano:
-    """A piano preset of a SoundFont: ``bank``/``program`` as FluidSynth lists them."""
+    """A piano preset of a SoundFont: ``bank``/``program`` as FluidSynth lists them.
+
+    Sampled pianos converted from SFZ (:mod:`transcribe.render.sfz`) may come with a second
+    SoundFont of release samples (the damper's sound when a key is let go), which an SF2 preset
+    cannot trigger itself: ``release_soundfont`` (its preset ``release_program`` of bank 0) is
+    then played on channel 1 at every note-off, at the note's velocity times ``release_velocity``,
+    less ``release_decay_db_per_s`` for every second the note was held (SFZ ``rt_decay``).
+    ``latency_velocities``: the velocities at which the attack latency is measured (default
+    ``latency.velocities``); a sampled piano's velocity-layer edges, so interpolation never
+    crosses a layer boundary (:func:`transcribe.render.sfz.layer_velocities`).
+    """
 
     name: str
     soundfont: str
     bank: int = 0
     program: int = 0
+    release_soundfont: str | None = None
+    release_program: int = 1
+    release_velocity: float = 0.7
+    release_decay_db_per_s: float = 0.0
+    latency_velocities: tuple[int, ...] | None = None
 
 
 def pianos_from_cfg(cfg) -> dict[str, Piano]:
-    """All pianos of ``cfg.pianos`` (``{name: {soundfont, bank, program}}``), by name."""
-    return {name: Piano(name, str(p.soundfont), int(p.get("bank", 0)), int(p.get("program", 0)))
-            for name, p in cfg.pianos.items()}
+    """All pianos of ``cfg.pianos`` (``{name: {soundfont, bank, program[, release_soundfont,
+    release_program, release_velocity, release_decay_db_per_s, latency_velocities]}}``), by name."""
+    def piano(name: str, p) -> Piano:
+        lat = p.get("latency_velocities")
+        return Piano(name, str(p.soundfont), int(p.get("bank", 0)), int(p.get("program", 0)),
+                     str(p.release_soundfont) if p.get("release_soundfont") else None,
+                     int(p.get("release_program", 1)), float(p.get("release_velocity", 0.7)),
+                     float(p.get("release_decay_db_per_s", 0.0)), tuple(int(v) for v in lat) if lat else None)
+
+    return {name: piano(name, p) for name, p in cfg.pianos.items()}
 
 
 def fluidsynth_binary(binary: str = "fluidsynth") -> str | None:
@@ -62,13 +84,19 @@ def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: "La
     events = [(int(t), 1, mido.Message("note_on", note=int(p), velocity=int(v)))
               for t, p, v in zip(on_t, notes.pitches, notes.velocities)]
     events += [(int(t), 0, mido.Message("note_off", note=int(p), velocity=0)) for t, p in zip(off_t, notes.pitches)]
+    head = [mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0),
+            mido.Message("control_change", control=0, value=piano.bank, time=0),
+            mido.Message("control_change", control=32, value=0, time=0),
+            mido.Message("program_change", program=piano.program, time=0)]
+    if piano.release_soundfont:
+        head += [mido.Message("control_change", channel=1, control=0, value=0, time=0),
+                 mido.Message("program_change", channel=1, program=piano.release_program, time=0)]
+        held = (off_t - on_t) / TICKS_PER_BEAT
+        # FluidSynth's default velocity curve: amplitude ~ (velocity / 127)^2, i.e. 40 log10 dB
+        scale = piano.release_velocity * 10.0 ** (-piano.release_decay_db_per_s * held / 40.0)
+        events += release_events(off_t, notes.pitches, notes.velocities, scale)
     events.sort(key=lambda e: (e[0], e[1]))
-    track = mido.MidiTrack([
-        mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0),
-        mido.Message("control_change", control=0, value=piano.bank, time=0),
-        mido.Message("control_change", control=32, value=0, time=0),
-        mido.Message("program_change", program=piano.program, time=0),
-    ])
+    track = mido.MidiTrack(head)
     last = 0
     for t, _, msg in events:
         track.append(msg.copy(time=t - last))
@@ -80,6 +108,25 @@ def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: "La
     mid.save(str(path))
 
 
+def release_events(off_ticks: np.ndarray, pitches: np.ndarray, velocities: np.ndarray, scale: np.ndarray,
+                   length_s: float = 1.0) -> list[tuple[int, int, object]]:
+    """Channel-1 note-ons of release samples at each note-off (velocity times ``scale``, per
+    note) and their note-offs ``length_s`` later (or at the key's next release)."""
+    import mido
+
+    out = []
+    for p in np.unique(pitches):
+        idx = np.flatnonzero(pitches == p)
+        idx = idx[np.argsort(off_ticks[idx], kind="stable")]
+        ends = np.append(off_ticks[idx][1:], np.iinfo(np.int64).max)
+        for i, end in zip(idx, ends):
+            v = int(np.clip(round(velocities[i] * scale[i]), 1, 127))
+            out.append((int(off_ticks[i]), 1, mido.Message("note_on", channel=1, note=int(p), velocity=v)))
+            stop = int(min(off_ticks[i] + length_s * TICKS_PER_BEAT, end))
+            out.append((max(stop, int(off_ticks[i]) + 1), 0, mido.Message("note_off", channel=1, note=int(p))))
+    return out
+
+
 def synthesize(midi_path: str | Path, piano: Piano, synth) -> tuple[np.ndarray, int]:
     """Render a MIDI file with the FluidSynth command (faster than real time, no audio device):
     mono float32 audio at ``synth.sample_rate``. ``synth`` holds binary, sample_rate, gain,
@@ -89,14 +136,17 @@ def synthesize(midi_path: str | Path, piano: Piano, synth) -> tuple[np.ndarray, 
     binary = fluidsynth_binary(synth.binary)
     if binary is None:
         raise FileNotFoundError(f"{synth.binary}: FluidSynth not found (Debian: apt-get install fluidsynth)")
-    if not Path(piano.soundfont).is_file():
-        raise FileNotFoundError(f"{piano.soundfont}: SoundFont of piano {piano.name!r} not found")
+    fonts = [piano.soundfont] + ([piano.release_soundfont] if piano.release_soundfont else [])
+    for font in fonts:
+        if not Path(font).is_file():
+            raise FileNotFoundError(f"{font}: SoundFont of piano {piano.name!r} not found (scripts/fetch_pianos.py "
+                                    "makes the sampled pianos)")
     with tempfile.TemporaryDirectory(prefix="transcribe-render-") as tmp:
         wav = Path(tmp) / "out.wav"
         cmd = [binary, "-n", "-i", "-q", "-R", "1" if synth.reverb else "0", "-C", "1" if synth.chorus else "0",
                "-g", str(synth.gain), "-r", str(int(synth.sample_rate)), "-O", "float", "-T", "wav",
                "-o", f"synth.polyphony={int(synth.polyphony)}", "-o", "synth.dynamic-sample-loading=1",
-               "-F", str(wav), str(piano.soundfont), str(midi_path)]
+               "-F", str(wav), *map(str, fonts), str(midi_path)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=synth.timeout_s)
         if proc.returncode != 0 or not wav.is_file():
             raise RuntimeError(f"fluidsynth failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
