@@ -1,6 +1,7 @@
 """Batch throughput and long-file memory of the ``transcribe`` command.
 
     python scripts/benchmark_batch.py --data ../shared/data/maps/audio --minutes 20 --out batch.json
+    python scripts/benchmark_batch.py --minutes 0 --long-minutes 0 --hours 1,10 --out hours.json
 
 1. Copies recordings from ``--data`` into a temporary folder until it holds at least
    ``--minutes`` of audio, then transcribes that folder with ``--jobs 1`` and ``--jobs 2``,
@@ -9,6 +10,9 @@
 2. Concatenates recordings into one ``--long-minutes`` file (at the data's rate, and optionally
    at 44.1 kHz stereo with ``--long-44k``) and reports the peak resident memory of the whole
    ``transcribe`` process on it (``wait4`` rusage of that child only).
+3. ``--hours 1,10``: one 16 kHz FLAC recording of each length (the recordings repeated,
+   written a recording at a time) and the peak resident memory of the whole process on it:
+   streaming keeps it flat in the length (``--minutes 0`` skips part 1).
 """
 
 from __future__ import annotations
@@ -66,6 +70,42 @@ def build_long(files: list[Path], minutes: float, path: Path, rate: int | None, 
     return len(y) / out_rate
 
 
+def build_hours(files: list[Path], hours: float, path: Path, rate: int = 16000) -> float:
+    """Write ``hours`` of audio to ``path`` (16 kHz mono FLAC) by cycling through the recordings,
+    one recording in memory at a time."""
+    import soxr
+
+    need, have = int(hours * 3600 * rate), 0
+    with sf.SoundFile(str(path), "w", rate, 1, format="FLAC", subtype="PCM_16") as out:
+        while have < need:
+            for f in files:
+                y, sr = sf.read(str(f), dtype="float32", always_2d=True)
+                y = y.mean(axis=1)
+                y = soxr.resample(y, sr, rate) if sr != rate else y
+                y = y[: need - have]
+                out.write(y)
+                have += len(y)
+                if have >= need:
+                    break
+    return have / rate
+
+
+def measure_hours(files: list[Path], hours: list[float], exe: list[str], env: dict, tmp: Path) -> dict:
+    """Peak RSS of the whole ``transcribe`` process on one recording of each length."""
+    out = {}
+    for h in hours:
+        path = tmp / f"hours_{h:g}.flac"
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            secs = pool.submit(build_hours, files, h, path).result()
+        r = run(exe + [str(path), "-o", str(tmp / "hours_out"), "--overwrite", "-q", "--jobs", "1"], env)
+        out[f"{h:g}h"] = {"audio_s": secs, "wall_s": r["wall_s"], "peak_rss_mb": r["peak_rss_mb"],
+                          "rtf": r["wall_s"] / secs}
+        print(f"{h:g} h in one file: peak RSS {r['peak_rss_mb']:.0f} MB, {r['wall_s']:.1f} s wall "
+              f"(RTF {r['wall_s'] / secs:.4f})", flush=True)
+        path.unlink()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/maps/audio"), help="folder of recordings")
@@ -73,6 +113,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="runs per setting (median reported)")
     ap.add_argument("--long-minutes", type=float, default=60.0, help="length of the long file (0: skip)")
     ap.add_argument("--long-44k", action="store_true", help="also measure the long file as 44.1 kHz stereo WAV")
+    ap.add_argument("--hours", default="", help="comma-separated lengths in hours (e.g. 1,10): peak memory of "
+                    "one recording that long (16 kHz FLAC, the recordings repeated); '' skips it")
     ap.add_argument("--model", type=Path, default=None, help="checkpoint (default: the shipped model)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -88,6 +130,12 @@ def main() -> None:
                                  "processor": platform.processor() or platform.machine()}}
     with tempfile.TemporaryDirectory(prefix="bench_batch_") as tmp:
         tmp = Path(tmp)
+        if args.hours:
+            results["hours"] = measure_hours(files, [float(h) for h in args.hours.split(",")], exe, env, tmp)
+        if args.minutes <= 0:
+            if args.out:
+                args.out.write_text(json.dumps(results, indent=1))
+            return
         folder = tmp / "batch"
         folder.mkdir()
         seconds = build_folder(files, args.minutes, folder)
