@@ -96,3 +96,23 @@ def test_public_api_is_lazy_and_works(tmp_path, scale_notes):
     path = tmp_path / "scale.wav"
     sf.write(path, synth(scale_notes), SR)
     assert len(transcribe_file(path)) == len(transcribe_file(path, backend="torch")) > 0
+
+
+def test_extra_validation_folders_are_interleaved(tmp_path):
+    import soundfile as sf
+
+    from transcribe.data.pairs import dataset_splits
+
+    for folder, stems in (("main", ["a_Piano", "b_Held", "c_Held"]), ("heldout", ["x", "y"])):
+        (tmp_path / folder).mkdir()
+        for stem in stems:
+            notes = random_notes(len(stem), seconds=2.0, n=3)
+            sf.write(tmp_path / folder / f"{stem}.wav", synth(notes), SR)
+            write_tsv(notes, tmp_path / folder / f"{stem}.tsv")
+    data = compose("train", [f"data.root={tmp_path / 'main'}", "data.val_glob=*_Held*",
+                             f"data.extra_val_roots=[{tmp_path / 'heldout'}]"]).data
+    train, val = dataset_splits(data)
+    assert [a.name for a, _ in train] == ["a_Piano.wav"]
+    assert [a.name for a, _ in val] == ["b_Held.wav", "x.wav", "c_Held.wav", "y.wav"]
+    cfg = compose("train", ["experiment=sampled"])
+    assert list(cfg.data.extra_val_roots) == [cfg.paths.renders_heldout]

@@ -120,14 +120,31 @@ def dataset_splits(data) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path
     """(train, validation) pairs for a ``data`` config: a split table (``data.metadata``, with
     ``data.train_split`` / ``data.val_split``) or a labelled folder split by ``data.val_glob``;
     plus, for training only, every labelled file under the folders of ``data.extra_train_roots``
-    (e.g. the renders of ``transcribe-render``), except files whose name matches ``data.val_glob``."""
+    (e.g. the renders of ``transcribe-render``), except files whose name matches ``data.val_glob``;
+    plus, for validation only, every labelled file under ``data.extra_val_roots`` (e.g. renders
+    through held-out pianos), interleaved with the other validation files."""
     train, valid = _base_splits(data)
     for extra in data.extra_train_roots or []:
         more, _ = split_pairs(find_pairs(extra), data.val_glob)
         if not more:
             raise FileNotFoundError(f"{extra}: no audio files with labels (data.extra_train_roots)")
         train = train + more
-    return train, valid
+    val_sets = [valid]
+    for extra in data.extra_val_roots or []:
+        more = find_pairs(extra)
+        if not more:
+            raise FileNotFoundError(f"{extra}: no audio files with labels (data.extra_val_roots)")
+        val_sets.append(more)
+    return train, interleave(val_sets)
+
+
+def interleave(lists: list[list]) -> list:
+    """The items of several lists taken in turn (a, b, a, b, ...), so the first few validation
+    files (``train.val_max_files``) come from every validation set."""
+    out, longest = [], max((len(x) for x in lists), default=0)
+    for i in range(longest):
+        out.extend(x[i] for x in lists if i < len(x))
+    return out
 
 
 def eval_pairs(data, split: str, glob: str | None = None) -> list[tuple[Path, Path]]:
