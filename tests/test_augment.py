@@ -14,7 +14,7 @@ from transcribe.notes import Notes
 
 from .conftest import SR, random_notes, synth
 
-EFFECTS = ("mix", "detune", "eq", "reverb", "noise", "gain", "codec")
+EFFECTS = ("mix", "detune", "eq", "reverb", "noise", "compress", "gain", "codec")  # room: tests/test_rooms.py
 
 
 def only(*effects: str):
@@ -23,6 +23,7 @@ def only(*effects: str):
     cfg.p = 1.0
     for name in EFFECTS:
         cfg[name].p = 1.0 if name in effects else 0.0
+    cfg.room.p = 0.0  # needs a bank of rooms (tests/test_rooms.py)
     return cfg
 
 

@@ -17,7 +17,8 @@ from .conftest import SR, synth
 
 TINY = ["model.conv_channels=[4,4,8]", "model.frontend_size=32", "model.lstm_hidden=16", "model.dropout=0.0",
         "train.batch_size=4", "train.crop_seconds=3", "train.learning_rate=3e-3", "train.log_every=10",
-        "train.checkpoint_every=20", "train.num_workers=1", "train.num_threads=1"]
+        "train.checkpoint_every=20", "train.num_workers=1", "train.num_threads=1",
+        "augment.room.bank_size=3", "augment.room.n_rays=500"]  # a small bank of rooms: seconds, not minutes
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -22,7 +22,7 @@ from transcribe.features import FeatureConfig
 
 from .conftest import SR, random_notes, synth, write_tsv
 
-EFFECTS = ("mix", "detune", "eq", "reverb", "noise", "gain", "codec")
+EFFECTS = ("mix", "detune", "eq", "reverb", "room", "noise", "compress", "gain", "codec")
 
 
 def aug_config(**on: float):
