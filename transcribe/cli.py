@@ -178,7 +178,7 @@ def check_options(args: argparse.Namespace) -> list[str]:
         from .plot import matplotlib_available
 
         if not matplotlib_available():
-            raise UsageError("--plot needs matplotlib: pip install 'transcribe[plot]'")
+            raise UsageError("--plot needs matplotlib: pip install 'transcribe-piano[plot]'")
     return formats + (["png"] if args.plot else [])
 
 

@@ -1,6 +1,6 @@
 """Piano-roll pictures of a transcription: the network's frame and onset activations with
 the decoded notes drawn on top (``transcribe --plot``). Needs matplotlib (``pip install
-'transcribe[plot]'``)."""
+'transcribe-piano[plot]'``)."""
 
 from __future__ import annotations
 
