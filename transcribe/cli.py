@@ -27,6 +27,7 @@ EPILOG = """Examples:
   transcribe recording.wav
   transcribe a.wav b.flac -o out/
   transcribe recordings/ -o midi/ --format mid,csv --jobs 2 --report report.json
+  transcribe piece.flac --format mid,musicxml --midi-tempo     # a score, and MIDI on the beat grid
   transcribe --model runs/x/checkpoints/best.pt song.mp3
   transcribe -- -take1.wav                  (a file name starting with '-')
 
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onset probability that starts a note (default: the checkpoint's)")
     p.add_argument("--frame-threshold", type=probability, default=None,
                    help="frame probability that keeps a note sounding (default: the checkpoint's)")
+    p.add_argument("--midi-tempo", action="store_true",
+                   help="write MIDI whose tempo map follows the beats estimated from the music (so a DAW's bars and "
+                   "beats line up with it); note times are unchanged (default: a fixed 120 BPM grid)")
     p.add_argument("--plot", action="store_true",
                    help="also write a piano-roll PNG (activations and notes; the first 10 minutes, one minute per row) "
                    "per input; needs matplotlib")
@@ -300,7 +304,8 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
     n_jobs = min(args.jobs or default_jobs(), len(pending))
     threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
     infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8)
-    settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite)
+    settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite,
+                              midi_tempo=args.midi_tempo)
     try:
         transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
     except (CheckpointError, ValueError) as err:

@@ -183,6 +183,7 @@ class WorkerSettings:
     decode: dict
     infer: object
     overwrite: bool = False
+    midi_tempo: bool = False  # MIDI with a tempo map that follows the estimated beats
 
 
 _worker: "Worker | None" = None
@@ -270,6 +271,10 @@ class Worker:
 
                 write_piano_roll(res.notes, res.activations, self.transcriber.features.frame_rate, out,
                                  title=job.audio.name, total_seconds=res.audio_seconds)
+            elif ext == "mid" and self.settings.midi_tempo:
+                from .score import beat_aligned_midi, estimate_beats
+
+                beat_aligned_midi(res.notes, estimate_beats(None, None, res.notes), out)
             else:
                 write_notes(res.notes, out, ext)
 

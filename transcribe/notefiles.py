@@ -18,7 +18,7 @@ from .files import atomic_write
 from .notes import Notes
 
 LABEL_EXTENSIONS = (".tsv", ".mid", ".midi")
-OUTPUT_FORMATS = ("mid", "csv", "json")
+OUTPUT_FORMATS = ("mid", "csv", "json", "musicxml")
 
 
 def notes_to_pretty_midi(notes: Notes, program: int = 0):
@@ -218,7 +218,14 @@ def write_json(notes: Notes, path: str | Path) -> None:
         tmp.write_text(json.dumps({"notes": _note_rows(notes)}, indent=1))
 
 
-WRITERS = {"mid": write_midi, "csv": write_csv, "json": write_json}
+def write_musicxml(notes: Notes, path: str | Path) -> None:
+    """A score (two staves, beats, meter and key estimated from the notes): :mod:`transcribe.score`."""
+    from .score import write_musicxml as write_score
+
+    write_score(notes, path)
+
+
+WRITERS = {"mid": write_midi, "csv": write_csv, "json": write_json, "musicxml": write_musicxml}
 
 
 def write_notes(notes: Notes, path: str | Path, fmt: str) -> None:

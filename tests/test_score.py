@@ -1,0 +1,325 @@
+"""Sheet music and beat-aligned MIDI (transcribe/score.py) on synthetic pieces with known beats.
+
+Tempo octave: the material is written so that the beat a musician counts is unambiguous
+(bass and loud chords on the beats, softer notes between), and the estimate must be that
+tempo within 3 %; a doubled or halved tempo is a failure here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import SR, synth
+from transcribe.notes import Notes
+from transcribe.score import (Beats, beat_aligned_midi, estimate_beats, estimate_key, notes_to_score, quantise,
+                              split_hands, write_musicxml)
+
+
+def _notes(rows) -> Notes:
+    a = np.array(rows, dtype=np.float64)
+    return Notes(a[:, 0], a[:, 1], a[:, 2], a[:, 3]).sorted()
+
+
+def waltz(bpm: float = 100.0, bars: int = 12, start: float = 0.7, jitter: float = 0.0, seed: int = 0,
+          pickup: bool = False) -> tuple[Notes, np.ndarray]:
+    """3/4 in C major: a loud long bass note on 1, soft chords on 2 and 3, a melody in quarters
+    and eighths. Returns the notes and the true beat times (the first is a downbeat; with
+    ``pickup`` the melody starts one beat before it)."""
+    rng = np.random.default_rng(seed)
+    period = 60.0 / bpm
+    beats = start + period * np.arange(bars * 3 + 1)
+    t = lambda pos: start + pos * period + rng.normal(0, jitter)  # noqa: E731
+    prog = [(48, [64, 67]), (53, [65, 69]), (55, [62, 65]), (48, [64, 67])]
+    mel = [72, 74, 76, 77, 79, 77, 76, 74]
+    rows = [(t(-1), t(-0.1), 67, 80)] if pickup else []
+    for b in range(bars):
+        bass, chord = prog[b % 4]
+        k = 3 * b
+        rows.append((t(k), t(k + 2.9), bass, 100))
+        for beat in (1, 2):
+            rows += [(t(k + beat), t(k + beat + 0.8), p, 55) for p in chord]
+        m = mel[b % 8]
+        rows.append((t(k), t(k + 1.45), m, 90))
+        rows.append((t(k + 1.5), t(k + 1.95), m + 2 if m < 79 else m - 2, 70))
+        rows.append((t(k + 2), t(k + 2.9), m - 1 if b % 2 else m + 1, 75))
+    return _notes(rows), beats[:-1]
+
+
+def march(bpm: float = 112.0, bars: int = 12, meter: int = 4, start: float = 0.5, jitter: float = 0.0,
+          seed: int = 0) -> tuple[Notes, np.ndarray]:
+    """meter/4: a loud bass note on 1, soft chords on the other beats, a melody in eighths."""
+    rng = np.random.default_rng(seed)
+    period = 60.0 / bpm
+    beats = start + period * np.arange(bars * meter)
+    mel = [67, 69, 71, 72, 74, 72, 71, 69]
+    rows = []
+    for k, tb in enumerate(beats):
+        on = tb + rng.normal(0, jitter)
+        if k % meter == 0:
+            rows.append((on, on + period * (meter - 0.1), 43 if (k // meter) % 2 else 48, 105))
+        else:
+            rows += [(on, on + period * 0.8, p, 50) for p in (55, 59)]
+        for h in (0, 1):
+            th = tb + h * period / 2 + rng.normal(0, jitter)
+            rows.append((th, th + period * 0.45, mel[(2 * k + h) % 8], 85 if h == 0 else 65))
+    return _notes(rows), beats
+
+
+def jig(bpm: float = 66.0, bars: int = 12, start: float = 0.5) -> tuple[Notes, np.ndarray]:
+    """6/8 at ``bpm`` dotted quarters: eighth-note triplets in the melody (loud, soft, soft), a
+    bass note on each beat, louder and longer on 1."""
+    period = 60.0 / bpm
+    beats = start + period * np.arange(bars * 2)
+    mel = [72, 74, 76, 74, 72, 71, 69, 71, 72, 76, 74, 72]
+    rows = []
+    for k, tb in enumerate(beats):
+        down = k % 2 == 0
+        rows.append((tb, tb + period * (1.9 if down else 0.9), 48 if down else 55, 100 if down else 60))
+        for e in range(3):
+            te = tb + e * period / 3
+            rows.append((te, te + period / 3 * 0.9, mel[(3 * k + e) % 12], 90 if e == 0 else 55))
+    return _notes(rows), beats
+
+
+def _near(estimate: np.ndarray, truth: np.ndarray, tol: float) -> float:
+    """Share of ``truth`` with an estimate within ``tol`` s."""
+    return float(np.mean([np.min(np.abs(estimate - t)) <= tol for t in truth]))
+
+
+# ----------------------------------------------------------------------------- beats and meter
+
+
+def test_waltz_tempo_beats_meter_and_downbeats_from_notes():
+    notes, truth = waltz(jitter=0.01, seed=1)
+    beats = estimate_beats(None, None, notes)
+    assert beats.source == "notes"
+    assert beats.tempo == pytest.approx(100.0, rel=0.03)
+    inner = truth[1:-1]  # the tracker may trim the first / last beat
+    assert _near(beats.times, inner, 0.05) >= 0.95
+    assert beats.time_signature == "3/4"
+    downbeats = beats.times[beats.downbeat::beats.beats_per_bar]
+    assert _near(truth[::3], downbeats, 0.05) == 1.0  # every estimated bar line is a true one
+
+
+def test_march_tempo_from_audio_and_combined():
+    notes, truth = march(bpm=112.0, bars=10)
+    audio = synth(notes)
+    for method in ("audio", "combined"):
+        beats = estimate_beats(audio, SR, notes, method=method)
+        assert beats.tempo == pytest.approx(112.0, rel=0.03), method
+        assert _near(beats.times, truth[1:-1], 0.05) >= 0.95, method
+        assert beats.time_signature == "4/4", method
+
+
+def test_two_four_and_six_eight():
+    notes, _ = march(bpm=72.0, meter=2, bars=16, jitter=0.01, seed=2)
+    beats = estimate_beats(None, None, notes)
+    assert beats.tempo == pytest.approx(72.0, rel=0.03)
+    assert beats.time_signature == "2/4"
+    notes, truth = jig(bpm=66.0)
+    beats = estimate_beats(None, None, notes)
+    assert beats.time_signature == "6/8", beats.meter_scores
+    assert beats.beat_ql == 1.5
+    assert beats.tempo == pytest.approx(66.0, rel=0.03)  # dotted quarters per minute
+
+
+def test_too_few_notes_give_a_fixed_grid_with_a_reason():
+    notes = _notes([(1.0, 1.5, 60, 80), (2.0, 2.5, 64, 80), (2.01, 2.5, 67, 80)])
+    beats = estimate_beats(None, None, notes)
+    assert beats.source == "fixed" and beats.tempo == 120.0
+    assert "too few" in beats.reason and "2 distinct note onsets" in beats.reason
+    assert beats.times[0] == pytest.approx(1.0) and beats.times[-1] >= 2.5
+    assert estimate_beats(None, None, Notes.empty()).source == "fixed"
+
+
+# ----------------------------------------------------------------------------- quantisation, hands, key
+
+
+def test_quantise_grid_chords_and_minimum_duration():
+    beats = Beats(0.5 + 0.6 * np.arange(20), 100.0)  # 100 BPM, 4/4, bar lines at 0.5, 2.9, ...
+    rows = [
+        (0.5 + 0.012, 1.1, 60, 80),                               # beat 0 (12 ms late)
+        (1.1 - 0.010, 1.2, 64, 80), (1.1 + 0.005, 1.4, 67, 80),  # a rolled chord on beat 1
+        (1.1 + 0.015, 1.2, 72, 80),
+        (1.55, 1.56, 62, 80),                                     # 1.75 quarters, 10 ms long
+        (2.3, 3.5, 48, 80),                                       # beat 3, two quarters
+    ]
+    q = quantise(_notes(rows), beats, divisions=4)
+    assert list(q.onsets) == [0.0, 1.0, 1.0, 1.0, 1.75, 3.0]
+    assert list(q.pitches) == [60, 64, 67, 72, 62, 48]
+    assert len(set(q.chords[1:4])) == 1 and len(set(q.chords)) == 4
+    assert q.durations[4] == 0.25  # at least one division
+    assert q.durations[5] == 2.0
+    assert q.durations[0] == 1.0
+
+
+def test_quantise_starts_at_the_bar_line_before_a_pickup():
+    notes, truth = waltz(pickup=True, bars=4)
+    beats = Beats(truth, 100.0, numerator=3, downbeat=0)
+    q = quantise(notes, beats)
+    assert q.bar_ql == 3.0
+    assert q.onsets[0] == 2.0  # the upbeat: beat 3 of an incomplete first bar
+    assert set(q.onsets[q.pitches == 48]) == {3.0, 12.0}  # the bass on the downbeats
+
+
+def test_split_hands_follows_the_music():
+    beats = Beats(0.6 * np.arange(40), 100.0)
+    # right hand melody dipping to B3 / A3 over a low left hand; left hand climbing to D4 under a high melody
+    rows = []
+    for i, (rh, lh) in enumerate([(64, 36), (62, 36), (60, 43), (59, 36), (57, 40),
+                                  (76, 55), (79, 58), (81, 62), (84, 60), (83, 57)]):
+        rows += [(0.6 * i, 0.6 * i + 0.5, rh, 80), (0.6 * i, 0.6 * i + 0.5, lh, 80)]
+    rows += [(6.0, 6.5, p, 80) for p in (36, 43, 52, 60, 64, 67, 72)]  # a wide chord: split in two hands
+    q = quantise(_notes(rows), beats)
+    right = split_hands(q)
+    hand = {(float(o), int(p)): bool(r) for o, p, r in zip(q.onsets, q.pitches, right)}
+    for i, (rh, lh) in enumerate([(64, 36), (62, 36), (60, 43), (59, 36), (57, 40),
+                                  (76, 55), (79, 58), (81, 62), (84, 60), (83, 57)]):
+        assert hand[(float(i), rh)] and not hand[(float(i), lh)], i
+    chord_right = [p for (o, p), r in hand.items() if o == 10.0 and r]
+    assert sorted(chord_right) == [60, 64, 67, 72]
+
+
+def test_key_of_a_c_major_scale(scale_notes):
+    beats = Beats(0.5 * np.arange(30), 120.0)
+    key = estimate_key(quantise(scale_notes, beats))
+    assert (key.tonic.name, key.mode) == ("C", "major")  # not A minor: C is first, last and longest
+
+
+# ----------------------------------------------------------------------------- MusicXML
+
+
+def _chords_in(part) -> list[tuple[float, list[int]]]:
+    """(offset, sorted MIDI pitches) of every struck chord or note in a parsed part (tie
+    continuations skipped)."""
+    out = []
+    for el in part.flatten().notes:
+        if el.tie is not None and el.tie.type in ("stop", "continue"):
+            continue
+        out.append((float(el.offset), sorted(p.midi for p in el.pitches)))
+    return out
+
+
+def test_musicxml_parses_with_pitches_staves_meter_and_key(tmp_path):
+    from music21 import converter, key as m21key, meter, stream
+
+    notes, truth = waltz(jitter=0.008, seed=3, pickup=True)
+    audio = synth(notes)
+    path = tmp_path / "waltz.musicxml"
+    beats = write_musicxml(notes, path, audio, SR)
+    assert [p.name for p in tmp_path.iterdir()] == ["waltz.musicxml"]  # atomic: no temporary left
+    score = converter.parse(str(path))
+    parts = list(score.parts)
+    assert len(parts) == 2 and all(isinstance(p, stream.PartStaff) for p in parts)
+    upper, lower = (_chords_in(p) for p in parts)
+    # all pitches, in order, chord by chord: the staves merged by offset equal the input's onset groups
+    merged: dict[float, list[int]] = {}
+    for off, ps in upper + lower:
+        merged.setdefault(off, []).extend(ps)
+    got = [sorted(ps) for _, ps in sorted(merged.items())]
+    want = [sorted(int(p) for p in notes.pitches[notes.onsets == t]) for t in np.unique(notes.onsets)]
+    # onsets jittered a few ms apart are one chord in the score: compare on onset groups of the input
+    groups, last = [], -1.0
+    for t, ps in zip(np.unique(notes.onsets), want):
+        if t - last > 0.035:
+            groups.append([])
+            last = t
+        groups[-1].extend(ps)
+    assert got == [sorted(g) for g in groups]
+    # everything below middle C is in the lower staff (a chord 62-65-77 is too wide for one
+    # hand, so its 62 may go down too), and the upper staff holds the melody
+    assert all(min(ps) >= 60 for _, ps in upper)
+    assert {48, 53, 55} <= {p for _, ps in lower for p in ps} and len(lower) < len(upper)
+    assert {72, 74, 76, 77, 79} <= {p for _, ps in upper for p in ps}
+    ts = parts[0].recurse().getElementsByClass(meter.TimeSignature).first()
+    assert ts.ratioString == "3/4" == beats.time_signature
+    ks = parts[0].recurse().getElementsByClass(m21key.KeySignature).first()
+    assert ks.sharps == 0
+    first = parts[0].getElementsByClass(stream.Measure).first()
+    assert first.paddingLeft == 2.0 or first.duration.quarterLength == 1.0  # the upbeat is a pickup bar
+    assert beats.tempo == pytest.approx(100.0, rel=0.03)
+
+
+def test_score_of_few_notes_and_of_no_notes(tmp_path):
+    from music21 import converter
+
+    notes = _notes([(0.3, 0.9, 72, 80), (0.3, 0.9, 40, 80)])
+    write_musicxml(notes, tmp_path / "two.musicxml")
+    parsed = converter.parse(str(tmp_path / "two.musicxml"))
+    assert sorted(p.midi for p in parsed.flatten().pitches) == [40, 72]
+    score = notes_to_score(Notes.empty(), Beats.fixed(120.0, 0.0, 2.0))
+    assert len(score.parts) == 2 and len(score.flatten().notes) == 0
+
+
+# ----------------------------------------------------------------------------- beat-aligned MIDI
+
+
+@pytest.mark.parametrize("material", ["waltz", "jig"])
+def test_beat_aligned_midi_puts_beats_on_the_grid_and_keeps_note_times(tmp_path, material):
+    import pretty_midi
+
+    notes, _ = waltz(jitter=0.01, seed=4, pickup=True, bpm=92.0) if material == "waltz" else jig()
+    beats = estimate_beats(None, None, notes)
+    path = tmp_path / "aligned.mid"
+    beat_aligned_midi(notes, beats, path)
+    pm = pretty_midi.PrettyMIDI(str(path))
+    midi_beats = pm.get_beats()
+    for t in beats.times:
+        assert np.min(np.abs(midi_beats - t)) < 0.010
+    assert len(midi_beats) >= len(beats.times)
+    got = sorted((n.start, n.end, n.pitch, n.velocity) for n in pm.instruments[0].notes)
+    want = sorted(zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert abs(g[0] - w[0]) < 0.002 and abs(g[1] - w[1]) < 0.002 and g[2:] == w[2:]
+    # the beats land on beat ticks: tick k * resolution * beat length in quarters
+    ticks = np.array([pm.time_to_tick(t) for t in beats.times])
+    step = pm.resolution * beats.beat_ql
+    assert np.all(np.abs(ticks / step - np.round(ticks / step)) < 0.02)
+    signatures = [(ts.numerator, ts.denominator) for ts in pm.time_signature_changes]
+    assert signatures[-1] == (beats.numerator, beats.denominator)
+    bar_line = pm.time_signature_changes[-1].time  # the first full bar starts on a downbeat
+    bars_from_downbeat = (beats.position(bar_line) - beats.downbeat) / beats.beats_per_bar
+    assert abs(bars_from_downbeat - round(float(bars_from_downbeat))) < 0.02
+    if len(signatures) > 1:  # a pickup bar before it, starting at time 0
+        assert pm.time_signature_changes[0].time == 0.0
+
+
+def test_cli_writes_a_score_and_beat_aligned_midi(tmp_path):
+    """`transcribe --format mid,musicxml --midi-tempo` on a real audio file with the shipped model:
+    the score parses with the transcribed pitches in order, and the MIDI's beats follow the music."""
+    import subprocess
+    import sys
+
+    import music21
+    import pretty_midi
+    import soundfile as sf
+
+    from transcribe.notefiles import read_midi
+
+    beat = 0.6  # 100 BPM, a waltz: a loud bass note on each downbeat, a chord on beats 2 and 3
+    rows = []
+    for bar in range(10):
+        t = 0.5 + 3 * bar * beat
+        rows.append((t, t + 0.5, 48 if bar % 2 else 43, 100))
+        for k in (1, 2):
+            rows += [(t + k * beat, t + k * beat + 0.3, p, 60) for p in ((64, 67) if bar % 2 else (62, 65))]
+    notes = Notes(*(np.array(c, dtype=float) for c in zip(*rows)))
+    wav = tmp_path / "waltz.wav"
+    sf.write(wav, synth(notes), SR)
+    proc = subprocess.run([sys.executable, "-m", "transcribe", str(wav), "-o", str(tmp_path / "out"),
+                           "--format", "mid,musicxml", "--midi-tempo"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    midi, xml = tmp_path / "out" / "waltz.mid", tmp_path / "out" / "waltz.musicxml"
+    found = read_midi(midi)
+    assert len(found) > 0.8 * len(notes)
+    score = music21.converter.parse(str(xml))
+    pitches = sorted((round(float(n.getOffsetInHierarchy(score)), 3), p.midi) for n in score.recurse().notes
+                     for p in n.pitches)
+    assert sorted(p for _, p in pitches) == sorted(found.pitches.tolist())  # every transcribed note is in the score
+    assert [p for _, p in pitches][:3] == [43, 62, 65]  # the first bar, in order: bass, then the chord
+    assert len(score.parts) == 2
+    pm = pretty_midi.PrettyMIDI(str(midi))
+    _, tempi = pm.get_tempo_changes()
+    assert abs(np.median(tempi) - 100) < 5  # not the fixed 120 BPM grid
