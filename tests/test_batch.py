@@ -244,7 +244,7 @@ def test_chunk_seams_do_not_split_or_move_notes():
     whole = Transcriber.from_checkpoint(chunk_seconds=1000.0)
     chunked = Transcriber.from_checkpoint(chunk_seconds=3.0, context_seconds=2.0)
     assert chunked.chunk_frames < len(audio) / 512 / 3  # really more than three chunks
-    a, b = whole.transcribe(audio), chunked.transcribe(audio)
+    a, b = whole.transcribe(audio, whole.sample_rate), chunked.transcribe(audio, chunked.sample_rate)
     for pitch, seam in ((55, 3.0), (62, 6.0)):
         held = b.select(b.pitches == pitch)
         assert len(held) == 1, f"note {pitch} held across the seam at {seam} s came out as {held}"

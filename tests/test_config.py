@@ -116,3 +116,25 @@ def test_extra_validation_folders_are_interleaved(tmp_path):
     assert [a.name for a, _ in val] == ["b_Held.wav", "x.wav", "c_Held.wav", "y.wav"]
     cfg = compose("train", ["experiment=sampled"])
     assert list(cfg.data.extra_val_roots) == [cfg.paths.renders_heldout]
+
+
+def test_api_on_an_array_with_its_rate_equals_the_file(tmp_path, scale_notes):
+    """`Transcriber.transcribe(audio, sample_rate)`: 44.1 kHz stereo in memory gives the notes the
+    same audio gives as a file; a wrongly shaped array is a clear error."""
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    from transcribe import Transcriber
+
+    mono16 = synth(scale_notes)
+    y = soxr.resample(mono16, SR, 44100)
+    stereo = np.stack([y, 0.5 * y], axis=1).astype(np.float32)
+    path = tmp_path / "stereo44.flac"
+    sf.write(path, stereo, 44100, subtype="PCM_24")
+    tr = Transcriber.from_checkpoint()
+    a, b = tr.transcribe(stereo, 44100), tr.transcribe_file(path)
+    assert len(a) >= len(scale_notes) and a.pitches.tolist() == b.pitches.tolist()
+    np.testing.assert_allclose(a.onsets, b.onsets, atol=1.5 / tr.features.frame_rate)
+    with pytest.raises(ValueError, match="shape"):
+        tr.transcribe(np.zeros((2, 2, 2), np.float32), 44100)

@@ -136,7 +136,7 @@ def test_onnx_activations_equal_torch(onnx_cache, torch_transcriber, piece):
     b = run_network(torch_transcriber.runner, feats, 60, 20, batch_chunks=1)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], atol=1e-4, rtol=0)
-    n_fast, n_torch = fast.transcribe(y), torch_transcriber.transcribe(y)
+    n_fast, n_torch = fast.transcribe(y, SR), torch_transcriber.transcribe(y, SR)
     np.testing.assert_array_equal(n_fast.pitches, n_torch.pitches)
     np.testing.assert_allclose(n_fast.onsets, n_torch.onsets)
 
@@ -152,7 +152,7 @@ def test_onnx_transcribes_a_synthesised_scale(onnx_cache, int8):
     notes = Notes(onsets, onsets + 0.5, pitches, np.full(len(pitches), 100))
     t = Transcriber.from_checkpoint(backend="onnx", int8=int8, threads=1)
     assert t.backend == ("onnx-int8" if int8 else "onnx")
-    est = t.transcribe(synth(notes))
+    est = t.transcribe(synth(notes), SR)
     # the same bar as the command-line test with the shipped model on these tones
     assert transcription_metrics(notes, est)["note_f1"] >= 0.6
 
@@ -214,7 +214,7 @@ def test_cached_onnx_path_imports_neither_torch_nor_librosa(onnx_cache, tmp_path
     code = ("import sys, json, numpy as np\n"
             "from transcribe.infer import Transcriber\n"
             "t = Transcriber.from_checkpoint(threads=1)\n"
-            "notes = t.transcribe(np.zeros(16000, np.float32))\n"
+            "notes = t.transcribe(np.zeros(16000, np.float32), 16000)\n"
             "print(json.dumps([t.backend, 'torch' in sys.modules, 'librosa' in sys.modules, len(notes)]))\n")
     env = {**os.environ, "TRANSCRIBE_CACHE_DIR": str(onnx_cache)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,

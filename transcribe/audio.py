@@ -231,6 +231,23 @@ class AudioStream:
             raise AudioError(self.path, "contains no audio samples")
 
 
+def to_mono_rate(audio: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
+    """A waveform held in memory as the model wants it: ``audio`` [samples] or [samples, channels]
+    (soundfile's layout) at ``sample_rate`` → mono float32 at ``target_rate`` (soxr, high quality)."""
+    y = np.asarray(audio, dtype=np.float32)
+    if y.ndim == 2:
+        y = _mono(y)
+    elif y.ndim != 1:
+        raise ValueError(f"audio must be [samples] or [samples, channels], not shape {y.shape}")
+    if int(sample_rate) <= 0:
+        raise ValueError(f"sample_rate must be positive, not {sample_rate}")
+    if int(sample_rate) != int(target_rate):
+        import soxr
+
+        y = soxr.resample(y, int(sample_rate), int(target_rate), quality="HQ")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Read ``path`` and return a mono float32 waveform resampled to ``sample_rate``.
 

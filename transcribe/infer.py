@@ -291,8 +291,12 @@ class Transcriber:
     def notes_from_activations(self, act: dict[str, np.ndarray]) -> Notes:
         return decode_notes(act["onset"], act["frame"], self.features.frame_rate, self.decode, act["velocity"])
 
-    def transcribe(self, audio: np.ndarray) -> Notes:
-        """Notes for a mono float32 waveform at :attr:`sample_rate`."""
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Notes:
+        """Notes for a waveform in memory: ``audio`` [samples] or [samples, channels] at
+        ``sample_rate`` Hz (mixed down and resampled to :attr:`sample_rate` as files are)."""
+        from .audio import to_mono_rate
+
+        audio = to_mono_rate(audio, sample_rate, self.sample_rate)
         return self.notes_from_activations(self.activations(audio))
 
     def transcribe_file(self, path: str | Path) -> Notes:
