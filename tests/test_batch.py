@@ -128,6 +128,12 @@ def test_folder_batch_parallel_matches_serial_with_report_and_formats(archive, t
         np.testing.assert_allclose([r["onset"] for r in rows], csv.onsets, atol=1e-6)
     data = json.loads(report.read_text())
     assert data["summary"]["done"] == 8 and data["summary"]["failed"] == 0
+    from transcribe import __version__
+    from transcribe.checkpoint import Checkpoint
+
+    settings = data["settings"]  # what the run used: version, model digest, decoder settings
+    assert settings["version"] == __version__ and settings["model_sha256"] == Checkpoint().digest
+    assert 0 < settings["decode"]["onset_threshold"] < 1 and settings["infer"]["chunk_seconds"] > 0
     assert {Path(f["audio"]).name for f in data["files"] if f["status"] == "done"} == {
         p.name for p in archive.rglob("take*")}
     seconds = sum(sf.info(str(p)).duration for p in archive.rglob("take*"))

@@ -158,3 +158,10 @@ def test_bad_model_and_bad_format_are_usage_errors(scale_wav, tmp_path):
     assert proc.returncode == 2 and str(junk) in proc.stderr and "Traceback" not in proc.stderr
     proc = transcribe(str(path), "--format", "wav")
     assert proc.returncode == 2 and "unknown output format" in proc.stderr
+
+
+def test_verbose_prints_the_effective_settings(scale_wav, tmp_path):
+    path, _ = scale_wav
+    proc = transcribe(str(path), "-o", str(tmp_path), "-v", "--onset-threshold", "0.45")
+    assert proc.returncode == 0, proc.stderr
+    assert "model_sha256: " in proc.stderr and "'onset_threshold': 0.45" in proc.stderr and "backend: " in proc.stderr

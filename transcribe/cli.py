@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path, default=None, metavar="FILE.json",
                    help="write a machine-readable report: every input with its status, outputs and reason")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final summary")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print the effective settings: model and its digest, backend, decoder and chunking "
+                   "(--report records them always)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__import__('transcribe').__version__}")
     return p
 
@@ -310,6 +313,10 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
         transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err)) from None
+    args.effective = effective_settings(settings, transcriber)
+    if args.verbose:
+        for k, v in args.effective.items():
+            print(f"{k}: {v}", file=sys.stderr)
     durations = [audio_duration(j.audio) for j in pending]
     total_audio = sum(durations) if all(d is not None for d in durations) else None
     progress = Progress(len(pending), total_audio, args.quiet, stream=sys.stdout)
@@ -320,6 +327,20 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
             report_result(r, progress)
     finally:
         progress.close()
+
+
+def effective_settings(settings: WorkerSettings, transcriber) -> dict:
+    """What a run used, for -v and --report: package version, model and its SHA-256, backend,
+    decoder settings, inference settings."""
+    from dataclasses import asdict
+
+    from . import __version__
+    from .checkpoint import Checkpoint
+
+    ckpt = Checkpoint(settings.checkpoint)
+    return {"version": __version__, "model": str(ckpt.path), "model_sha256": ckpt.digest,
+            "backend": transcriber.backend, "decode": asdict(transcriber.decode), "infer": asdict(transcriber.infer),
+            "midi_tempo": settings.midi_tempo}
 
 
 def report_result(r: Result, progress: Progress) -> None:
@@ -357,14 +378,16 @@ def finish(results: list[Result], pending: list[Job], args: argparse.Namespace, 
     for r in failed:
         print(f"  failed: {r.audio}: {r.reason}", file=sys.stderr)
     if args.report:
-        write_report(args.report, results, counts, stopped_by, wall)
+        write_report(args.report, results, counts, stopped_by, wall, getattr(args, "effective", None))
     if stopped_by:
         return 128 + stopped_by
     return EXIT_FAILED if failed else 0
 
 
-def write_report(path: Path, results: list[Result], counts: dict, stopped_by: int | None, wall: float) -> None:
-    """The --report JSON: a summary and every input with its status."""
+def write_report(path: Path, results: list[Result], counts: dict, stopped_by: int | None, wall: float,
+                 settings: dict | None = None) -> None:
+    """The --report JSON: a summary, the effective settings (None when nothing was transcribed)
+    and every input with its status."""
     import json
 
     from .files import atomic_write
@@ -373,7 +396,7 @@ def write_report(path: Path, results: list[Result], counts: dict, stopped_by: in
     report = {"summary": {**counts, "interrupted": bool(stopped_by),
                           "signal": signal.Signals(stopped_by).name if stopped_by else None,
                           "audio_seconds": round(audio, 3), "wall_seconds": round(wall, 3)},
-              "files": [r.to_json() for r in results]}
+              "settings": settings, "files": [r.to_json() for r in results]}
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(report, indent=1))
 
