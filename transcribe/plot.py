@@ -22,50 +22,90 @@ def matplotlib_available() -> bool:
 ROW_SECONDS = 60.0  # one row of the picture per minute
 
 
-def write_piano_roll(notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, path: str | Path,
-                     title: str = "", total_seconds: float | None = None) -> None:
-    """Write a PNG: frame activations in grey, onset activations in red, notes as outlines.
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(pitch: int) -> str:
+    """``60`` → ``C4`` (scientific pitch notation)."""
+    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def piano_roll_figure(notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, title: str = "",
+                      total_seconds: float | None = None):
+    """A :class:`matplotlib.figure.Figure` (no pyplot, no global backend change) of a
+    transcription: frame activations in grey, onset peaks as red ticks at the start of a key's
+    cell (so they never hide the frame activations of held notes), notes as outlines filled by
+    velocity, the pitch axis labelled by note names with a line at every C.
 
     ``activations`` may cover only the start of a recording of ``total_seconds`` (the
     ``transcribe`` command passes at most 10 minutes): the picture then says how much it
     shows. Recordings longer than a minute are drawn one minute per row, so every second
     keeps the same width (about 26 pixels) however long the recording."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     seconds = len(activations["frame"]) / frame_rate
     rows = max(int(np.ceil(seconds / ROW_SECONDS)), 1)
     row_len = min(seconds, ROW_SECONDS) if rows == 1 else ROW_SECONDS
     width = float(np.clip(row_len * 0.27, 8, 16))
-    fig, axes = plt.subplots(rows, 1, figsize=(width, 1.0 + 3.2 * rows), dpi=100, squeeze=False)
+    fig = Figure(figsize=(width, 1.0 + 3.2 * rows), dpi=100)
+    axes = fig.subplots(rows, 1, squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
         _draw_row(ax, notes, activations, frame_rate, i * row_len, min((i + 1) * row_len, seconds), row_len)
     shown = "" if total_seconds is None or total_seconds <= seconds + 1e-6 else (
         f"; the first {seconds / 60:.0f} of {total_seconds / 60:.0f} minutes shown")
-    axes[0, 0].set_title(f"{title}  ({len(notes)} notes{shown}; grey: frame, red: onset activation, blue: notes)")
+    axes[0, 0].set_title(f"{title}  ({len(notes)} notes{shown}; grey: frame activation, red: onset peaks, "
+                         "boxes: notes, darker = louder)", fontsize=9)
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
+    return fig
+
+
+def write_piano_roll(notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, path: str | Path,
+                     title: str = "", total_seconds: float | None = None) -> None:
+    """Write :func:`piano_roll_figure` as a PNG (atomically)."""
+    fig = piano_roll_figure(notes, activations, frame_rate, title, total_seconds)
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, t0: float, t1: float,
               row_len: float) -> None:
     """One row of the piano roll: seconds ``t0`` to ``t1``."""
+    from matplotlib.cm import Blues
     from matplotlib.patches import Rectangle
 
     a, b = int(round(t0 * frame_rate)), int(round(t1 * frame_rate))
     extent = (t0, t0 + (b - a) / frame_rate, MIN_PITCH - 0.5, MAX_PITCH + 0.5)
     ax.imshow(activations["frame"][a:b].T, origin="lower", aspect="auto", extent=extent, cmap="Greys", vmin=0,
               vmax=1, interpolation="nearest")
-    onset = np.ma.masked_less(activations["onset"][a:b].T, 0.05)
-    ax.imshow(onset, origin="lower", aspect="auto", extent=extent, cmap="Reds", vmin=0, vmax=1,
-              interpolation="nearest", alpha=0.8)
+    onset = activations["onset"][a:b]
+    from scipy.ndimage import maximum_filter1d
+
+    peak = (onset >= 0.5) & (onset == maximum_filter1d(onset, 5, axis=0))  # the peak of each onset bump
+    frames, keys = np.nonzero(peak)
+    ax.vlines(t0 + frames / frame_rate, keys + MIN_PITCH - 0.5, keys + MIN_PITCH + 0.5, colors="tab:red",
+              linewidth=1.2)
     show = (notes.onsets < t1) & (notes.offsets > t0)
-    for on, off, p in zip(notes.onsets[show], notes.offsets[show], notes.pitches[show]):
-        ax.add_patch(Rectangle((on, p - 0.5), off - on, 1.0, fill=False, edgecolor="tab:blue", linewidth=0.8))
+    for on, off, p, v in zip(notes.onsets[show], notes.offsets[show], notes.pitches[show], notes.velocities[show]):
+        ax.add_patch(Rectangle((on, p - 0.5), off - on, 1.0, facecolor=Blues(0.25 + 0.75 * v / 127), alpha=0.45,
+                               edgecolor="tab:blue", linewidth=0.8))
+    cs = np.arange(24, MAX_PITCH + 1, 12)  # C1 .. C8
+    ax.set_yticks(cs, [note_name(int(c)) for c in cs])
+    for c in cs:
+        ax.axhline(c - 0.5, color="tab:green", linewidth=0.4, alpha=0.6)
     ax.set_xlim(t0, t0 + row_len)
-    ax.set_ylabel("MIDI pitch")
+    ax.set_ylim(*_pitch_span(notes, activations["frame"]))
+    ax.set_ylabel("pitch")
+
+
+def _pitch_span(notes: Notes, frame: np.ndarray, margin: int = 3, least: int = 24) -> tuple[float, float]:
+    """The pitch axis: the keys that sound (notes, or frame activations above 0.3) plus a margin,
+    at least two octaves, within the piano."""
+    keys = np.flatnonzero((frame >= 0.3).any(axis=0)) + MIN_PITCH
+    used = np.concatenate([notes.pitches, keys])
+    if used.size == 0:
+        return MIN_PITCH - 0.5, MAX_PITCH + 0.5
+    lo, hi = int(used.min()) - margin, int(used.max()) + margin
+    if hi - lo < least:
+        lo, hi = (lo + hi) // 2 - least // 2, (lo + hi) // 2 + least // 2
+    return max(lo, MIN_PITCH) - 0.5, min(hi, MAX_PITCH) + 0.5

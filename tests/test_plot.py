@@ -1,0 +1,42 @@
+"""The piano roll: readable pitch axis, velocity visible, onsets drawn without hiding held notes,
+and no change to the caller's matplotlib state."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from transcribe.notes import MIN_PITCH, Notes  # noqa: E402
+from transcribe.plot import note_name, piano_roll_figure, write_piano_roll  # noqa: E402
+
+
+def activations(n_frames: int = 200) -> dict[str, np.ndarray]:
+    frame = np.zeros((n_frames, 88), np.float32)
+    onset = np.zeros_like(frame)
+    frame[10:150, 60 - MIN_PITCH] = 0.9  # a held C4 ...
+    onset[10, 60 - MIN_PITCH] = 0.9      # ... struck once
+    frame[40:60, 67 - MIN_PITCH] = 0.8
+    onset[40, 67 - MIN_PITCH] = 0.8
+    return {"frame": frame, "onset": onset, "offset": np.zeros_like(frame), "velocity": np.zeros_like(frame)}
+
+
+def test_piano_roll_is_readable_and_leaves_matplotlib_alone(tmp_path):
+    assert [note_name(p) for p in (21, 60, 61, 108)] == ["A0", "C4", "C#4", "C8"]
+    notes = Notes([0.32, 1.28], [4.8, 1.92], [60, 67], [30, 120])
+    fig = piano_roll_figure(notes, activations(), 31.25, title="t")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "C4" in labels and all(label.startswith("C") for label in labels)
+    lo, hi = ax.get_ylim()
+    assert lo <= 60 - 3 and hi >= 67 + 3 and hi - lo < 40  # zoomed to the keys that sound
+    faces = {round(p.get_y() + 0.5): p.get_facecolor() for p in ax.patches}
+    assert sum(faces[67][:3]) < sum(faces[60][:3])  # the loud note is darker
+    ticks = ax.collections[0].get_segments()  # onset peaks: one tick per strike, not a painted layer
+    assert len(ticks) == 2
+    assert "matplotlib.pyplot" not in sys.modules  # no global backend switch
+    write_piano_roll(notes, activations(), 31.25, tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
