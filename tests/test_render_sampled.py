@@ -63,8 +63,15 @@ def test_held_out_pianos_never_play_training_renders():
         pianos_for(leaky, "a", pianos, 0, held)
 
 
+TEST_PIECES = """maps_code,composer,work
+chpn-e01,Chopin,Étude (MAPS chpn-e01; treat every Chopin étude op. 10 no. 1 as excluded)
+"""
+
+
 def performances(tmp_path):
-    """An ASAP-like folder: Composer/Work/performer.mid and metadata.csv."""
+    """An ASAP-like folder: Composer/Work/performer.mid and metadata.csv, and a test-set list
+    (the format of ../shared/data/test_pieces.csv) naming one of its works."""
+    (tmp_path / "test_pieces.csv").write_text(TEST_PIECES)
     root = tmp_path / "asap"
     rows = [("Chopin", "Etudes_op_10_1", "Chopin/Etudes_op_10/1", "Ana01M"),        # a test work
             ("Chopin", "Etudes_op_10_3", "Chopin/Etudes_op_10/3", "Ana01M"),        # same performer name
@@ -82,7 +89,8 @@ def performances(tmp_path):
 
 def test_performance_folders_get_unique_stems_and_lose_the_test_works(tmp_path):
     root = performances(tmp_path)
-    src = compose("render", [f"sources.asap.folder={root}", "sources.asap.dedupe=false"]).sources.asap
+    src = compose("render", [f"sources.asap.folder={root}", "sources.asap.dedupe=false",
+                             f"sources.asap.test_pieces={tmp_path / 'test_pieces.csv'}"]).sources.asap
     stems = [s for s, _ in label_files("asap", src)]
     # Chopin op. 10 no. 1 is a test work (test_pieces.csv); unlisted files are not performances
     assert stems == ["Bach_Fugue_bwv_846_Ana01M", "Bach_Fugue_bwv_848_Lee01M", "Chopin_Etudes_op_10_3_Ana01M"]
@@ -91,6 +99,7 @@ def test_performance_folders_get_unique_stems_and_lose_the_test_works(tmp_path):
 def test_validation_side_goes_only_to_held_out_renders(tmp_path):
     root = performances(tmp_path)
     over = [f"sources.asap.folder={root}", "sources.asap.enabled=true", "sources.asap.val_percent=50",
+            f"sources.asap.test_pieces={tmp_path / 'test_pieces.csv'}",
             "sources.maps.enabled=false", "sources.music21.enabled=false", "sources.generated.enabled=false"]
     train = {s for _, s, _, _ in iter_sources(compose("render", over))}
     val = {s for _, s, _, _ in iter_sources(compose("render", over + ["held_out=true"]))}
@@ -110,7 +119,7 @@ def test_held_out_render_command(tmp_path):
         write_tsv(Notes([0.2], [0.6], [60 + i], [90]), root / work / "take.tsv")
     args = [sys.executable, "-m", "transcribe.render", "sources.maps.enabled=false", "sources.music21.enabled=false",
             "sources.generated.enabled=false", "sources.midi.enabled=true", f"sources.midi.folder={root}",
-            "sources.midi.val_percent=50", "sources.midi.pianos=null",
+            "sources.midi.val_percent=50", "sources.midi.pianos=null", "sources.midi.test_pieces=null",
             "held_out_pianos=[timgm6mb-piano,csound-piano]", "latency.compensate=false"]
     held = subprocess.run(args + ["held_out=true", f"output_dir={tmp_path / 'val'}"], capture_output=True, text=True,
                           timeout=300)
