@@ -5,14 +5,14 @@ files, drop optimizer state, and write a small inference checkpoint.
         --data-dir ../shared/data/maps --glob '*_SptkBGCl*' --tune-files 8 \
         --out transcribe/weights/model.pt
 
-Thresholds are chosen on the first ``--tune-files`` matching files (sorted by name); report
-scores on files that were not used for tuning as well (see the model card).
+Thresholds are chosen on ``--tune-files`` of the matching files (spread over the name-sorted
+list, taken in turn from ``--data-dir`` and each ``--extra-dir``), as training validation picks
+them; report scores on files that were not used for tuning as well (see the model card).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from dataclasses import asdict, replace
@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transcribe.audio import load_audio  # noqa: E402
 from transcribe.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from transcribe.data.pairs import find_pairs  # noqa: E402
+from transcribe.data.pairs import find_pairs, interleave, spread  # noqa: E402
 from transcribe.infer import Transcriber  # noqa: E402
-from transcribe.metrics import mean_metrics, transcription_metrics  # noqa: E402
+from transcribe.tuning import best_thresholds, sweep_thresholds  # noqa: E402
 from transcribe.notefiles import read_labels  # noqa: E402
 
 
@@ -32,7 +32,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--glob", default=None)
+    ap.add_argument("--glob", default=None, help="only files of --data-dir whose name matches")
+    ap.add_argument("--extra-dir", type=Path, action="append", default=[],
+                    help="another labelled folder to tune on, all of it (e.g. renders through held-out pianos)")
     ap.add_argument("--tune-files", type=int, default=8)
     ap.add_argument("--onset", default="0.3,0.4,0.5,0.6,0.7", help="onset thresholds to try")
     ap.add_argument("--frame", default="0.3,0.4,0.5,0.6", help="frame thresholds to try")
@@ -41,17 +43,18 @@ def main() -> None:
 
     state = load_checkpoint(args.checkpoint)
     transcriber = Transcriber.from_checkpoint(args.checkpoint)
-    pairs = find_pairs(args.data_dir, args.glob)[: args.tune_files]
+    pairs = interleave([spread(find_pairs(args.data_dir, args.glob))]
+                       + [spread(find_pairs(d)) for d in args.extra_dir])[: args.tune_files]
     print(f"tuning on {len(pairs)} files: {', '.join(a.name for a, _ in pairs)}")
     cached = [(transcriber.activations(load_audio(a, transcriber.sample_rate)), read_labels(lab)) for a, lab in pairs]
-    results = []
-    for on, fr in itertools.product(map(float, args.onset.split(",")), map(float, args.frame.split(","))):
-        transcriber.decode = replace(transcriber.decode, onset_threshold=on, frame_threshold=fr)
-        m = mean_metrics([transcription_metrics(ref, transcriber.notes_from_activations(act)) for act, ref in cached])
-        results.append((m["note_f1"] + m["note_offset_f1"] + m["frame_f1"], on, fr, m))
-        print(f"onset {on:.2f} frame {fr:.2f}: note {m['note_f1']:.4f}  note+offset {m['note_offset_f1']:.4f}  "
-              f"frame {m['frame_f1']:.4f}")
-    _, on, fr, m = max(results, key=lambda r: r[0])
+    results = sweep_thresholds(cached, transcriber.features.frame_rate, transcriber.decode,
+                               map(float, args.onset.split(",")), map(float, args.frame.split(",")))
+    for r in results:
+        m = r.metrics
+        print(f"onset {r.onset_threshold:.2f} frame {r.frame_threshold:.2f}: note {m['note_f1']:.4f}  "
+              f"note+offset {m['note_offset_f1']:.4f}  frame {m['frame_f1']:.4f}")
+    best = best_thresholds(results)
+    on, fr, m = best.onset_threshold, best.frame_threshold, best.metrics
     decode = replace(transcriber.decode, onset_threshold=on, frame_threshold=fr)
     print(f"chosen: onset_threshold={on} frame_threshold={fr} (sum of note, note+offset and frame F1)")
     config = dict(state["config"], decode=asdict(decode))

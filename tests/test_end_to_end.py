@@ -59,7 +59,14 @@ def test_training_lowers_loss_and_writes_checkpoints(trained):
     losses = [r["loss_total"] for r in rows if "loss_total" in r]
     assert len(losses) >= 4
     assert losses[-1] < 0.5 * losses[0], losses
-    assert any("val_note_f1" in r for r in rows)  # validation ran on the held-out file
+    val = [r for r in rows if "val_note_f1" in r]
+    assert val  # validation ran on the held-out file
+    # ... and also decoded with the best pair of train.val_thresholds, which best.pt is chosen by
+    grid = [0.2, 0.3, 0.4, 0.5, 0.5]  # conf/train val_thresholds plus conf/decode's 0.5
+    for r in val:
+        assert r["val_tuned_onset_threshold"] in grid and r["val_tuned_frame_threshold"] in grid
+        score = lambda p: r[p + "note_f1"] + r[p + "note_offset_f1"] + r[p + "frame_f1"]  # noqa: E731
+        assert score("val_tuned_") >= score("val_") - 1e-9
     ckpts = trained["run_dir"] / "checkpoints"
     assert (ckpts / "last.pt").is_file() and (ckpts / "best.pt").is_file()
     assert (trained["run_dir"] / ".hydra" / "config.yaml").is_file()

@@ -105,3 +105,29 @@ def test_decode_velocity_and_empty_input():
     assert len(decode_notes(np.zeros((0, 88)), np.zeros((0, 88)), RATE)) == 0
     with pytest.raises(ValueError):
         decode_notes(np.zeros((5, 80)), np.zeros((5, 80)), RATE)
+
+
+def test_threshold_sweep_chooses_the_pair_that_separates_true_from_false_onsets():
+    """Onsets of the true notes peak at 0.45, spurious ones at 0.35: only onset threshold 0.4
+    keeps all true notes and no false one, and the sweep must find it."""
+    from transcribe.data.pairs import spread
+    from transcribe.tuning import best_thresholds, sweep_thresholds
+
+    ref = Notes([0.32, 0.96, 1.6], [0.8, 1.44, 2.24], [60, 64, 67], [80, 80, 80])
+    rolls = notes_to_rolls(ref, 90, RATE)
+    onset = rolls["onset"] * 0.45
+    frame = rolls["frame"] * 0.9
+    onset[40, 10], frame[40:48, 10] = 0.35, 0.9  # a false note on another key
+    recordings = [({"onset": onset, "frame": frame, "velocity": rolls["velocity"]}, ref)]
+    results = sweep_thresholds(recordings, RATE, DecodeConfig(), [0.3, 0.4, 0.5], [0.5])
+    scores = {r.onset_threshold: r.metrics["note_f1"] for r in results}
+    assert scores[0.4] == pytest.approx(1.0)
+    assert scores[0.3] < 1.0 and scores[0.5] == 0.0
+    assert best_thresholds(results).onset_threshold == 0.4
+    with pytest.raises(ValueError):
+        best_thresholds([])
+    # validation files: the first few of a name-sorted list come from across the list
+    names = [f"piece{p}_take{t}" for p in range(5) for t in range(4)]
+    first = spread(names)[:5]
+    assert sorted(spread(names)) == sorted(names)
+    assert len({n.split("_")[0] for n in first}) >= 4

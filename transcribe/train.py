@@ -32,14 +32,14 @@ from .config import conf_dir
 from .data.cache import FeatureCache
 from .data.dataset import BatchStream, CropDataset
 from .data.pairs import dataset_splits
-from .decode import DecodeConfig, decode_notes
+from .decode import DecodeConfig
 from .distributed import (Dist, average_buffers, export_submitit_ranks, fill_cache_shared, mean_over_ranks,
                           quiet_hydra_on_other_ranks, rank_seed, setup_distributed, state_digest, wrap_ddp)
 from .features import FeatureConfig
 from .infer import InferConfig, run_network
-from .metrics import mean_metrics, transcription_metrics
 from .model import ModelConfig, OnsetsAndFrames, loss
 from .runtime import TorchRunner
+from .tuning import best_thresholds, sweep_thresholds
 
 log = logging.getLogger("transcribe.train")
 
@@ -134,21 +134,30 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
 
 
 def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig, decode: DecodeConfig,
-             infer: InferConfig, max_files: int | None) -> dict[str, float]:
+             infer: InferConfig, max_files: int | None, thresholds: DictConfig | None = None) -> dict[str, float]:
     """Transcribe whole validation recordings (from cached features) with ``model`` on the CPU
-    and score them."""
+    and score them with ``decode``'s thresholds; with ``thresholds`` (``train.val_thresholds``:
+    onset and frame lists), also with the best pair of that grid (``tuned_*`` keys, and the
+    pair as ``tuned_onset_threshold`` / ``tuned_frame_threshold``)."""
     net = copy.deepcopy(model).cpu() if next(model.parameters()).device.type != "cpu" else model
     runner = TorchRunner(net)
     was_training = model.training
     net.eval()
-    rows = []
+    recordings = []
     for rec in data.recordings[:max_files]:
         act = run_network(runner, np.asarray(rec.features, dtype=np.float32), *infer.chunking(features),
                           batch_chunks=infer.batch_chunks)
-        est = decode_notes(act["onset"], act["frame"], features.frame_rate, decode, act["velocity"])
-        rows.append(transcription_metrics(rec.notes, est))
+        recordings.append((act, rec.notes))
     model.train(was_training)
-    return mean_metrics(rows)
+    at_config = sweep_thresholds(recordings, features.frame_rate, decode, [decode.onset_threshold],
+                                 [decode.frame_threshold])[0]
+    out = dict(at_config.metrics)
+    if thresholds is not None and thresholds.onset and thresholds.frame:
+        grid = sweep_thresholds(recordings, features.frame_rate, decode, thresholds.onset, thresholds.frame)
+        best = best_thresholds([at_config, *grid])
+        out.update({f"tuned_{k}": v for k, v in best.metrics.items()},
+                   tuned_onset_threshold=best.onset_threshold, tuned_frame_threshold=best.frame_threshold)
+    return out
 
 
 def _autocast(precision: str, device: torch.device):
@@ -277,19 +286,30 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
     average_buffers(st.model, dist)
     val_metrics = None
     if validating:
-        val_metrics = validate(st.model, data.val, features, decode, infer, t.val_max_files)
-        log.info("validation at step %d: note F1 %.4f  note+offset F1 %.4f  note+offset+velocity F1 %.4f  "
-                 "frame F1 %.4f", st.step, val_metrics["note_f1"], val_metrics["note_offset_f1"],
-                 val_metrics["note_offset_velocity_f1"], val_metrics["frame_f1"])
+        val_metrics = validate(st.model, data.val, features, decode, infer, t.val_max_files, t.val_thresholds)
+        _log_validation(st.step, val_metrics)
         metrics.write({"step": st.step, **{f"val_{k}": v for k, v in val_metrics.items()}})
-        if val_metrics["note_f1"] > st.best_f1:
-            st.best_f1 = val_metrics["note_f1"]
+        selected = val_metrics.get("tuned_note_f1", val_metrics["note_f1"])
+        if selected > st.best_f1:
+            st.best_f1 = selected
             checkpoint("best.pt", val_metrics=val_metrics)
     if checkpointing and dist.is_main:  # batches depend on (seed, rank, step) only: no sampler state
         checkpoint("last.pt", optimizer_state=st.optimizer.state_dict(),
                    scheduler_state=st.scheduler.state_dict(), world_size=dist.world_size)
     dist.barrier()  # the others wait while rank 0 validates and writes
     return val_metrics
+
+
+def _log_validation(step: int, m: dict[str, float]) -> None:
+    names = (("note", "note_f1"), ("note+offset", "note_offset_f1"), ("note+offset+velocity", "note_offset_velocity_f1"),
+             ("frame", "frame_f1"))
+    for prefix, label in (("", "thresholds of conf/decode"), ("tuned_", "best thresholds of train.val_thresholds")):
+        if f"{prefix}note_f1" not in m:
+            continue
+        where = (f" (onset {m['tuned_onset_threshold']:.2f}, frame {m['tuned_frame_threshold']:.2f})"
+                 if prefix else "")
+        log.info("validation at step %d, %s%s: %s", step, label, where,
+                 "  ".join(f"{name} F1 {m[prefix + key]:.4f}" for name, key in names))
 
 
 def _dump_rank(run_dir: Path, st: TrainingState, dist: Dist, batches_sha256: str) -> None:

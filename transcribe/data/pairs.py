@@ -135,7 +135,14 @@ def dataset_splits(data) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path
         if not more:
             raise FileNotFoundError(f"{extra}: no audio files with labels (data.extra_val_roots)")
         val_sets.append(more)
-    return train, interleave(val_sets)
+    return train, interleave([spread(v) for v in val_sets])
+
+
+def spread(items: list) -> list:
+    """``items`` reordered so that any first few are spread evenly over the whole list (the
+    golden-ratio sequence): names sorted by piece give a first few from different pieces."""
+    golden = (5 ** 0.5 - 1) / 2
+    return [items[i] for i in sorted(range(len(items)), key=lambda i: (i * golden) % 1.0)]
 
 
 def interleave(lists: list[list]) -> list:

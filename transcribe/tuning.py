@@ -1,0 +1,53 @@
+"""Decoder thresholds chosen on labelled validation recordings: one network pass per
+recording, then every (onset, frame) threshold pair decoded and scored. Used by training
+validation (``train.val_thresholds``) and ``scripts/ship_model.py``."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .decode import DecodeConfig, decode_notes
+from .metrics import mean_metrics, transcription_metrics
+from .notes import Notes
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """The mean metrics of one (onset, frame) threshold pair over the tuning recordings."""
+
+    onset_threshold: float
+    frame_threshold: float
+    metrics: dict[str, float]
+
+    @property
+    def score(self) -> float:
+        """What the choice maximises: note F1 + note-with-offset F1 + frame F1 (one threshold
+        pair serves onsets, offsets and frames alike)."""
+        m = self.metrics
+        return m["note_f1"] + m["note_offset_f1"] + m["frame_f1"]
+
+
+def sweep_thresholds(recordings: Sequence[tuple[dict[str, np.ndarray], Notes]], frame_rate: float,
+                     decode: DecodeConfig, onsets: Iterable[float], frames: Iterable[float]
+                     ) -> list[ThresholdResult]:
+    """Scores of every (onset, frame) pair on ``recordings`` = [(activations, reference notes)],
+    decoded with ``decode`` otherwise unchanged."""
+    results = []
+    for on, fr in itertools.product(map(float, onsets), map(float, frames)):
+        cfg = replace(decode, onset_threshold=on, frame_threshold=fr)
+        rows = [transcription_metrics(ref, decode_notes(act["onset"], act["frame"], frame_rate, cfg,
+                                                        act.get("velocity")))
+                for act, ref in recordings]
+        results.append(ThresholdResult(on, fr, mean_metrics(rows)))
+    return results
+
+
+def best_thresholds(results: Sequence[ThresholdResult]) -> ThresholdResult:
+    """The pair with the highest :attr:`ThresholdResult.score` (the first of equals)."""
+    if not results:
+        raise ValueError("no threshold pairs were tried")
+    return max(results, key=lambda r: r.score)
