@@ -37,7 +37,7 @@ def trained(tmp_path_factory, request) -> dict[str, Path]:
     common = ["transcribe.train", f"data.root={folder}", "data.val_glob=*_val*", f"data.cache_dir={tmp / 'cache'}",
               "train.val_every=40", f"hydra.run.dir={run_dir}", *TINY]
     first = run(*common, "train.max_steps=40")
-    second = run(*common, "train.max_steps=60")
+    second = run(*common, "train.max_steps=60", "train.val_thresholds.onset=[0.3,0.5]")  # validation changed
     return {"folder": folder, "run_dir": run_dir, "first": first, "second": second}
 
 
@@ -80,6 +80,10 @@ def test_restart_resumes_from_last_checkpoint(trained):
     state = torch.load(trained["run_dir"] / "checkpoints" / "last.pt", weights_only=False)
     assert state["step"] == 60
     assert state["config"]["model"]["lstm_hidden"] == 16  # the config travels with the weights
+    # the second run validates differently (another threshold grid): the first run's best score
+    # is forgotten, so best.pt is the second run's, whatever the scores
+    assert log.count("validation changed since best.pt was chosen") == 1
+    assert torch.load(trained["run_dir"] / "checkpoints" / "best.pt", weights_only=False)["step"] == 60
 
 
 def test_restart_with_other_model_config_is_refused(trained):

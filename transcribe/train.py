@@ -61,6 +61,19 @@ class TrainingState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     step: int = 0
     best_f1: float = -1.0
+    val_key: str | None = None  # what best_f1 was measured on (validation_key)
+
+
+def validation_key(val: CropDataset | None, max_files: int | None, thresholds: DictConfig | None,
+                   decode: DecodeConfig) -> str | None:
+    """A digest of what validation measures (its files, the decoder thresholds and the
+    threshold grid): a resumed run whose validation changed forgets its best score."""
+    if val is None:
+        return None
+    what = {"files": [str(r.audio) for r in val.recordings[:max_files]],
+            "decode": [decode.onset_threshold, decode.frame_threshold],
+            "grid": OmegaConf.to_container(thresholds) if thresholds is not None else None}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def setup_data(cfg: DictConfig, features: FeatureConfig, dist: Dist) -> TrainingData:
@@ -121,6 +134,7 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
         optimizer.load_state_dict(saved["optimizer_state"])
         scheduler.load_state_dict(saved["scheduler_state"])
         state.step, state.best_f1 = saved["step"], saved.get("best_f1", -1.0)
+        state.val_key = saved.get("val_key", "unknown")
         log.info("resumed from %s at step %d", last, state.step)
     elif t.init_from:
         init = Path(hydra.utils.to_absolute_path(str(t.init_from)))
@@ -229,10 +243,17 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
     data = setup_data(cfg, features, dist)
     ckpt_dir = run_dir / "checkpoints"
     st = build_state(cfg, stored_config, features.n_bins, ckpt_dir / "last.pt", dist, device)
+    val_key = validation_key(data.val, t.val_max_files, t.val_thresholds, decode)
+    if st.val_key is not None and st.val_key != val_key and st.best_f1 >= 0:
+        log.warning("validation changed since best.pt was chosen (files or thresholds); its score %.4f is "
+                    "forgotten, the next validation replaces best.pt", st.best_f1)
+        st.best_f1 = -1.0
+    st.val_key = val_key
     net, autocast = wrap_ddp(st.model, device, dist), _autocast(t.precision, device)
 
     def checkpoint(name: str, **extra) -> None:
-        save_checkpoint(ckpt_dir / name, st.model, stored_config, step=st.step, best_f1=st.best_f1, **extra)
+        save_checkpoint(ckpt_dir / name, st.model, stored_config, step=st.step, best_f1=st.best_f1,
+                        val_key=st.val_key, **extra)
 
     crop_frames = int(round(t.crop_seconds * features.frame_rate))
     weights = OmegaConf.to_container(t.loss_weights)
