@@ -59,6 +59,8 @@ def test_training_lowers_loss_and_writes_checkpoints(trained):
     losses = [r["loss_total"] for r in rows if "loss_total" in r]
     assert len(losses) >= 4
     assert losses[-1] < 0.5 * losses[0], losses
+    waits = [r["data_wait_fraction"] for r in rows if "loss_total" in r]
+    assert all(0.0 <= w <= 1.0 for w in waits), waits  # the share of time spent waiting for batches
     val = [r for r in rows if "val_note_f1" in r]
     assert val  # validation ran on the held-out file
     # ... and also decoded with the best pair of train.val_thresholds, which best.pt is chosen by

@@ -191,22 +191,28 @@ class MetricsLog:
     def __init__(self, path: Path, frames_per_step: int, start_step: int):
         self.path, self.frames_per_step = path, frames_per_step
         self.running: dict[str, float] = {}
-        self.t0, self.start_step = time.time(), start_step
+        self.t0, self.last_step, self.waited = time.time(), start_step, 0.0
 
-    def add(self, losses: dict[str, torch.Tensor]) -> None:
+    def add(self, losses: dict[str, torch.Tensor], waited: float = 0.0) -> None:
+        """Add one step's losses and the seconds it waited for its batch (the loader's share)."""
         for k, v in losses.items():
             self.running[k] = self.running.get(k, 0.0) + v.item()
+        self.waited += waited
 
     def flush(self, step: int, n: int, lr: float, device: torch.device, dist: Dist) -> None:
         """Write the mean of the last ``n`` steps' losses (averaged over the ranks)."""
         running, self.running = mean_over_ranks(self.running, device, dist), {}
-        sec = (time.time() - self.t0) / max(step - self.start_step, 1)
+        now = time.time()
+        elapsed = now - self.t0  # since the last row: steps, and any validation and checkpoints between
+        sec = elapsed / max(step - self.last_step, 1)
         row = {"step": step, **{f"loss_{k}": v / n for k, v in running.items()}, "lr": lr, "sec_per_step": sec,
-               "frames_per_sec": self.frames_per_step / sec}
+               "frames_per_sec": self.frames_per_step / sec, "data_wait_fraction": self.waited / max(elapsed, 1e-9)}
+        self.t0, self.last_step, self.waited = now, step, 0.0
         if dist.is_main:
-            log.info("step %d  loss %.4f (onset %.4f frame %.4f offset %.4f velocity %.4f)  %.2f s/step  %.0f frames/s",
-                     step, row["loss_total"], row["loss_onset"], row["loss_frame"], row["loss_offset"],
-                     row["loss_velocity"], sec, row["frames_per_sec"])
+            log.info("step %d  loss %.4f (onset %.4f frame %.4f offset %.4f velocity %.4f)  %.2f s/step  %.0f frames/s"
+                     "  %.0f%% waiting for batches", step, row["loss_total"], row["loss_onset"], row["loss_frame"],
+                     row["loss_offset"], row["loss_velocity"], sec, row["frames_per_sec"],
+                     100 * row["data_wait_fraction"])
             self.write(row)
 
     def write(self, row: dict) -> None:
@@ -266,7 +272,9 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
                  t.loader_workers)
     batches_digest, val_metrics = hashlib.sha256(), {}
     st.model.train()
+    fetched = time.time()
     for batch in stream.batches(st.step, t.max_steps, t.loader_workers):
+        waited = time.time() - fetched
         if t.debug_rank_dump:
             batches_digest.update(batch["features"].numpy().tobytes())
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -279,11 +287,12 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
         st.optimizer.step()
         st.scheduler.step()
         st.step += 1
-        metrics.add({k: v.detach() for k, v in losses.items()})
+        metrics.add({k: v.detach() for k, v in losses.items()}, waited)
         if st.step % t.log_every == 0 or st.step == t.max_steps:
             metrics.flush(st.step, t.log_every if st.step % t.log_every == 0 else st.step % t.log_every,
                           st.scheduler.get_last_lr()[0], device, dist)
         val_metrics = _validate_and_save(st, data, t, features, decode, infer, metrics, checkpoint, dist) or val_metrics
+        fetched = time.time()
     if data.val is None and dist.is_main:
         checkpoint("best.pt")
     if t.debug_rank_dump:
