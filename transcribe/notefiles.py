@@ -132,6 +132,12 @@ def read_midi(path: str | Path, sustain: bool = True) -> Notes:
     piano has one pedal, so CC64 events on any non-drum channel of any track apply to all
     notes. Files without CC64 events read the same either way.
     """
+    return read_midi_pedal(path, sustain)[0]
+
+
+def read_midi_pedal(path: str | Path, sustain: bool = True) -> tuple[Notes, np.ndarray]:
+    """(notes as :func:`read_midi` reads them, sustain pedal spans [n, 2] (down, up) seconds of
+    :func:`sustain_intervals`; zero spans when the file has no CC64 events)."""
     import mido
     import pretty_midi
 
@@ -145,15 +151,18 @@ def read_midi(path: str | Path, sustain: bool = True) -> Notes:
                 pedal_ticks.append((tick, msg.value))
     pm = pretty_midi.PrettyMIDI(mido_object=mid)
     rows = [(n.start, n.end, n.pitch, n.velocity) for inst in pm.instruments if not inst.is_drum for n in inst.notes]
-    if not rows:
-        return Notes.empty()
-    a = np.array(rows, dtype=np.float64)
-    notes = Notes(a[:, 0], a[:, 1], a[:, 2], a[:, 3])
-    if sustain and pedal_ticks:
+    spans = np.zeros((0, 2), dtype=np.float64)
+    if pedal_ticks:
         events = [(float(pm.tick_to_time(tick)), value) for tick, value in pedal_ticks]
         end = max(pm.get_end_time(), max(t for t, _ in events))
-        notes = apply_sustain(notes, sustain_intervals(events, end))
-    return notes.sorted()
+        spans = sustain_intervals(events, end)
+    if not rows:
+        return Notes.empty(), spans
+    a = np.array(rows, dtype=np.float64)
+    notes = Notes(a[:, 0], a[:, 1], a[:, 2], a[:, 3])
+    if sustain and len(spans):
+        notes = apply_sustain(notes, spans)
+    return notes.sorted(), spans
 
 
 def read_tsv(path: str | Path) -> Notes:
@@ -167,12 +176,17 @@ def read_tsv(path: str | Path) -> Notes:
     return Notes(a[:, 0], a[:, 1], np.round(a[:, 2]), np.round(vel)).sorted()
 
 
-def write_tsv(notes: Notes, path: str | Path) -> None:
-    """MAPS-format labels (read back by :func:`read_tsv`): ``onset<TAB>offset<TAB>pitch<TAB>velocity``."""
+def tsv_text(notes: Notes) -> str:
+    """The text :func:`write_tsv` writes for ``notes`` (compared byte for byte by the pedal backfill)."""
     rows = "".join(f"{a:.6f}\t{b:.6f}\t{int(p)}\t{int(v)}\n"
                    for a, b, p, v in zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities))
+    return "# onset,offset,note,velocity\n" + rows
+
+
+def write_tsv(notes: Notes, path: str | Path) -> None:
+    """MAPS-format labels (read back by :func:`read_tsv`): ``onset<TAB>offset<TAB>pitch<TAB>velocity``."""
     with atomic_write(path) as tmp:
-        tmp.write_text("# onset,offset,note,velocity\n" + rows)
+        tmp.write_text(tsv_text(notes))
 
 
 def read_labels(path: str | Path) -> Notes:
