@@ -38,7 +38,7 @@ from .distributed import (Dist, average_buffers, export_submitit_ranks, fill_cac
 from .features import FeatureConfig
 from .infer import InferConfig, run_network
 from .metrics import mean_metrics, transcription_metrics
-from .model import ModelConfig, OnsetsAndFrames, loss
+from .model import PEDAL_PREFIX, ModelConfig, OnsetsAndFrames, loss
 from .runtime import TorchRunner
 
 log = logging.getLogger("transcribe.train")
@@ -82,17 +82,39 @@ def setup_data(cfg: DictConfig, features: FeatureConfig, dist: Dist) -> Training
     fill_cache_shared(cache, [a for a, _ in train_pairs + val_pairs], workers, dist)
     data = TrainingData(CropDataset(train_pairs, features, cache, workers),
                         CropDataset(val_pairs, features, cache, workers) if val_pairs and dist.is_main else None)
-    log.info("features ready in %.0f s: %.2f h training audio, %.2f h validation audio", time.time() - t0,
-             data.train.seconds / 3600, (data.val.seconds if data.val else 0) / 3600)
+    log.info("features ready in %.0f s: %.2f h training audio (sustain pedal known for %.2f h), "
+             "%.2f h validation audio", time.time() - t0, data.train.seconds / 3600,
+             data.train.pedal_seconds / 3600, (data.val.seconds if data.val else 0) / 3600)
     return data
 
 
-def _check_same_config(state: dict, stored_config: dict, path: Path) -> None:
-    for part in ("features", "model"):
-        if state["config"][part] != stored_config[part]:
+def _check_same_config(state: dict, stored_config: dict, path: Path, fine_tune: bool = False) -> None:
+    """Refuse a checkpoint of other features or another network. Model configs are compared as
+    networks (:meth:`ModelConfig.same_network`: a config written before the pedal head existed
+    equals one with ``pedal_head: false``); when fine-tuning, only the note network must match
+    (a pedal head the checkpoint lacks starts fresh; one the new model lacks is left out)."""
+    theirs, ours = ModelConfig.from_dict(state["config"]["model"]), ModelConfig.from_dict(stored_config["model"])
+    both_pedal = theirs.pedal_head and ours.pedal_head
+    same_model = (theirs.without_pedal() == ours.without_pedal() and (not both_pedal or theirs.same_network(ours))
+                  if fine_tune else theirs.same_network(ours))
+    for part, same in (("features", state["config"]["features"] == stored_config["features"]), ("model", same_model)):
+        if not same:
             raise SystemExit(
                 f"transcribe-train: {path} was trained with a different {part} config "
                 f"({state['config'][part]}); use another run_name, delete that folder or match the config")
+
+
+def _load_for_fine_tuning(model: OnsetsAndFrames, weights: dict, init: Path) -> None:
+    """Load ``weights`` into ``model``; a pedal head the checkpoint lacks keeps its fresh weights,
+    one the model lacks is left out. Any other missing or extra tensor is an error."""
+    result = model.load_state_dict(weights, strict=False)
+    other = [k for k in [*result.missing_keys, *result.unexpected_keys] if not k.startswith(PEDAL_PREFIX)]
+    if other:
+        raise SystemExit(f"transcribe-train: {init}: weights do not fit the network: {other[:5]}")
+    if result.missing_keys:
+        log.info("%s has no pedal head: the pedal head starts fresh (%d tensors)", init, len(result.missing_keys))
+    if result.unexpected_keys:
+        log.info("%s has a pedal head this model does not (model.pedal_head=false): left out", init)
 
 
 def _read_on_rank0(path: Path, dist: Dist, device: torch.device) -> dict | None:
@@ -127,8 +149,8 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
         if not init.is_file():
             raise SystemExit(f"transcribe-train: train.init_from={t.init_from}: no such checkpoint")
         saved = _read_on_rank0(init, dist, torch.device("cpu"))
-        _check_same_config(saved, stored_config, init)
-        model.load_state_dict(saved["model_state"])
+        _check_same_config(saved, stored_config, init, fine_tune=True)
+        _load_for_fine_tuning(model, saved["model_state"], init)
         log.info("initialised the weights from %s (step %s of its run)", init, saved.get("step"))
     return state
 
@@ -181,9 +203,10 @@ class MetricsLog:
         row = {"step": step, **{f"loss_{k}": v / n for k, v in running.items()}, "lr": lr, "sec_per_step": sec,
                "frames_per_sec": self.frames_per_step / sec}
         if dist.is_main:
-            log.info("step %d  loss %.4f (onset %.4f frame %.4f offset %.4f velocity %.4f)  %.2f s/step  %.0f frames/s",
+            pedal = f" pedal {row['loss_pedal']:.4f}" if "loss_pedal" in row else ""
+            log.info("step %d  loss %.4f (onset %.4f frame %.4f offset %.4f velocity %.4f%s)  %.2f s/step  %.0f frames/s",
                      step, row["loss_total"], row["loss_onset"], row["loss_frame"], row["loss_offset"],
-                     row["loss_velocity"], sec, row["frames_per_sec"])
+                     row["loss_velocity"], pedal, sec, row["frames_per_sec"])
             self.write(row)
 
     def write(self, row: dict) -> None:
