@@ -32,12 +32,12 @@ from .config import conf_dir
 from .data.cache import FeatureCache
 from .data.dataset import BatchStream, CropDataset
 from .data.pairs import dataset_splits
-from .decode import DecodeConfig, decode_notes
+from .decode import DecodeConfig, decode_notes, decode_pedal
 from .distributed import (Dist, average_buffers, export_submitit_ranks, fill_cache_shared, mean_over_ranks,
                           quiet_hydra_on_other_ranks, rank_seed, setup_distributed, state_digest, wrap_ddp)
 from .features import FeatureConfig
 from .infer import InferConfig, run_network
-from .metrics import mean_metrics, transcription_metrics
+from .metrics import mean_metrics, pedal_metrics, transcription_metrics
 from .model import PEDAL_PREFIX, ModelConfig, OnsetsAndFrames, loss
 from .runtime import TorchRunner
 
@@ -158,7 +158,8 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
 def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig, decode: DecodeConfig,
              infer: InferConfig, max_files: int | None) -> dict[str, float]:
     """Transcribe whole validation recordings (from cached features) with ``model`` on the CPU
-    and score them."""
+    and score them (the sustain pedal too, where the model has a pedal head and the recording's
+    pedal is known)."""
     net = copy.deepcopy(model).cpu() if next(model.parameters()).device.type != "cpu" else model
     runner = TorchRunner(net)
     was_training = model.training
@@ -168,7 +169,10 @@ def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig,
         act = run_network(runner, np.asarray(rec.features, dtype=np.float32), *infer.chunking(features),
                           batch_chunks=infer.batch_chunks)
         est = decode_notes(act["onset"], act["frame"], features.frame_rate, decode, act["velocity"])
-        rows.append(transcription_metrics(rec.notes, est))
+        row = transcription_metrics(rec.notes, est)
+        if "pedal" in act and rec.pedal is not None:
+            row.update(pedal_metrics(rec.pedal, decode_pedal(act["pedal"], act["pedal_onset"], features.frame_rate, decode)))
+        rows.append(row)
     model.train(was_training)
     return mean_metrics(rows)
 
@@ -304,6 +308,9 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
         log.info("validation at step %d: note F1 %.4f  note+offset F1 %.4f  note+offset+velocity F1 %.4f  "
                  "frame F1 %.4f", st.step, val_metrics["note_f1"], val_metrics["note_offset_f1"],
                  val_metrics["note_offset_velocity_f1"], val_metrics["frame_f1"])
+        if "pedal_onset_f1" in val_metrics:
+            log.info("validation at step %d: pedal press F1 %.4f  lift F1 %.4f  frame F1 %.4f", st.step,
+                     val_metrics["pedal_onset_f1"], val_metrics["pedal_offset_f1"], val_metrics["pedal_frame_f1"])
         metrics.write({"step": st.step, **{f"val_{k}": v for k, v in val_metrics.items()}})
         if val_metrics["note_f1"] > st.best_f1:
             st.best_f1 = val_metrics["note_f1"]
