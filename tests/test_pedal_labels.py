@@ -13,7 +13,7 @@ import pytest
 from transcribe.data.pairs import find_pairs
 from transcribe.notefiles import apply_sustain, read_midi_pedal, read_tsv
 from transcribe.notes import Notes
-from transcribe.pedal import PEDAL_SUFFIX, pedal_for, pedal_sidecar, read_pedal, write_pedal
+from transcribe.pedal import PEDAL_SUFFIX, labels_and_pedal, pedal_for, pedal_sidecar, read_pedal, write_pedal
 from transcribe.render.prepare import Piece, prepare_notes, prepare_piece
 from transcribe.render.sources import label_piece
 from transcribe.render.synth import fluidsynth_binary
@@ -48,6 +48,11 @@ def test_midi_pedal_spans_and_labels(tmp_path):
     np.testing.assert_allclose(spans, [[1.0, 3.0], [4.0, 4.5], [5.1, 6.0]], atol=1e-3)
     np.testing.assert_allclose(notes.offsets, pedal_notes(True).offsets, atol=1e-3)
     np.testing.assert_allclose(pedal_for(midi), spans)  # a MIDI label carries its own pedal
+    both = labels_and_pedal(midi)  # what the dataset reads: one parse for notes and pedal
+    np.testing.assert_array_equal(both[0].offsets, notes.offsets)
+    np.testing.assert_array_equal(both[1], spans)
+    write_pedal(np.array([[0.5, 0.7]]), pedal_sidecar(midi))  # a sidecar wins over the file's CC64
+    np.testing.assert_allclose(labels_and_pedal(midi)[1], [[0.5, 0.7]])
     write_pedal_midi(pedal_notes(False), [], tmp_path / "q.mid")
     assert pedal_for(tmp_path / "q.mid").shape == (0, 2)  # no CC64: no pedal
     assert label_piece(tmp_path / "q.mid").pedal.shape == (0, 2)

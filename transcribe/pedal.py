@@ -78,6 +78,19 @@ def pedal_for(label: str | Path) -> np.ndarray | None:
     return None
 
 
+def labels_and_pedal(label: str | Path):
+    """(notes of a label file as :func:`~transcribe.notefiles.read_labels` reads them, its pedal as
+    :func:`pedal_for` finds it), a MIDI file parsed once."""
+    from .notefiles import read_labels, read_midi_pedal
+
+    label = Path(label)
+    sidecar = pedal_sidecar(label)
+    if label.suffix.lower() in (".mid", ".midi"):
+        notes, spans = read_midi_pedal(label)
+        return notes, read_pedal(sidecar) if sidecar.is_file() else spans
+    return read_labels(label), read_pedal(sidecar) if sidecar.is_file() else None
+
+
 def pedal_events(spans: np.ndarray) -> list[tuple[float, int]]:
     """(time s, CC64 value) events for ``spans``: 127 at each press, 0 at each release."""
     return [e for a, b in as_spans(spans) for e in ((float(a), 127), (float(b), 0))]

@@ -23,9 +23,8 @@ import torch
 from ..audio import read_segment
 from ..features import FeatureConfig, cqt_features
 from ..targets import HEADS, PEDAL_HEADS, PEDAL_MASK, NoteFrames, pedal_rolls
-from ..notefiles import read_labels
 from ..notes import N_KEYS, Notes
-from ..pedal import pedal_for
+from ..pedal import labels_and_pedal
 from .cache import FeatureCache
 from .layout import partners_of
 
@@ -72,11 +71,11 @@ class CropDataset:
         self.recordings: list[Recording] = []
         for audio, label in pairs:
             feats = cache.load(audio)
-            notes = read_labels(label)
+            notes, pedal = labels_and_pedal(label)
             in_memory = None if isinstance(feats, np.memmap) else feats
             self.recordings.append(Recording(audio, label, notes, cache.path(audio), len(feats),
                                              NoteFrames.from_notes(notes, cfg.frame_rate), in_memory,
-                                             partners_of(audio), pedal_for(label)))
+                                             partners_of(audio), pedal))
             del feats
 
     def __len__(self) -> int:
