@@ -287,7 +287,7 @@ def test_music21_corpus_piece_becomes_notes():
     src = render_cfg().sources.music21.copy()
     src.composers, src.count, src.max_seconds, src.min_notes = ["bach"], 1, 20, 10
     (stem, make), = list(corpus_pieces(src))
-    notes = make()
+    notes = make().notes
     assert stem.startswith("m21_bach_") and len(notes) >= 10
     assert 0.5 <= notes.onsets.min() and notes.duration < 20 + 5
-    assert np.array_equal(notes.onsets, make().onsets)  # the same draw every time
+    assert np.array_equal(notes.onsets, make().notes.onsets)  # the same draw every time

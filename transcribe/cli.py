@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onset probability that starts a note (default: the checkpoint's)")
     p.add_argument("--frame-threshold", type=probability, default=None,
                    help="frame probability that keeps a note sounding (default: the checkpoint's)")
+    p.add_argument("--no-pedal", action="store_true",
+                   help="write no sustain pedal (MIDI CC64, JSON \"pedal\") even when the model has a pedal head "
+                   "(models without one write none)")
+    p.add_argument("--pedal-threshold", type=probability, default=None,
+                   help="pedal probability that holds the sustain pedal down (default: the checkpoint's)")
     p.add_argument("--midi-tempo", action="store_true",
                    help="write MIDI whose tempo map follows the beats estimated from the music (so a DAW's bars and "
                    "beats line up with it); note times are unchanged (default: a fixed 120 BPM grid)")
@@ -303,7 +308,9 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
     from .jobs import load_transcriber
 
     decode = {k: v for k, v in (("onset_threshold", args.onset_threshold),
-                                ("frame_threshold", args.frame_threshold)) if v is not None}
+                                ("frame_threshold", args.frame_threshold),
+                                ("pedal_threshold", args.pedal_threshold),
+                                ("pedal", False if args.no_pedal else None)) if v is not None}
     n_jobs = min(args.jobs or default_jobs(), len(pending))
     threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
     infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8)

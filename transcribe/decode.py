@@ -1,5 +1,6 @@
 """Activations -> notes: a note starts where the onset head fires and lasts while the frame
-head (or its own onset) holds the key. Vectorised over keys and frames (no per-frame loop)."""
+head (or its own onset) holds the key. Vectorised over keys and frames (no per-frame loop).
+Pedal activations -> sustain pedal spans (:func:`decode_pedal`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ class DecodeConfig:
     onset_threshold: float = 0.5
     frame_threshold: float = 0.5
     min_note_frames: int = 1
+    # sustain pedal (models with a pedal head); checkpoints from before it lack these keys
+    pedal: bool = True  # decode the pedal (and write it as CC64) when the model has a pedal head
+    pedal_threshold: float = 0.5
+    pedal_onset_threshold: float = 0.5
+    min_pedal_frames: int = 2
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "DecodeConfig":
@@ -70,3 +76,29 @@ def decode_notes(
         vel = np.full(len(starts), 64, dtype=np.int64)
     notes = Notes(start_frames / frame_rate, end_frames / frame_rate, keys + MIN_PITCH, vel)
     return notes.sorted()
+
+
+def decode_pedal(pedal: np.ndarray, pedal_onset: np.ndarray | None, frame_rate: float,
+                 cfg: DecodeConfig = DecodeConfig()) -> np.ndarray:
+    """Sustain pedal spans [n, 2] (down, up seconds) from pedal activations [frames] or [frames, 1].
+
+    The pedal is down while ``pedal > pedal_threshold``. A press inside a held stretch (the
+    first frame of a run of ``pedal_onset > pedal_onset_threshold``, at least two frames after
+    the stretch began) ends the span before it and starts a new one there: a quick re-pedal
+    can lift the pedal for less than a frame. Spans shorter than ``min_pedal_frames`` are dropped.
+    """
+    down = np.asarray(pedal, dtype=np.float32).reshape(-1) > cfg.pedal_threshold
+    n = len(down)
+    if n == 0 or not down.any():
+        return np.zeros((0, 2))
+    edges = np.diff(np.concatenate(([0], down.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if pedal_onset is not None:
+        on = np.asarray(pedal_onset, dtype=np.float32).reshape(-1) > cfg.pedal_onset_threshold
+        presses = np.flatnonzero(on & ~np.concatenate(([False], on[:-1])))
+        run = np.searchsorted(starts, presses, side="right") - 1  # the held stretch each press falls in
+        inside = (run >= 0) & (presses < ends[np.maximum(run, 0)]) & (presses >= starts[np.maximum(run, 0)] + 2)
+        cuts = presses[inside]
+        starts, ends = np.sort(np.concatenate([starts, cuts])), np.sort(np.concatenate([ends, cuts]))
+    keep = ends - starts >= max(cfg.min_pedal_frames, 1)
+    return np.stack([starts[keep], ends[keep]], axis=1) / frame_rate

@@ -26,7 +26,7 @@ import numpy as np
 from .audio import AudioError, AudioStream, load_audio
 from .checkpoint import Checkpoint, typed_configs
 from .config import conf_dir
-from .decode import DecodeConfig, decode_notes
+from .decode import DecodeConfig, decode_notes, decode_pedal
 from .features import FeatureConfig, cqt_features, cqt_plan
 from .notes import MIN_PITCH, N_KEYS, Notes
 from .runtime import HEADS, NetworkRunner, TorchRunner, make_runner
@@ -94,7 +94,8 @@ def run_network(
     *,
     batch_chunks: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Activations (probabilities) [frames, 88] for features [frames, bins].
+    """Activations (probabilities) [frames, 88] for features [frames, bins] (pedal heads, where
+    the network has them: [frames, 1]).
 
     ``model`` is an :class:`~transcribe.model.OnsetsAndFrames` module (run by torch, in the
     mode and on the device it is in) or a :class:`~transcribe.runtime.NetworkRunner`.
@@ -118,8 +119,11 @@ def run_network(
             else:
                 x = np.stack([features[lo:hi] for _, _, lo, hi in batch])
             pred = runner(x)
+            for k in pred:
+                if k not in out:
+                    out[k] = np.zeros((n, pred[k].shape[-1]), dtype=np.float32)
             for b, (start, stop, lo, _) in enumerate(batch):
-                for k in HEADS:
+                for k in pred:
                     out[k][start:stop] = pred[k][b, start - lo : stop - lo]
     return out
 
@@ -229,12 +233,14 @@ class StreamingDecoder:
 @dataclass
 class StreamResult:
     """A recording transcribed as a stream: its notes, its length, the activations of its first
-    ``keep_seconds`` (for a plot) and what the audio decoder said about it."""
+    ``keep_seconds`` (for a plot), what the audio decoder said about it, and its sustain pedal
+    spans [n, 2] (down, up s; None when the model has no pedal head or ``decode.pedal`` is off)."""
 
     notes: Notes
     audio_seconds: float
     activations: dict[str, np.ndarray]
     decoder_messages: list[str]
+    pedal: np.ndarray | None = None
 
 
 class Transcriber:
@@ -291,6 +297,13 @@ class Transcriber:
     def notes_from_activations(self, act: dict[str, np.ndarray]) -> Notes:
         return decode_notes(act["onset"], act["frame"], self.features.frame_rate, self.decode, act["velocity"])
 
+    def pedal_from_activations(self, act: dict[str, np.ndarray]) -> np.ndarray | None:
+        """Sustain pedal spans [n, 2] (down, up s) of activations from a model with a pedal head;
+        None without one, or with ``decode.pedal`` off."""
+        if "pedal" not in act or not self.decode.pedal:
+            return None
+        return decode_pedal(act["pedal"], act.get("pedal_onset"), self.features.frame_rate, self.decode)
+
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Notes:
         """Notes for a waveform in memory: ``audio`` [samples] or [samples, channels] at
         ``sample_rate`` Hz (mixed down and resampled to :attr:`sample_rate` as files are)."""
@@ -333,7 +346,7 @@ class Transcriber:
                 x = np.stack([feats[l0 - lo: h0 - lo] for _, _, l0, h0 in batch])
                 pred = self.runner(x)
                 for b, (s0, s1, l0, _) in enumerate(batch):
-                    yield s0, {k: pred[k][b, s0 - l0: s1 - l0] for k in HEADS}
+                    yield s0, {k: pred[k][b, s0 - l0: s1 - l0] for k in pred}
                 window.drop_before(max(batch[-1][1] - self.context_frames - margin, 0) // align * align * hop)
                 batch = []
             if span is not None:
@@ -354,13 +367,18 @@ class Transcriber:
         decoder = StreamingDecoder(self.decode, self.features.frame_rate)
         keep = int(keep_seconds * self.features.frame_rate)
         kept: dict[str, list[np.ndarray]] = {k: [] for k in HEADS}
+        pedal: dict[str, list[np.ndarray]] = {}  # pedal activations: 8 bytes a frame, kept whole
         for start, act in self._network_blocks(window):
             decoder.feed(act["onset"], act["frame"], act["velocity"])
+            for k in ("pedal", "pedal_onset"):
+                if k in act and self.decode.pedal:
+                    pedal.setdefault(k, []).append(act[k][:, 0])
             if start < keep:
-                for k in HEADS:
-                    kept[k].append(act[k][: keep - start])
+                for k in act:
+                    kept.setdefault(k, []).append(act[k][: keep - start])
         activations = {k: np.concatenate(v) if v else np.zeros((0, N_KEYS), np.float32) for k, v in kept.items()}
-        return StreamResult(decoder.finish(), window.end / self.sample_rate, activations, stream.messages)
+        spans = self.pedal_from_activations({k: np.concatenate(v) for k, v in pedal.items()}) if pedal else None
+        return StreamResult(decoder.finish(), window.end / self.sample_rate, activations, stream.messages, spans)
 
 
 def _with_end(items: Iterable) -> Iterator:

@@ -274,9 +274,9 @@ class Worker:
             elif ext == "mid" and self.settings.midi_tempo:
                 from .score import beat_aligned_midi, estimate_beats
 
-                beat_aligned_midi(res.notes, estimate_beats(None, None, res.notes), out)
+                beat_aligned_midi(res.notes, estimate_beats(None, None, res.notes), out, pedal=res.pedal)
             else:
-                write_notes(res.notes, out, ext)
+                write_notes(res.notes, out, ext, pedal=res.pedal)
 
 
 def die_with_parent(parent: int) -> None:

@@ -60,9 +60,42 @@ def transcription_metrics(ref: Notes, est: Notes) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
+PEDAL_TOLERANCE_S = 0.1  # a pedal press or lift matches within 100 ms (mir_eval.onset.f_measure's window)
+
+
+def pedal_metrics(ref: np.ndarray, est: np.ndarray, window: float = PEDAL_TOLERANCE_S,
+                  frame_rate: float = FRAME_RATE_FOR_METRICS) -> dict[str, float]:
+    """Precision/recall/F1 of sustain pedal spans [n, 2] (down, up s): presses
+    (``pedal_onset_*``) and lifts (``pedal_offset_*``) matched one to one within ``window``
+    seconds by :func:`mir_eval.onset.f_measure`, and pedal-down frames on a 10 ms grid
+    (``pedal_frame_*``)."""
+    from mir_eval.onset import f_measure
+
+    ref, est = np.asarray(ref, float).reshape(-1, 2), np.asarray(est, float).reshape(-1, 2)
+    out: dict[str, float] = {}
+    for name, col in (("pedal_onset", 0), ("pedal_offset", 1)):
+        r, e = np.sort(ref[:, col]), np.sort(est[:, col])
+        if len(r) and len(e):
+            f, p, rc = f_measure(r, e, window=window)
+        else:
+            p, rc, f = _prf(0, len(e), len(r))
+        out[f"{name}_precision"], out[f"{name}_recall"], out[f"{name}_f1"] = float(p), float(rc), float(f)
+    n = int(np.ceil(max(ref.max(initial=0.0), est.max(initial=0.0)) * frame_rate)) + 1
+
+    def roll(spans: np.ndarray) -> np.ndarray:
+        down = np.zeros(n, dtype=bool)
+        for a, b in np.round(spans * frame_rate).astype(np.int64):
+            down[a:b] = True
+        return down
+
+    r, e = roll(ref), roll(est)
+    out["pedal_frame_precision"], out["pedal_frame_recall"], out["pedal_frame_f1"] = _prf(
+        float(np.sum(r & e)), float(e.sum()), float(r.sum()))
+    return out
+
+
 def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of every numeric metric over files."""
-    if not rows:
-        return {}
-    keys = [k for k, v in rows[0].items() if isinstance(v, float)]
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    """Mean of every numeric metric over the files that have it (pedal metrics: only files whose
+    pedal is known)."""
+    keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if isinstance(v, float)))
+    return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from .notes import N_KEYS
-from .targets import HEADS
+from .targets import HEADS, PEDAL_HEADS, PEDAL_MASK
 
-LOGIT_HEADS = ("onset", "offset", "frame")  # heads whose outputs are logits; velocity is already 0..1
+LOGIT_HEADS = ("onset", "offset", "frame", *PEDAL_HEADS)  # heads whose outputs are logits; velocity is already 0..1
+PEDAL_PREFIX = "pedal_"  # names of the pedal head's parameters start with it (fresh when fine-tuning without)
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,22 @@ class ModelConfig:
     frontend_size: int = 256
     lstm_hidden: int = 128
     dropout: float = 0.25
+    pedal_head: bool = False  # checkpoints from before the pedal head have none (their config lacks the key)
+    pedal_hidden: int = 32
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The outputs of a network of this config: :data:`HEADS`, then :data:`PEDAL_HEADS` if it has them."""
+        return HEADS + PEDAL_HEADS if self.pedal_head else HEADS
+
+    def without_pedal(self) -> "ModelConfig":
+        """This config with no pedal head: what the note network is (compared when fine-tuning)."""
+        return replace(self, pedal_head=False, pedal_hidden=ModelConfig.pedal_hidden)
+
+    def same_network(self, other: "ModelConfig") -> bool:
+        """Whether ``other`` builds the same network (pedal sizes count only with a pedal head)."""
+        norm = [c if c.pedal_head else c.without_pedal() for c in (self, other)]
+        return norm[0] == norm[1]
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "ModelConfig":
@@ -73,7 +90,11 @@ class BiLSTM(nn.Module):
 
 class OnsetsAndFrames(nn.Module):
     """Predicts onset, offset, frame and velocity activations [B, T, 88] (logits for the
-    first three, a 0..1 value for velocity) from log-CQT features [B, T, n_bins].
+    first three, a 0..1 value for velocity) from log-CQT features [B, T, n_bins]; with
+    ``cfg.pedal_head``, also sustain pedal logits [B, T, 1] (:data:`~transcribe.targets.PEDAL_HEADS`:
+    down, pressed, lifted) from a small BiLSTM over the front end's features and the detached
+    frame probabilities (a lift shows as many sounding notes stopping together). The pedal head's
+    modules are created last, so the note network's initial weights do not depend on it.
 
     The onset BiLSTM feeds the onset and offset heads; the frame BiLSTM sees the front end's
     features together with the detached onset and offset probabilities, so a frame prediction
@@ -94,6 +115,14 @@ class OnsetsAndFrames(nn.Module):
         self.frame_rnn = BiLSTM(f + 2 * N_KEYS, h)
         self.frame_head = nn.Linear(2 * h + f, N_KEYS)
         self.velocity_head = nn.Linear(f, N_KEYS)
+        if cfg.pedal_head:
+            self.pedal_rnn = BiLSTM(f + N_KEYS, cfg.pedal_hidden)
+            self.pedal_head = nn.Linear(2 * cfg.pedal_hidden + f, len(PEDAL_HEADS))
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The names of the outputs, in order."""
+        return self.cfg.heads
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         z = self.frontend(features)
@@ -103,22 +132,35 @@ class OnsetsAndFrames(nn.Module):
         cond = torch.cat([z, torch.sigmoid(onset).detach(), torch.sigmoid(offset).detach()], dim=-1)
         frame = self.frame_head(torch.cat([self.frame_rnn(cond), z], dim=-1))
         velocity = torch.sigmoid(self.velocity_head(z))
-        return {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
+        out = {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
+        if self.cfg.pedal_head:
+            p = torch.cat([z, torch.sigmoid(frame).detach()], dim=-1)
+            pedal = self.pedal_head(torch.cat([self.pedal_rnn(p), z], dim=-1))
+            out.update({k: pedal[..., i: i + 1] for i, k in enumerate(PEDAL_HEADS)})
+        return out
 
 
 def probabilities(pred: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The network's outputs as probabilities per head (:data:`~transcribe.targets.HEADS`):
-    sigmoid of the logit heads, velocity as it is. Training validation, the torch runner and
-    the ONNX export all go through this."""
-    return {k: torch.sigmoid(pred[k]) if k in LOGIT_HEADS else pred[k] for k in HEADS}
+    """The network's outputs as probabilities per head (:data:`~transcribe.targets.HEADS`, then the
+    pedal heads where the network has them): sigmoid of the logit heads, velocity as it is.
+    Training validation, the torch runner and the ONNX export all go through this."""
+    return {k: torch.sigmoid(pred[k]) if k in LOGIT_HEADS else pred[k] for k in HEADS + PEDAL_HEADS if k in pred}
 
 
 def loss(pred: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], weights: dict) -> dict[str, torch.Tensor]:
-    """Per-head losses and their weighted ``total``: binary cross-entropy of the logit heads
-    against the target rolls; squared error of velocity at onset frames only."""
+    """Per-head losses and their weighted ``total``: binary cross-entropy of the note logit heads
+    against the target rolls; squared error of velocity at onset frames only; for a network with
+    a pedal head, binary cross-entropy of the pedal heads over the frames whose pedal is known
+    (``targets["pedal_mask"]``; none known: a zero loss that moves nothing)."""
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    losses = {k: bce(pred[k], targets[k]) for k in LOGIT_HEADS}
+    losses = {k: bce(pred[k], targets[k]) for k in ("onset", "offset", "frame")}
     mask = targets["onset"]
     losses["velocity"] = (mask * (pred["velocity"] - targets["velocity"]) ** 2).sum() / mask.sum().clamp(min=1)
-    losses["total"] = sum(weights[k] * losses[k] for k in HEADS)
+    if PEDAL_HEADS[0] in pred:
+        known = targets.get(PEDAL_MASK)
+        known = torch.ones_like(pred[PEDAL_HEADS[0]]) if known is None else known.to(pred[PEDAL_HEADS[0]].dtype)
+        for k in PEDAL_HEADS:
+            per_frame = bce(pred[k], targets[k], reduction="none")
+            losses[k] = (known * per_frame).sum() / known.sum().clamp(min=1)
+    losses["total"] = sum(weights[k] * losses[k] for k in losses)
     return losses

@@ -21,67 +21,88 @@ LABEL_EXTENSIONS = (".tsv", ".mid", ".midi")
 OUTPUT_FORMATS = ("mid", "csv", "json", "musicxml")
 
 
-def notes_to_pretty_midi(notes: Notes, program: int = 0):
-    """A PrettyMIDI object with one Acoustic Grand Piano track holding ``notes``."""
+def notes_to_pretty_midi(notes: Notes, program: int = 0, pedal: np.ndarray | None = None):
+    """A PrettyMIDI object with one Acoustic Grand Piano track holding ``notes`` and, with
+    ``pedal`` spans [n, 2] (down, up s), sustain pedal control changes (CC64 127 / 0)."""
     import pretty_midi
+
+    from .pedal import pedal_events
 
     pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)  # ticks of 0.52 ms
     piano = pretty_midi.Instrument(program=program, name="Piano")
     for on, off, p, v in zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities):
         piano.notes.append(pretty_midi.Note(velocity=int(v), pitch=int(p), start=float(on), end=float(off)))
+    if pedal is not None:
+        piano.control_changes += [pretty_midi.ControlChange(64, v, t) for t, v in pedal_events(pedal)]
     pm.instruments.append(piano)
     return pm
 
 
-def _note_events(notes: Notes, ticks_per_second: float) -> bytes:
-    """The note events of a MIDI track: note-on / note-on with velocity 0, in time order
-    (at one tick: by pitch, then velocity, so the note-off first), delta times as variable-length numbers, with
+def _track_events(notes: Notes, ticks_per_second: float, pedal: np.ndarray | None = None) -> bytes:
+    """The events of the piano track: note-on / note-on with velocity 0 and sustain pedal control
+    changes, in time order (at one tick as pretty_midi orders them: control changes, then notes by
+    pitch, then velocity, so the note-off first), delta times as variable-length numbers, with
     running status; vectorised, so memory stays a few bytes per note."""
-    on = np.round(notes.onsets * ticks_per_second).astype(np.int32)
-    off = np.round(notes.offsets * ticks_per_second).astype(np.int32)
+    from .pedal import pedal_events
+
+    on = np.round(notes.onsets * ticks_per_second).astype(np.int64)
+    off = np.round(notes.offsets * ticks_per_second).astype(np.int64)
     n = len(on)
     ticks = np.concatenate([off, on])
-    pitch = np.concatenate([notes.pitches, notes.pitches]).astype(np.int32)
-    velocity = np.concatenate([np.zeros(n, np.int32), np.clip(notes.velocities, 1, 127).astype(np.int32)])
-    order = np.lexsort((velocity, pitch, ticks))  # pretty_midi's order; a note-off has velocity 0
-    ticks, pitch, velocity = ticks[order], pitch[order], velocity[order]
+    status = np.full(2 * n, 0x90, dtype=np.int64)
+    data1 = np.concatenate([notes.pitches, notes.pitches]).astype(np.int64)
+    data2 = np.concatenate([np.zeros(n, np.int64), np.clip(notes.velocities, 1, 127).astype(np.int64)])
+    rank = np.full(2 * n, 10, dtype=np.int64)  # pretty_midi's secondary order: control change 8, note 10
+    events = pedal_events(pedal) if pedal is not None else []
+    if events:
+        t, v = np.array(events, dtype=np.float64).T
+        ticks = np.concatenate([ticks, np.round(t * ticks_per_second).astype(np.int64)])
+        status = np.concatenate([status, np.full(len(t), 0xB0, np.int64)])
+        data1 = np.concatenate([data1, np.full(len(t), 64, np.int64)])
+        data2 = np.concatenate([data2, v.astype(np.int64)])
+        rank = np.concatenate([rank, np.full(len(t), 8, np.int64)])
+    if len(ticks) == 0:
+        return b""
+    order = np.lexsort((rank * 65536 + data1 * 256 + data2, ticks))
+    ticks, status, data1, data2 = ticks[order], status[order], data1[order], data2[order]
     delta = np.diff(ticks, prepend=0)
     size = 1 + (delta >= 1 << 7) + (delta >= 1 << 14) + (delta >= 1 << 21)
-    length = size + 2
-    length[0] += 1  # the status byte, once (running status)
+    has_status = status != np.concatenate(([0xC0], status[:-1]))  # after the program change; running status
+    length = size + 2 + has_status
     start = np.concatenate(([0], np.cumsum(length)[:-1]))
     out = np.zeros(int(length.sum()), dtype=np.uint8)
     for k in range(4):
         has = size > k
         out[start[has] + size[has] - 1 - k] = ((delta[has] >> (7 * k)) & 0x7F) | (0x80 if k else 0)
     data = start + size
-    out[data[0]] = 0x90
-    data[0] += 1
-    out[data], out[data + 1] = pitch, velocity
+    out[data[has_status]] = status[has_status]
+    data = data + has_status
+    out[data], out[data + 1] = data1, data2
     return out.tobytes()
 
 
-def midi_bytes(notes: Notes, resolution: int = 960, tempo_us: int = 500000) -> bytes:
+def midi_bytes(notes: Notes, resolution: int = 960, tempo_us: int = 500000, pedal: np.ndarray | None = None) -> bytes:
     """A standard MIDI file (format 1: a tempo track and one Acoustic Grand Piano track) of
-    ``notes``; the same bytes pretty_midi writes for :func:`notes_to_pretty_midi`, without its
-    per-note objects (hundreds of MB for the notes of a 10-hour recording)."""
+    ``notes`` and the sustain pedal spans ``pedal`` (CC64); the same bytes pretty_midi writes for
+    :func:`notes_to_pretty_midi`, without its per-note objects (hundreds of MB for the notes of a
+    10-hour recording)."""
     import struct
 
     def track(body: bytes) -> bytes:
         return b"MTrk" + struct.pack(">I", len(body)) + body
 
     tempo = b"\x00\xff\x51\x03" + tempo_us.to_bytes(3, "big") + b"\x00\xff\x58\x04\x04\x02\x18\x08"
-    piano = b"\x00\xff\x03\x05Piano\x00\xc0\x00"
-    if len(notes):
-        piano += _note_events(notes, resolution * 1e6 / tempo_us)
+    piano = b"\x00\xff\x03\x05Piano\x00\xc0\x00" + _track_events(notes, resolution * 1e6 / tempo_us, pedal)
     end = b"\x01\xff\x2f\x00"
     return (b"MThd" + struct.pack(">IHHH", 6, 1, 2, resolution) + track(tempo + end) + track(piano + end))
 
 
-def write_midi(notes: Notes, path: str | Path) -> None:
-    """Write ``notes`` as a MIDI file (Acoustic Grand Piano; see :func:`midi_bytes`)."""
+def write_midi(notes: Notes, path: str | Path, pedal: np.ndarray | None = None) -> None:
+    """Write ``notes`` as a MIDI file (Acoustic Grand Piano; see :func:`midi_bytes`), with the
+    sustain pedal spans ``pedal`` as CC64 control changes (127 down, 0 up) when given. The notes
+    keep their sounding (pedal-extended) offsets."""
     with atomic_write(path) as tmp:
-        tmp.write_bytes(midi_bytes(notes))
+        tmp.write_bytes(midi_bytes(notes, pedal=pedal))
 
 
 def sustain_intervals(events: list[tuple[float, int]], end: float, threshold: int = 64) -> np.ndarray:
@@ -132,6 +153,12 @@ def read_midi(path: str | Path, sustain: bool = True) -> Notes:
     piano has one pedal, so CC64 events on any non-drum channel of any track apply to all
     notes. Files without CC64 events read the same either way.
     """
+    return read_midi_pedal(path, sustain)[0]
+
+
+def read_midi_pedal(path: str | Path, sustain: bool = True) -> tuple[Notes, np.ndarray]:
+    """(notes as :func:`read_midi` reads them, sustain pedal spans [n, 2] (down, up) seconds of
+    :func:`sustain_intervals`; zero spans when the file has no CC64 events)."""
     import mido
     import pretty_midi
 
@@ -145,15 +172,18 @@ def read_midi(path: str | Path, sustain: bool = True) -> Notes:
                 pedal_ticks.append((tick, msg.value))
     pm = pretty_midi.PrettyMIDI(mido_object=mid)
     rows = [(n.start, n.end, n.pitch, n.velocity) for inst in pm.instruments if not inst.is_drum for n in inst.notes]
-    if not rows:
-        return Notes.empty()
-    a = np.array(rows, dtype=np.float64)
-    notes = Notes(a[:, 0], a[:, 1], a[:, 2], a[:, 3])
-    if sustain and pedal_ticks:
+    spans = np.zeros((0, 2), dtype=np.float64)
+    if pedal_ticks:
         events = [(float(pm.tick_to_time(tick)), value) for tick, value in pedal_ticks]
         end = max(pm.get_end_time(), max(t for t, _ in events))
-        notes = apply_sustain(notes, sustain_intervals(events, end))
-    return notes.sorted()
+        spans = sustain_intervals(events, end)
+    if not rows:
+        return Notes.empty(), spans
+    a = np.array(rows, dtype=np.float64)
+    notes = Notes(a[:, 0], a[:, 1], a[:, 2], a[:, 3])
+    if sustain and len(spans):
+        notes = apply_sustain(notes, spans)
+    return notes.sorted(), spans
 
 
 def read_tsv(path: str | Path) -> Notes:
@@ -167,12 +197,17 @@ def read_tsv(path: str | Path) -> Notes:
     return Notes(a[:, 0], a[:, 1], np.round(a[:, 2]), np.round(vel)).sorted()
 
 
-def write_tsv(notes: Notes, path: str | Path) -> None:
-    """MAPS-format labels (read back by :func:`read_tsv`): ``onset<TAB>offset<TAB>pitch<TAB>velocity``."""
+def tsv_text(notes: Notes) -> str:
+    """The text :func:`write_tsv` writes for ``notes`` (compared byte for byte by the pedal backfill)."""
     rows = "".join(f"{a:.6f}\t{b:.6f}\t{int(p)}\t{int(v)}\n"
                    for a, b, p, v in zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities))
+    return "# onset,offset,note,velocity\n" + rows
+
+
+def write_tsv(notes: Notes, path: str | Path) -> None:
+    """MAPS-format labels (read back by :func:`read_tsv`): ``onset<TAB>offset<TAB>pitch<TAB>velocity``."""
     with atomic_write(path) as tmp:
-        tmp.write_text("# onset,offset,note,velocity\n" + rows)
+        tmp.write_text(tsv_text(notes))
 
 
 def read_labels(path: str | Path) -> Notes:
@@ -212,10 +247,14 @@ def read_csv(path: str | Path) -> Notes:
     return Notes(*(np.array([float(r[k]) for r in rows]) for k in ("onset", "offset", "pitch", "velocity")))
 
 
-def write_json(notes: Notes, path: str | Path) -> None:
-    """Note list as JSON: ``{"notes": [{"onset", "offset", "pitch", "velocity"}, ...]}``."""
+def write_json(notes: Notes, path: str | Path, pedal: np.ndarray | None = None) -> None:
+    """Note list as JSON: ``{"notes": [{"onset", "offset", "pitch", "velocity"}, ...]}``, and with
+    ``pedal`` spans, ``"pedal": [{"down", "up"}, ...]`` (sustain pedal, seconds)."""
+    doc: dict = {"notes": _note_rows(notes)}
+    if pedal is not None:
+        doc["pedal"] = [{"down": round(float(a), 6), "up": round(float(b), 6)} for a, b in pedal]
     with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps({"notes": _note_rows(notes)}, indent=1))
+        tmp.write_text(json.dumps(doc, indent=1))
 
 
 def write_musicxml(notes: Notes, path: str | Path) -> None:
@@ -228,8 +267,15 @@ def write_musicxml(notes: Notes, path: str | Path) -> None:
 WRITERS = {"mid": write_midi, "csv": write_csv, "json": write_json, "musicxml": write_musicxml}
 
 
-def write_notes(notes: Notes, path: str | Path, fmt: str) -> None:
-    """Write ``notes`` to ``path`` in one of :data:`OUTPUT_FORMATS`."""
+PEDAL_WRITERS = ("mid", "json")  # formats that carry the sustain pedal
+
+
+def write_notes(notes: Notes, path: str | Path, fmt: str, pedal: np.ndarray | None = None) -> None:
+    """Write ``notes`` to ``path`` in one of :data:`OUTPUT_FORMATS`; the sustain pedal spans
+    ``pedal``, when given, go into MIDI (CC64) and JSON output."""
     if fmt not in WRITERS:
         raise ValueError(f"unknown output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
-    WRITERS[fmt](notes, path)
+    if pedal is not None and fmt in PEDAL_WRITERS:
+        WRITERS[fmt](notes, path, pedal=pedal)
+    else:
+        WRITERS[fmt](notes, path)

@@ -1,7 +1,8 @@
 """Network runtimes: the same checkpoint run by PyTorch or by ONNX Runtime.
 
 A runner maps a batch of feature chunks, float32 [chunks, frames, bins], to probabilities
-[chunks, frames, 88] for each head (onset, offset, frame, velocity). :func:`run_network
+[chunks, frames, 88] for each head (onset, offset, frame, velocity), and [chunks, frames, 1] for
+each pedal head of a model that has one. :func:`run_network
 <transcribe.infer.run_network>` feeds it; :class:`~transcribe.infer.Transcriber` picks one.
 
 - :class:`TorchRunner` runs an :class:`~transcribe.model.OnsetsAndFrames` module (training
@@ -88,10 +89,11 @@ class OnnxRunner(NetworkRunner):
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.heads = tuple(o.name for o in self.session.get_outputs())  # HEADS, then the pedal heads if exported
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.session.run(list(HEADS), {"features": np.ascontiguousarray(x, dtype=np.float32)})
-        return dict(zip(HEADS, out))
+        out = self.session.run(list(self.heads), {"features": np.ascontiguousarray(x, dtype=np.float32)})
+        return dict(zip(self.heads, out))
 
 
 def onnx_available() -> bool:
@@ -119,7 +121,8 @@ def onnx_cache_path(checkpoint: "Checkpoint | str | Path", int8: bool = False) -
 
 
 def export_onnx(model: Any, config: dict[str, dict], n_bins: int, metadata: dict[str, str] | None = None) -> bytes:
-    """The ONNX serialisation of ``model`` (eval mode) returning probabilities, with
+    """The ONNX serialisation of ``model`` (eval mode) returning probabilities, one output per
+    head of the model (:data:`HEADS`, then the pedal heads where it has them), with
     ``config`` (features/model/decode dicts, as in a checkpoint) and ``metadata`` in its metadata."""
     import io
     import warnings
@@ -129,6 +132,8 @@ def export_onnx(model: Any, config: dict[str, dict], n_bins: int, metadata: dict
 
     from .model import probabilities
 
+    heads = tuple(getattr(model, "heads", HEADS))
+
     class Probabilities(torch.nn.Module):
         def __init__(self, net):
             super().__init__()
@@ -136,7 +141,7 @@ def export_onnx(model: Any, config: dict[str, dict], n_bins: int, metadata: dict
 
         def forward(self, x):
             p = probabilities(self.net(x))
-            return tuple(p[k] for k in HEADS)
+            return tuple(p[k] for k in heads)
 
     if any(p.device.type != "cpu" for p in model.parameters()):
         import copy
@@ -151,8 +156,8 @@ def export_onnx(model: Any, config: dict[str, dict], n_bins: int, metadata: dict
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation and LSTM batch notes
             torch.onnx.export(
                 Probabilities(model), (torch.zeros(1, 64, n_bins),), buf,
-                input_names=["features"], output_names=list(HEADS),
-                dynamic_axes={"features": axes, **{k: axes for k in HEADS}},
+                input_names=["features"], output_names=list(heads),
+                dynamic_axes={"features": axes, **{k: axes for k in heads}},
                 opset_version=ONNX_OPSET, dynamo=False,
             )
     finally:

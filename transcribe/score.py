@@ -642,15 +642,18 @@ def midi_grid(beats: Beats) -> tuple[np.ndarray, int]:
 
 
 def beat_aligned_midi(notes: Notes, beats: Beats, path: str | Path, resolution: int = 480,
-                      key_name: str | None = None) -> None:
+                      key_name: str | None = None, pedal: np.ndarray | None = None) -> None:
     """Write ``notes`` at their real times as a MIDI file whose tempo map follows ``beats``:
     a tempo change at every beat, so beat k of the grid (:func:`midi_grid`: time 0, then
     beats extrapolated back from the first, then the estimated ones) is tick
     ``k * resolution * beat_ql`` (``beat_ql``: 1 in x/4, 1.5 quarters in 6/8 and the like), and
     a DAW's bars and beats line up with the music. Beats before the first downbeat make a
     pickup bar with its own time signature. After the last beat the last tempo goes on.
-    ``key_name`` (e.g. ``"G"``, ``"Em"``) adds a key-signature event."""
+    ``key_name`` (e.g. ``"G"``, ``"Em"``) adds a key-signature event; ``pedal`` spans [n, 2]
+    (down, up s) sustain pedal control changes (CC64 127 / 0)."""
     import mido
+
+    from .pedal import pedal_events
 
     grid, offset = midi_grid(beats)
     ticks_per_beat = int(round(resolution * beats.beat_ql))
@@ -689,6 +692,9 @@ def beat_aligned_midi(notes: Notes, beats: Beats, path: str | Path, resolution: 
     on, off = to_tick(notes.onsets), to_tick(np.maximum(notes.offsets, notes.onsets))
     events = [(int(t), 0, int(p), 0) for t, p in zip(off, notes.pitches)]  # note-offs first at a tick
     events += [(int(t), 1, int(p), int(np.clip(v, 1, 127))) for t, p, v in zip(on, notes.pitches, notes.velocities)]
+    if pedal is not None and len(pedal):
+        times, values = np.array(pedal_events(pedal)).T
+        events += [(int(t), -1, 64, int(v)) for t, v in zip(to_tick(times), values)]  # pedal before notes at a tick
     events.sort()
 
     mid = mido.MidiFile(type=1, ticks_per_beat=resolution)
@@ -701,8 +707,11 @@ def beat_aligned_midi(notes: Notes, beats: Beats, path: str | Path, resolution: 
     piano.append(mido.MetaMessage("track_name", name="Piano", time=0))
     piano.append(mido.Message("program_change", program=0, time=0))
     last = 0
-    for tick, is_on, p, v in events:
-        piano.append(mido.Message("note_on", note=p, velocity=v if is_on else 0, time=tick - last))
+    for tick, kind, p, v in events:
+        if kind < 0:
+            piano.append(mido.Message("control_change", control=p, value=v, time=tick - last))
+        else:
+            piano.append(mido.Message("note_on", note=p, velocity=v if kind else 0, time=tick - last))
         last = tick
     piano.append(mido.MetaMessage("end_of_track", time=0))
     mid.tracks += [tempo_track, piano]

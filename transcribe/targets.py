@@ -1,5 +1,6 @@
 """Notes -> frame targets: onset, offset, frame (key down) and velocity rolls [frames, 88], one per
-head of the network (:data:`HEADS`)."""
+head of the network (:data:`HEADS`); sustain pedal spans -> pedal rolls [frames, 1], one per
+pedal head (:data:`PEDAL_HEADS`, on models that have them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import numpy as np
 from .notes import MIN_PITCH, N_KEYS, Notes
 
 HEADS = ("onset", "offset", "frame", "velocity")  # what the network predicts per frame and key, in this order
+PEDAL_HEADS = ("pedal", "pedal_onset", "pedal_offset")  # sustain pedal per frame [frames, 1]: down, pressed, lifted
+PEDAL_MASK = "pedal_mask"  # batch key: 1 where a crop's pedal is known, 0 where it is not (loss masked)
 
 
 @dataclass
@@ -63,3 +66,29 @@ def notes_to_rolls(notes: Notes, n_frames: int, frame_rate: float) -> dict[str, 
     Frame ``t`` is centred at ``t / frame_rate`` seconds (the centred CQT).
     """
     return NoteFrames.from_notes(notes, frame_rate).rolls(n_frames)
+
+
+def pedal_rolls(spans: np.ndarray, n_frames: int, frame_rate: float, start: int = 0,
+                stop: int | None = None) -> dict[str, np.ndarray]:
+    """Rows ``start:stop`` of the pedal targets [rows, 1] of a recording of ``n_frames`` frames
+    whose sustain pedal is down during ``spans`` [n, 2] (down, up seconds):
+
+    - ``pedal``: 1 from the frame nearest the press up to (not including) the frame nearest the
+      lift, at least one frame;
+    - ``pedal_onset`` / ``pedal_offset``: 1 at the frame nearest each press / lift.
+    """
+    stop = n_frames if stop is None else min(stop, n_frames)
+    length = max(stop - start, 0)
+    out = {k: np.zeros((length, 1), dtype=np.float32) for k in PEDAL_HEADS}
+    spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    downs = np.round(spans[:, 0] * frame_rate).astype(np.int64)
+    ups = np.maximum(np.round(spans[:, 1] * frame_rate).astype(np.int64), downs + 1)
+    for d, u in zip(downs, ups):
+        lo, hi = max(d, start), min(u, stop)
+        if lo < hi:
+            out["pedal"][lo - start: hi - start] = 1
+        if start <= d < stop:
+            out["pedal_onset"][d - start] = 1
+        if start <= u < stop:
+            out["pedal_offset"][u - start] = 1
+    return out

@@ -32,12 +32,13 @@ from .config import conf_dir
 from .data.cache import FeatureCache
 from .data.dataset import BatchStream, CropDataset
 from .data.pairs import dataset_splits
-from .decode import DecodeConfig
+from .decode import DecodeConfig, decode_pedal
 from .distributed import (Dist, average_buffers, export_submitit_ranks, fill_cache_shared, mean_over_ranks,
                           quiet_hydra_on_other_ranks, rank_seed, setup_distributed, state_digest, wrap_ddp)
 from .features import FeatureConfig
 from .infer import InferConfig, run_network
-from .model import ModelConfig, OnsetsAndFrames, loss
+from .metrics import mean_metrics, pedal_metrics
+from .model import PEDAL_PREFIX, ModelConfig, OnsetsAndFrames, loss
 from .runtime import TorchRunner
 from .tuning import best_thresholds, sweep_thresholds
 
@@ -95,17 +96,39 @@ def setup_data(cfg: DictConfig, features: FeatureConfig, dist: Dist) -> Training
     fill_cache_shared(cache, [a for a, _ in train_pairs + val_pairs], workers, dist)
     data = TrainingData(CropDataset(train_pairs, features, cache, workers),
                         CropDataset(val_pairs, features, cache, workers) if val_pairs and dist.is_main else None)
-    log.info("features ready in %.0f s: %.2f h training audio, %.2f h validation audio", time.time() - t0,
-             data.train.seconds / 3600, (data.val.seconds if data.val else 0) / 3600)
+    log.info("features ready in %.0f s: %.2f h training audio (sustain pedal known for %.2f h), "
+             "%.2f h validation audio", time.time() - t0, data.train.seconds / 3600,
+             data.train.pedal_seconds / 3600, (data.val.seconds if data.val else 0) / 3600)
     return data
 
 
-def _check_same_config(state: dict, stored_config: dict, path: Path) -> None:
-    for part in ("features", "model"):
-        if state["config"][part] != stored_config[part]:
+def _check_same_config(state: dict, stored_config: dict, path: Path, fine_tune: bool = False) -> None:
+    """Refuse a checkpoint of other features or another network. Model configs are compared as
+    networks (:meth:`ModelConfig.same_network`: a config written before the pedal head existed
+    equals one with ``pedal_head: false``); when fine-tuning, only the note network must match
+    (a pedal head the checkpoint lacks starts fresh; one the new model lacks is left out)."""
+    theirs, ours = ModelConfig.from_dict(state["config"]["model"]), ModelConfig.from_dict(stored_config["model"])
+    both_pedal = theirs.pedal_head and ours.pedal_head
+    same_model = (theirs.without_pedal() == ours.without_pedal() and (not both_pedal or theirs.same_network(ours))
+                  if fine_tune else theirs.same_network(ours))
+    for part, same in (("features", state["config"]["features"] == stored_config["features"]), ("model", same_model)):
+        if not same:
             raise SystemExit(
                 f"transcribe-train: {path} was trained with a different {part} config "
                 f"({state['config'][part]}); use another run_name, delete that folder or match the config")
+
+
+def _load_for_fine_tuning(model: OnsetsAndFrames, weights: dict, init: Path) -> None:
+    """Load ``weights`` into ``model``; a pedal head the checkpoint lacks keeps its fresh weights,
+    one the model lacks is left out. Any other missing or extra tensor is an error."""
+    result = model.load_state_dict(weights, strict=False)
+    other = [k for k in [*result.missing_keys, *result.unexpected_keys] if not k.startswith(PEDAL_PREFIX)]
+    if other:
+        raise SystemExit(f"transcribe-train: {init}: weights do not fit the network: {other[:5]}")
+    if result.missing_keys:
+        log.info("%s has no pedal head: the pedal head starts fresh (%d tensors)", init, len(result.missing_keys))
+    if result.unexpected_keys:
+        log.info("%s has a pedal head this model does not (model.pedal_head=false): left out", init)
 
 
 def _read_on_rank0(path: Path, dist: Dist, device: torch.device) -> dict | None:
@@ -141,8 +164,8 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
         if not init.is_file():
             raise SystemExit(f"transcribe-train: train.init_from={t.init_from}: no such checkpoint")
         saved = _read_on_rank0(init, dist, torch.device("cpu"))
-        _check_same_config(saved, stored_config, init)
-        model.load_state_dict(saved["model_state"])
+        _check_same_config(saved, stored_config, init, fine_tune=True)
+        _load_for_fine_tuning(model, saved["model_state"], init)
         log.info("initialised the weights from %s (step %s of its run)", init, saved.get("step"))
     return state
 
@@ -150,22 +173,26 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
 def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig, decode: DecodeConfig,
              infer: InferConfig, max_files: int | None, thresholds: DictConfig | None = None) -> dict[str, float]:
     """Transcribe whole validation recordings (from cached features) with ``model`` on the CPU
-    and score them with ``decode``'s thresholds; with ``thresholds`` (``train.val_thresholds``:
+    and score them with ``decode``'s thresholds (the sustain pedal too, where the model has a
+    pedal head and the recording's pedal is known); with ``thresholds`` (``train.val_thresholds``:
     onset and frame lists), also with the best pair of that grid (``tuned_*`` keys, and the
     pair as ``tuned_onset_threshold`` / ``tuned_frame_threshold``)."""
     net = copy.deepcopy(model).cpu() if next(model.parameters()).device.type != "cpu" else model
     runner = TorchRunner(net)
     was_training = model.training
     net.eval()
-    recordings = []
+    recordings, pedal_rows = [], []
     for rec in data.recordings[:max_files]:
         act = run_network(runner, np.asarray(rec.features, dtype=np.float32), *infer.chunking(features),
                           batch_chunks=infer.batch_chunks)
         recordings.append((act, rec.notes))
+        if "pedal" in act and rec.pedal is not None:
+            pedal_rows.append(pedal_metrics(rec.pedal, decode_pedal(act["pedal"], act["pedal_onset"],
+                                                                    features.frame_rate, decode)))
     model.train(was_training)
     at_config = sweep_thresholds(recordings, features.frame_rate, decode, [decode.onset_threshold],
                                  [decode.frame_threshold])[0]
-    out = dict(at_config.metrics)
+    out = {**at_config.metrics, **(mean_metrics(pedal_rows) if pedal_rows else {})}
     if thresholds is not None and thresholds.onset and thresholds.frame:
         grid = sweep_thresholds(recordings, features.frame_rate, decode, thresholds.onset, thresholds.frame)
         best = best_thresholds([at_config, *grid])
@@ -209,9 +236,10 @@ class MetricsLog:
                "frames_per_sec": self.frames_per_step / sec, "data_wait_fraction": self.waited / max(elapsed, 1e-9)}
         self.t0, self.last_step, self.waited = now, step, 0.0
         if dist.is_main:
-            log.info("step %d  loss %.4f (onset %.4f frame %.4f offset %.4f velocity %.4f)  %.2f s/step  %.0f frames/s"
+            pedal = f" pedal {row['loss_pedal']:.4f}" if "loss_pedal" in row else ""
+            log.info("step %d  loss %.4f (onset %.4f frame %.4f offset %.4f velocity %.4f%s)  %.2f s/step  %.0f frames/s"
                      "  %.0f%% waiting for batches", step, row["loss_total"], row["loss_onset"], row["loss_frame"],
-                     row["loss_offset"], row["loss_velocity"], sec, row["frames_per_sec"],
+                     row["loss_offset"], row["loss_velocity"], pedal, sec, row["frames_per_sec"],
                      100 * row["data_wait_fraction"])
             self.write(row)
 
@@ -318,6 +346,9 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
     if validating:
         val_metrics = validate(st.model, data.val, features, decode, infer, t.val_max_files, t.val_thresholds)
         _log_validation(st.step, val_metrics)
+        if "pedal_onset_f1" in val_metrics:
+            log.info("validation at step %d: pedal press F1 %.4f  lift F1 %.4f  frame F1 %.4f", st.step,
+                     val_metrics["pedal_onset_f1"], val_metrics["pedal_offset_f1"], val_metrics["pedal_frame_f1"])
         metrics.write({"step": st.step, **{f"val_{k}": v for k, v in val_metrics.items()}})
         selected = val_metrics.get("tuned_note_f1", val_metrics["note_f1"])
         if selected > st.best_f1:

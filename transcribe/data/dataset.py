@@ -22,9 +22,9 @@ import torch
 
 from ..audio import read_segment
 from ..features import FeatureConfig, cqt_features
-from ..targets import HEADS, NoteFrames
-from ..notefiles import read_labels
+from ..targets import HEADS, PEDAL_HEADS, PEDAL_MASK, NoteFrames, pedal_rolls
 from ..notes import N_KEYS, Notes
+from ..pedal import labels_and_pedal
 from .cache import FeatureCache
 from .layout import partners_of
 
@@ -42,6 +42,7 @@ class Recording:
     frames: NoteFrames  # the notes on the frame grid, for crop targets
     in_memory: np.ndarray | None = None  # the features, when the cache is not memory-mapped
     partners: tuple[Path, ...] = ()  # renders of the same notes through other pianos (augmentation mix)
+    pedal: np.ndarray | None = None  # sustain pedal spans [n, 2] (down, up s); None: unknown (pedal loss masked)
 
     @property
     def features(self) -> np.ndarray:
@@ -51,9 +52,13 @@ class Recording:
             return self.in_memory
         return np.load(self.feature_file, mmap_mode="r")
 
-    def targets(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Target rolls [stop - start, 88] of frames ``start:stop`` (float16 values, as stored before)."""
-        return {k: v.astype(np.float16) for k, v in self.frames.rolls(self.n_frames, start, stop).items()}
+    def targets(self, start: int, stop: int, frame_rate: float | None = None) -> dict[str, np.ndarray]:
+        """Target rolls [stop - start, 88] of frames ``start:stop`` (float16 values, as stored before);
+        with ``frame_rate``, also the pedal rolls [stop - start, 1] when the pedal is known."""
+        out = {k: v.astype(np.float16) for k, v in self.frames.rolls(self.n_frames, start, stop).items()}
+        if frame_rate is not None and self.pedal is not None:
+            out.update(pedal_rolls(self.pedal, self.n_frames, frame_rate, start, stop))
+        return out
 
 
 class CropDataset:
@@ -66,11 +71,11 @@ class CropDataset:
         self.recordings: list[Recording] = []
         for audio, label in pairs:
             feats = cache.load(audio)
-            notes = read_labels(label)
+            notes, pedal = labels_and_pedal(label)
             in_memory = None if isinstance(feats, np.memmap) else feats
             self.recordings.append(Recording(audio, label, notes, cache.path(audio), len(feats),
                                              NoteFrames.from_notes(notes, cfg.frame_rate), in_memory,
-                                             partners_of(audio)))
+                                             partners_of(audio), pedal))
             del feats
 
     def __len__(self) -> int:
@@ -79,6 +84,11 @@ class CropDataset:
     @property
     def seconds(self) -> float:
         return sum(r.n_frames for r in self.recordings) / self.cfg.frame_rate
+
+    @property
+    def pedal_seconds(self) -> float:
+        """Seconds of the recordings whose sustain pedal is known (the rest is masked)."""
+        return sum(r.n_frames for r in self.recordings if r.pedal is not None) / self.cfg.frame_rate
 
     def crop(self, index: int, start: int, crop_frames: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Features [crop_frames, bins] (float32) and targets [crop_frames, 88] (float32) of
@@ -92,9 +102,13 @@ class CropDataset:
         return feats, self._targets(rec, start, crop_frames)
 
     def _targets(self, rec: Recording, start: int, crop_frames: int) -> dict[str, np.ndarray]:
+        """Note and pedal targets of a crop, and ``pedal_mask`` [crop_frames, 1]: 1 where the
+        recording's pedal is known (its pedal targets count), else 0."""
         stop = min(start + crop_frames, rec.n_frames)
         targets = {k: np.zeros((crop_frames, N_KEYS), dtype=np.float32) for k in HEADS}
-        for k, v in rec.targets(start, stop).items():
+        targets.update({k: np.zeros((crop_frames, 1), dtype=np.float32) for k in PEDAL_HEADS})
+        targets[PEDAL_MASK] = np.full((crop_frames, 1), float(rec.pedal is not None), dtype=np.float32)
+        for k, v in rec.targets(start, stop, self.cfg.frame_rate).items():
             targets[k][: stop - start] = v
         return targets
 
@@ -117,7 +131,8 @@ class CropDataset:
 
     def sample(self, rng: np.random.Generator, batch_size: int, crop_frames: int, aug=None, p_aug: float = 0.0,
                context_frames: int = 0) -> dict[str, torch.Tensor]:
-        """A batch of random crops: ``features`` [B, T, bins] and one [B, T, 88] tensor per head.
+        """A batch of random crops: ``features`` [B, T, bins], one [B, T, 88] tensor per note head,
+        one [B, T, 1] per pedal head and ``pedal_mask`` [B, T, 1].
         Recordings shorter than a crop are zero-padded (targets too). Each crop is augmented with
         probability ``p_aug`` through the chain of ``aug`` (whose own ``p`` should be 1: the draw
         is made here; see :meth:`augmented_crop` and :func:`always`)."""
@@ -131,7 +146,7 @@ class CropDataset:
                 crops.append(self.augmented_crop(int(j), start, crop_frames, crop_rng, aug, context_frames))
             else:
                 crops.append(self.crop(int(j), start, crop_frames))
-        batch = {k: torch.from_numpy(np.stack([t[k] for _, t in crops])) for k in HEADS}
+        batch = {k: torch.from_numpy(np.stack([t[k] for _, t in crops])) for k in crops[0][1]}
         batch["features"] = torch.from_numpy(np.stack([f for f, _ in crops]))
         return batch
 

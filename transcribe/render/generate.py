@@ -21,6 +21,7 @@ import numpy as np
 
 from ..notefiles import apply_sustain
 from ..notes import MAX_PITCH, MIN_PITCH, Notes
+from .prepare import Piece
 
 KEYS = np.arange(MIN_PITCH, MAX_PITCH + 1)
 
@@ -112,13 +113,20 @@ def extremes(rng: np.random.Generator, t0: float, seconds: float) -> Notes:
 def random_notes(rng: np.random.Generator, t0: float, seconds: float) -> Notes:
     """Notes at random times (4-12 per second) on any key, lengths log-normal around 0.3 s,
     velocities 10-127; half of the time under a sustain pedal changed every 0.5-2 s."""
+    return random_piece(rng, t0, seconds)[0]
+
+
+def random_piece(rng: np.random.Generator, t0: float, seconds: float) -> tuple[Notes, np.ndarray]:
+    """(:func:`random_notes`, the pedal spans [n, 2] applied to their offsets; zero when unpedalled)."""
     n = int(rng.uniform(4, 12) * seconds)
     on = np.sort(rng.uniform(t0, t0 + seconds, n))
     off = on + np.exp(rng.normal(np.log(0.3), 0.7, n))
     notes = Notes(on, off, rng.choice(KEYS, n), rng.integers(10, 128, n))
+    pedal = np.zeros((0, 2))
     if rng.random() < 0.5:
-        notes = apply_sustain(notes, pedal_spans(rng, t0, t0 + seconds, rng.uniform(0.5, 2.0)))
-    return notes
+        pedal = pedal_spans(rng, t0, t0 + seconds, rng.uniform(0.5, 2.0))
+        notes = apply_sustain(notes, pedal)
+    return notes, pedal
 
 
 def pedal_spans(rng: np.random.Generator, start: float, stop: float, period: float) -> np.ndarray:
@@ -136,14 +144,25 @@ SEGMENTS: dict[str, Callable[[np.random.Generator, float, float], Notes]] = {
 def generate_piece(seed: int, cfg) -> Notes:
     """A piece of about ``cfg.seconds`` made of segments drawn with ``cfg.weights``, each
     ``cfg.segment_seconds`` (range) long, 0.1-0.5 s apart; the same ``seed`` gives the same piece."""
+    return generate(seed, cfg).notes
+
+
+def generate(seed: int, cfg) -> Piece:
+    """:func:`generate_piece` with its sustain pedal: the spans of the pedalled ``random``
+    segments, each cut where the next segment starts (its notes are not pedalled)."""
     rng = np.random.default_rng(seed)
     names = list(cfg.weights)
     p = np.array([float(cfg.weights[n]) for n in names])
     lo, hi = (float(x) for x in cfg.segment_seconds)
-    parts, t = [], 0.3
+    parts, pedals, t = [], [], 0.3
     while t < float(cfg.seconds):
         name = names[int(rng.choice(len(names), p=p / p.sum()))]
-        part = SEGMENTS[name](rng, t, rng.uniform(lo, hi))
+        if name == "random":
+            part, pedal = random_piece(rng, t, rng.uniform(lo, hi))
+        else:
+            part, pedal = SEGMENTS[name](rng, t, rng.uniform(lo, hi)), np.zeros((0, 2))
         parts.append(part)
         t = max(t, part.duration) + rng.uniform(0.1, 0.5)
-    return concat(parts)
+        pedals.append(np.minimum(pedal, t))  # the next segment starts at t
+    pedal = np.concatenate(pedals) if pedals else np.zeros((0, 2))
+    return Piece(concat(parts), pedal[pedal[:, 1] > pedal[:, 0]])

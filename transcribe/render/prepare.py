@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..notes import Notes
+
+
+@dataclass
+class Piece:
+    """A note list to render and its sustain pedal spans [n, 2] (down, up) seconds, in the same
+    time frame (zero spans: no pedal; None: unknown, e.g. MAPS ``.tsv`` labels). The notes' offsets
+    already hold the pedal (it is applied to them, never played as CC64)."""
+
+    notes: Notes
+    pedal: np.ndarray | None = None
+
+
+def prepare_piece(piece: Piece, min_duration: float = 0.02, min_start: float = 0.05) -> Piece:
+    """The piece as it will be rendered and labelled: :func:`prepare_notes`, with the pedal moved
+    by the same shift (spans clipped at 0 s)."""
+    notes, shift = _prepare(piece.notes, min_duration, min_start)
+    pedal = piece.pedal
+    if pedal is not None:
+        pedal = np.maximum(np.asarray(pedal, dtype=np.float64).reshape(-1, 2) + shift, 0.0)
+        pedal = pedal[pedal[:, 1] > pedal[:, 0]]
+    return Piece(notes, pedal)
 
 
 def prepare_notes(notes: Notes, min_duration: float = 0.02, min_start: float = 0.05) -> Notes:
@@ -18,9 +41,14 @@ def prepare_notes(notes: Notes, min_duration: float = 0.02, min_start: float = 0
     - if the first onset is earlier than ``min_start`` seconds, all notes are shifted later by
       the difference (the latency compensation needs room to send note-ons earlier).
     """
+    return _prepare(notes, min_duration, min_start)[0]
+
+
+def _prepare(notes: Notes, min_duration: float, min_start: float) -> tuple[Notes, float]:
+    """(:func:`prepare_notes`, the shift in seconds it applied)."""
     notes = notes.piano_range().sorted()
     if len(notes) == 0:
-        return notes
+        return notes, 0.0
     on, off = notes.onsets.copy(), np.maximum(notes.offsets, notes.onsets)
     pitch, vel = notes.pitches.copy(), np.clip(notes.velocities, 1, 127)
     keep = np.ones(len(on), dtype=bool)
@@ -41,5 +69,5 @@ def prepare_notes(notes: Notes, min_duration: float = 0.02, min_start: float = 0
     out = Notes(on[keep], off[keep], pitch[keep], vel[keep]).sorted()
     shift = min_start - out.onsets[0]
     if shift > 0:
-        out = Notes(out.onsets + shift, out.offsets + shift, out.pitches, out.velocities)
-    return out
+        return Notes(out.onsets + shift, out.offsets + shift, out.pitches, out.velocities), float(shift)
+    return out, 0.0

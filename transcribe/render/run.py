@@ -2,7 +2,8 @@
 material) → FluidSynth piano audio + ``.tsv`` labels, in the layout the datasets read.
 
 ``transcribe-render`` (Hydra, ``conf/render.yaml``) writes
-``<output_dir>/<source>/<piano>/<stem>.flac`` with ``<stem>.tsv`` beside it, so
+``<output_dir>/<source>/<piano>/<stem>.flac`` with ``<stem>.tsv`` beside it (and, where the
+source knows its sustain pedal, ``<stem>.pedal.tsv``: :mod:`transcribe.pedal`), so
 :func:`transcribe.data.pairs.find_pairs` finds every render, and the same notes rendered
 through another piano sit at the same relative path under its folder (see
 :mod:`transcribe.data.layout`).
@@ -15,6 +16,10 @@ pedal events: MIDI sources get their sustain pedal applied to the offsets first
 played as given. The attack latency of each SoundFont key (how long after the note-on its
 sample becomes audible) is measured once per piano (:func:`.latency.measure_latency`) and compensated
 by sending each note-on that much earlier, so the audible onset lands on the label.
+
+``transcribe-render pedal_only=true`` (same other settings as the render) writes only the pedal
+sidecars of existing renders (:func:`backfill_all`), after checking that the recomputed labels
+equal the rendered ones byte for byte.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ import numpy as np
 
 from ..data.layout import render_path
 from ..files import atomic_write
-from ..notefiles import write_tsv
+from ..notefiles import tsv_text, write_tsv
 from ..notes import Notes
+from ..pedal import pedal_sidecar, read_pedal, write_pedal
 from .latency import piano_latency
-from .prepare import prepare_notes
+from .prepare import Piece, prepare_notes, prepare_piece
 from .sources import iter_sources, pianos_for
 from .synth import Piano, fluidsynth_binary, pianos_from_cfg, synthesize, write_render_midi
 
@@ -62,17 +68,77 @@ def render_notes(notes: Notes, piano: Piano, cfg) -> tuple[np.ndarray, Notes]:
     return y.astype(np.float32), notes
 
 
-def render_piece(notes: Notes, piano: Piano, cfg, audio: str | Path) -> tuple[Notes, float]:
-    """Render ``notes`` through ``piano`` to ``audio`` (``cfg.audio_format``) and write the
-    labels (the notes as rendered) beside it as ``<stem>.tsv``. Returns (labels, seconds)."""
+def render_piece(notes: Notes | Piece, piano: Piano, cfg, audio: str | Path) -> tuple[Notes, float]:
+    """Render ``notes`` (or a :class:`~.prepare.Piece`) through ``piano`` to ``audio``
+    (``cfg.audio_format``) and write the labels (the notes as rendered) beside it as
+    ``<stem>.tsv``, and a piece's known sustain pedal, in the labels' time frame, as
+    ``<stem>.pedal.tsv`` (:mod:`transcribe.pedal`). Returns (labels, seconds)."""
     import soundfile as sf
 
     audio = Path(audio)
-    y, rendered = render_notes(notes, piano, cfg)
+    piece = notes if isinstance(notes, Piece) else Piece(notes, None)
+    y, rendered = render_notes(piece.notes, piano, cfg)
+    pedal = prepare_piece(piece, cfg.min_duration_s, cfg.min_start_s).pedal
     with atomic_write(audio) as tmp:
         sf.write(str(tmp), y, int(cfg.sample_rate), format=str(cfg.audio_format).upper(), subtype=cfg.subtype)
-    write_tsv(rendered, audio.with_suffix(".tsv"))
+    label = audio.with_suffix(".tsv")
+    if pedal is not None:
+        write_pedal(pedal, pedal_sidecar(label))
+    else:
+        pedal_sidecar(label).unlink(missing_ok=True)  # an overwritten render of a piece without pedal information
+    write_tsv(rendered, label)
     return rendered, len(y) / cfg.sample_rate
+
+
+def backfill_pedal(piece: Piece, cfg, audio: Path) -> str:
+    """Write the pedal sidecar of an existing render of ``piece`` without synthesising audio: the
+    piece is prepared as :func:`render_piece` prepares it, and the sidecar is written only if
+    those notes give, byte for byte, the render's ``.tsv`` (so the pedal is provably in the
+    labels' time frame). Returns ``"written"``, ``"exists"`` (kept unless ``cfg.overwrite``),
+    ``"unknown"`` (the source has no pedal information), ``"missing"`` (no render / labels) or
+    ``"mismatch"`` (the labels differ: nothing written)."""
+    label = audio.with_suffix(".tsv")
+    if not (audio.is_file() and label.is_file()):
+        return "missing"
+    sidecar = pedal_sidecar(label)
+    if sidecar.is_file() and not cfg.overwrite:
+        return "exists"
+    prepared = prepare_piece(piece, cfg.min_duration_s, cfg.min_start_s)
+    if prepared.pedal is None:
+        return "unknown"
+    if tsv_text(prepared.notes) != label.read_text():
+        return "mismatch"
+    write_pedal(prepared.pedal, sidecar)
+    return "written"
+
+
+def backfill_all(cfg, progress=print) -> dict:
+    """``transcribe-render pedal_only=true``: :func:`backfill_pedal` for every render the same
+    command (same sources, pianos and ``output_dir``) made. Returns counts by outcome and the
+    renders whose labels did not match."""
+    out_root = Path(cfg.output_dir)
+    pianos = pianos_from_cfg(cfg)
+    counts = {k: 0 for k in ("written", "exists", "unknown", "missing", "mismatch")}
+    mismatched: list[str] = []
+    for source, stem, piece_of, _ in iter_sources(cfg):
+        targets = [render_path(out_root, source, piano.name, stem, cfg.audio_format)
+                   for piano in pianos_for(cfg.sources[source], stem, pianos, int(cfg.seed),
+                                           tuple(cfg.held_out_pianos), bool(cfg.held_out))]
+        if not any(a.is_file() for a in targets):
+            counts["missing"] += len(targets)
+            continue
+        piece = piece_of() if callable(piece_of) else piece_of
+        for audio in targets:
+            outcome = backfill_pedal(piece, cfg, audio)
+            counts[outcome] += 1
+            if outcome == "mismatch":
+                mismatched.append(str(audio))
+                progress(f"{audio}: MISMATCH: the notes recomputed from the source differ from its .tsv; no sidecar")
+            elif outcome == "written":
+                progress(f"{pedal_sidecar(audio.with_suffix('.tsv'))}  {len(read_pedal(pedal_sidecar(audio.with_suffix('.tsv'))))} pedal spans")
+    summary = {"pedal_sidecars": counts, "mismatched": mismatched}
+    progress(json.dumps(summary))
+    return summary
 
 
 def render_all(cfg, progress=print) -> dict:
@@ -96,13 +162,13 @@ def render_all(cfg, progress=print) -> dict:
                 todo.append((piano, audio))
         if not todo:
             continue
-        notes = notes_of() if callable(notes_of) else notes_of
-        if len(notes) == 0:
+        piece = notes_of() if callable(notes_of) else notes_of
+        if len(piece.notes) == 0:
             progress(f"{source}/{stem}: no notes, skipped")
             continue
         for piano, audio in todo:
             t1 = time.time()
-            rendered, dur = render_piece(notes, piano, cfg, audio)
+            rendered, dur = render_piece(piece, piano, cfg, audio)
             seconds += dur
             done += 1
             manifest["renders"][str(audio.relative_to(out_root))] = {
@@ -143,6 +209,11 @@ def _hydra_main():
 
     @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="render")
     def run(cfg) -> None:
+        if cfg.pedal_only:
+            if backfill_all(cfg)["mismatched"]:
+                sys.exit("error: some renders' labels differ from their sources' notes (listed above); "
+                         "their pedal sidecars were not written")
+            return
         if fluidsynth_binary(cfg.synth.binary) is None:
             sys.exit(f"error: {cfg.synth.binary} not found; install FluidSynth (Debian: apt-get install fluidsynth)")
         render_all(cfg)

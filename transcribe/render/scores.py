@@ -16,6 +16,7 @@ import numpy as np
 
 from ..notefiles import apply_sustain
 from ..notes import Notes
+from .prepare import Piece
 
 
 def _smooth(rng: np.random.Generator, times: np.ndarray, sd: float, knot_s: float = 2.0) -> np.ndarray:
@@ -28,7 +29,14 @@ def _smooth(rng: np.random.Generator, times: np.ndarray, sd: float, knot_s: floa
 
 
 def humanize(notes: Notes, rng: np.random.Generator, h, beat_s: float | None = None) -> Notes:
-    """Notes as a pianist might play the score ``notes`` (onsets/offsets in score seconds).
+    """Notes as a pianist might play the score ``notes``: :func:`humanize_piece`'s notes."""
+    return humanize_piece(notes, rng, h, beat_s)[0]
+
+
+def humanize_piece(notes: Notes, rng: np.random.Generator, h, beat_s: float | None = None
+                   ) -> tuple[Notes, np.ndarray]:
+    """(notes as a pianist might play the score ``notes`` (onsets/offsets in score seconds), the
+    sustain pedal spans [n, 2] they were played with; zero spans when unpedalled).
 
     ``h`` (``sources.music21.humanize`` in ``conf/render.yaml``) sets: ``onset_jitter_s``
     (per-chord timing noise), ``chord_spread_s`` (per-note noise within a chord),
@@ -39,7 +47,7 @@ def humanize(notes: Notes, rng: np.random.Generator, h, beat_s: float | None = N
     extended by :func:`transcribe.notefiles.apply_sustain`).
     """
     if len(notes) == 0:
-        return notes
+        return notes, np.zeros((0, 2))
     notes = notes.sorted()
     on, dur = notes.onsets, notes.offsets - notes.onsets
     groups = np.unique(np.round(on, 4), return_inverse=True)[1]  # notes struck together
@@ -51,13 +59,14 @@ def humanize(notes: Notes, rng: np.random.Generator, h, beat_s: float | None = N
     vel = (rng.uniform(*(float(x) for x in h.velocity_base)) + _smooth(rng, on, float(h.phrase_sd), 4.0)
            + rng.normal(0, float(h.velocity_sd), len(on)))
     out = Notes(t, t + length, notes.pitches, np.clip(np.round(vel), 1, 127))
+    pedal = np.zeros((0, 2))
     if rng.random() < float(h.pedal_probability):
         period = (beat_s or 0.5) * float(rng.choice([1, 2, 4]))
         changes = np.arange(out.onsets.min(), out.offsets.max() + period, period)
         pedal = np.array([(a + rng.uniform(0.03, 0.08), b - rng.uniform(0.02, 0.05))
                           for a, b in zip(changes[:-1], changes[1:])]).reshape(-1, 2)
         out = apply_sustain(out, pedal)
-    return out.sorted()
+    return out.sorted(), pedal
 
 
 def score_notes(score, max_seconds: float | None = None, qpm: float | None = None) -> tuple[Notes, float]:
@@ -109,10 +118,10 @@ def corpus_paths(composers: list[str]) -> dict[str, list[Path]]:
     return {c: sorted(v) for c, v in out.items() if v}
 
 
-def corpus_pieces(src) -> Iterator[tuple[str, Callable[[], Notes]]]:
+def corpus_pieces(src) -> Iterator[tuple[str, Callable[[], Piece]]]:
     """``src.count`` pieces drawn (seed ``src.seed``, default 0) from the composers of
     ``src.composers`` (a composer first, then one of its files): (stem, function returning the
-    humanised notes, empty when the piece has fewer than ``src.min_notes``)."""
+    humanised :class:`~.prepare.Piece`, empty when the piece has fewer than ``src.min_notes``)."""
     by_composer = corpus_paths(list(src.composers))
     if not by_composer:
         raise FileNotFoundError(f"no music21 corpus files for composers {list(src.composers)}")
@@ -130,7 +139,7 @@ def corpus_pieces(src) -> Iterator[tuple[str, Callable[[], Notes]]]:
         inner = path.parts[path.parts.index("corpus") + 2:]  # below the composer folder: unique
         stem = "m21_" + re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join([composer, *inner[:-1], path.stem]))
 
-        def make(path=path, stem=stem) -> Notes:
+        def make(path=path, stem=stem) -> Piece:
             from music21 import corpus, stream
 
             score = corpus.parse(str(path))
@@ -140,8 +149,8 @@ def corpus_pieces(src) -> Iterator[tuple[str, Callable[[], Notes]]]:
             factor = r.uniform(*(float(x) for x in src.tempo_scale))
             notes, beat = score_notes(score, max_seconds=float(src.max_seconds) * factor)
             if len(notes) < int(src.min_notes):
-                return Notes.empty()
+                return Piece(Notes.empty(), np.zeros((0, 2)))
             notes = Notes(notes.onsets / factor + 0.5, notes.offsets / factor + 0.5, notes.pitches, notes.velocities)
-            return humanize(notes, r, src.humanize, beat / factor)
+            return Piece(*humanize_piece(notes, r, src.humanize, beat / factor))
 
         yield stem, make

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..notefiles import LABEL_EXTENSIONS, read_labels
+from ..notefiles import LABEL_EXTENSIONS, read_labels, read_midi_pedal
+from ..pedal import is_sidecar
+from .prepare import Piece
 from .synth import Piano
 
 
 def iter_sources(cfg) -> Iterator[tuple[str, str, object, str]]:
-    """(source name, stem, a callable returning the notes, where they come from) for every enabled source of
+    """(source name, stem, a callable returning the :class:`~.prepare.Piece` (notes and pedal), where
+    they come from) for every enabled source of
     ``cfg.sources`` (``maps``/``midi``: folders of label files; ``music21``: the corpus;
     ``generated``: :mod:`transcribe.render.generate`)."""
     for name, src in cfg.sources.items():
@@ -26,7 +29,7 @@ def iter_sources(cfg) -> Iterator[tuple[str, str, object, str]]:
         if kind == "files":
             for stem, path in label_files(name, src):
                 if held_out_side(src, path) == bool(cfg.held_out):
-                    yield name, stem, (lambda p=path: read_labels(p)), str(path)
+                    yield name, stem, (lambda p=path: label_piece(p)), str(path)
         elif cfg.held_out:
             continue  # only performances of a validation split are rendered through held-out pianos
         elif kind == "music21":
@@ -40,13 +43,21 @@ def iter_sources(cfg) -> Iterator[tuple[str, str, object, str]]:
             for stem, make in corpus_pieces(src):
                 yield name, stem, make, f"music21 corpus: {stem}"
         elif kind == "generated":
-            from .generate import generate_piece
+            from .generate import generate
 
             for i in range(int(src.count)):
                 yield (name, f"gen_{int(src.seed):04d}_{i:04d}",
-                       (lambda i=i: generate_piece(int(src.seed) * 100003 + i, src)), "generated")
+                       (lambda i=i: generate(int(src.seed) * 100003 + i, src)), "generated")
         else:
             raise ValueError(f"source {name}: unknown kind {kind!r} (files, music21, generated)")
+
+
+def label_piece(path: Path) -> Piece:
+    """The piece of a label file: a MIDI file's notes (pedal applied to the offsets) and its CC64
+    spans; a ``.tsv``'s notes with the pedal unknown (its offsets already hold it)."""
+    if path.suffix.lower() in (".mid", ".midi"):
+        return Piece(*read_midi_pedal(path))
+    return Piece(read_labels(path), None)
 
 
 def label_files(name: str, src) -> list[tuple[str, Path]]:
@@ -59,7 +70,7 @@ def label_files(name: str, src) -> list[tuple[str, Path]]:
     folder = Path(src.folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"source {name}: {folder}: no such folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in LABEL_EXTENSIONS)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in LABEL_EXTENSIONS and not is_sidecar(p))
     files = [p for p in files if not any(fnmatch.fnmatch(p.name, g) for g in src.get("exclude") or [])]
     if src.get("dedupe", True):  # MAPS has byte-identical label files of one piece per piano
         seen: set[str] = set()

@@ -1,0 +1,111 @@
+"""User-level: a real (tiny) training run of the pedal head with the pedal of one recording unknown
+(masked), fine-tuned from a checkpoint without the head; runs of older checkpoints resume; the
+evaluation scores the pedal where it is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from transcribe.notefiles import apply_sustain
+from transcribe.notes import Notes
+from transcribe.pedal import pedal_sidecar, write_pedal
+
+from .conftest import SR, synth, write_tsv
+from .test_end_to_end import TINY, run
+
+
+def pedalled_piece(seed: int, seconds: float = 8.0) -> tuple[Notes, np.ndarray]:
+    """Short notes under a pedal changed every 1-1.5 s (the sounding notes ring to each lift)."""
+    rng = np.random.default_rng(seed)
+    on = np.sort(rng.uniform(0.2, seconds - 1.0, 24))
+    played = Notes(on, on + 0.15, rng.integers(45, 80, len(on)), rng.integers(50, 110, len(on)))
+    changes = np.cumsum(rng.uniform(1.0, 1.5, 10)) - 0.6
+    changes = changes[changes < seconds]
+    pedal = np.stack([changes[:-1] + 0.05, changes[1:] - 0.03], axis=1)
+    return apply_sustain(played, pedal).sorted(), pedal
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Three training recordings (one without a pedal sidecar: unknown, masked) and one for validation."""
+    root = tmp_path_factory.mktemp("pedal_train")
+    for i, name in enumerate(["a_train", "b_train", "c_train", "d_val"]):
+        notes, pedal = pedalled_piece(i)
+        sf.write(root / f"{name}.wav", synth(notes, seed=i), SR)
+        write_tsv(notes, root / f"{name}.tsv")
+        if name != "c_train":
+            write_pedal(pedal, pedal_sidecar(root / f"{name}.tsv"))
+    return root
+
+
+def common(folder: Path, tmp: Path) -> list[str]:
+    return ["transcribe.train", f"data.root={folder}", "data.val_glob=*_val*", f"data.cache_dir={tmp / 'cache'}",
+            *TINY, "augment.p=0", "train.loader_workers=0"]
+
+
+@pytest.fixture(scope="module")
+def runs(folder, tmp_path_factory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("pedal_runs")
+    plain, tuned = tmp / "plain", tmp / "tuned"
+    run(*common(folder, tmp), f"hydra.run.dir={plain}", "train.max_steps=10", "train.val_every=1000")
+    run(*common(folder, tmp), f"hydra.run.dir={tuned}", "model.pedal_head=true", "train.max_steps=60",
+        "train.val_every=60", f"train.init_from={plain / 'checkpoints' / 'last.pt'}")
+    return {"tmp": tmp, "plain": plain, "tuned": tuned}
+
+
+def test_fine_tuning_adds_a_fresh_pedal_head_and_trains_it(runs):
+    import torch
+
+    log = (runs["tuned"] / "train.log").read_text()
+    assert "has no pedal head: the pedal head starts fresh" in log
+    assert "sustain pedal known for" in log
+    rows = [json.loads(line) for line in (runs["tuned"] / "metrics.jsonl").read_text().splitlines()]
+    pedal = [r["loss_pedal"] for r in rows if "loss_pedal" in r]
+    assert len(pedal) >= 5 and pedal[-1] < 0.8 * pedal[0], pedal
+    val = [r for r in rows if "val_note_f1" in r]
+    assert val and all(0.0 <= val[-1][f"val_pedal_{k}_f1"] <= 1.0 for k in ("onset", "offset", "frame"))
+    state = torch.load(runs["tuned"] / "checkpoints" / "last.pt", weights_only=False)
+    assert state["config"]["model"]["pedal_head"] is True
+    plain = torch.load(runs["plain"] / "checkpoints" / "last.pt", weights_only=False)
+    assert not any(k.startswith("pedal_") for k in plain["model_state"])
+    assert any(k.startswith("pedal_") for k in state["model_state"])
+
+
+def test_a_run_from_before_the_pedal_head_resumes(runs, folder):
+    """A last.pt whose config has no pedal keys (written before they existed) resumes under the
+    default config (no pedal head) instead of being refused as another network."""
+    import torch
+
+    from transcribe.checkpoint import save_checkpoint
+    from transcribe.features import FeatureConfig
+    from transcribe.model import ModelConfig, OnsetsAndFrames
+
+    state = torch.load(runs["plain"] / "checkpoints" / "last.pt", weights_only=False)
+    config = {**state["config"], "model": {k: v for k, v in state["config"]["model"].items() if "pedal" not in k}}
+    old = runs["tmp"] / "old"
+    model = OnsetsAndFrames(FeatureConfig.from_dict(config["features"]).n_bins, ModelConfig.from_dict(config["model"]))
+    model.load_state_dict(state["model_state"])
+    extra = {k: state[k] for k in ("step", "optimizer_state", "scheduler_state")}
+    save_checkpoint(old / "checkpoints" / "last.pt", model, config, **extra)
+    proc = run(*common(folder, runs["tmp"]), f"hydra.run.dir={old}", f"train.max_steps={state['step'] + 2}",
+               "train.val_every=1000")
+    assert "resumed from" in (old / "train.log").read_text(), proc.stderr
+
+
+def test_eval_scores_the_pedal_where_it_is_known(runs, folder, tmp_path):
+    out = tmp_path / "scores.json"
+    proc = run("transcribe.evaluate", f"data.root={folder}", "split=all",
+               f"checkpoint={runs['tuned'] / 'checkpoints' / 'last.pt'}", f"output_json={out}",
+               "pedal_thresholds=[0.3,0.5]", f"hydra.run.dir={tmp_path / 'evalrun'}")
+    report = json.loads(out.read_text())
+    by_name = {Path(f["file"]).stem: f for f in report["files"]}
+    assert "pedal_onset_f1" not in by_name["c_train"]  # unknown pedal: not scored
+    for name in ("a_train", "b_train", "d_val"):
+        assert 0.0 <= by_name[name]["pedal_onset_f1"] <= 1.0
+        assert {"pedal_frame_f1@0.3", "pedal_onset_f1@0.5"} <= set(by_name[name])
+    assert "pedal_onset_f1" in proc.stdout and "pedal thresholds" in proc.stdout
