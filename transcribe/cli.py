@@ -188,6 +188,13 @@ def check_options(args: argparse.Namespace) -> list[str]:
 
         if not matplotlib_available():
             raise UsageError("--plot needs matplotlib: pip install 'transcribe-piano[plot]'")
+    if "musicxml" in formats:
+        from .deps import MissingDependency, require
+
+        try:
+            require("music21", "--format musicxml", extra="score")
+        except MissingDependency as err:
+            raise UsageError(str(err)) from None
     return formats + (["png"] if args.plot else [])
 
 
