@@ -432,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m transcribe.runtime CHECKPOINT.pt ...``: write each checkpoint's ONNX export
     beside it (:func:`write_export`), so it runs where torch is not installed."""
     import argparse
+    import sys
 
     from .checkpoint import CheckpointError
     from .deps import MissingDependency
@@ -443,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             out = write_export(path)
         except (CheckpointError, MissingDependency) as err:
-            print(f"error: {err}", file=__import__("sys").stderr)
+            print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"wrote {out} and {export_paths(path)[1].name} ({out.stat().st_size / 2**20:.1f} MB)")
     return 0
