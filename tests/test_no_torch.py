@@ -221,6 +221,8 @@ def test_without_torch_what_needs_it_says_what_to_install(tmp_path, scale):
         for word in words:
             assert word in lines[0], (option, word, lines[0])
         assert not wav.with_suffix(".mid").exists()
+    proc = blocked.transcribe(wav, "--model", SHIPPED_ONNX)  # the export is not given as the model
+    assert proc.returncode == 2 and "not a checkpoint" in proc.stderr and "model.pt" in proc.stderr, proc.stderr
     proc = Blocked(tmp_path, ("music21",)).transcribe(wav, "--format", "musicxml")
     assert proc.returncode == 2 and "transcribe-piano[score]" in proc.stderr and "Traceback" not in proc.stderr
     # the other commands: training needs torch; evaluation runs the ONNX network but needs mir_eval and Hydra

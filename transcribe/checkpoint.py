@@ -140,13 +140,17 @@ def file_digest(path: str | Path) -> str:
 class Checkpoint:
     """A checkpoint file: ``Checkpoint()`` is the shipped model, ``Checkpoint(path)`` another.
 
-    Raises :class:`CheckpointError` at once when the file does not exist; its contents are read
-    (with torch) only when :attr:`state` is first needed, e.g. not at all when a cached ONNX
-    export of it serves (see :mod:`transcribe.runtime`).
+    Raises :class:`CheckpointError` at once when the file does not exist, or is an ``.onnx``
+    export (an export is found beside its checkpoint). Its contents are read (with torch) only
+    when :attr:`state` is first needed, e.g. not at all when an ONNX export of it, beside it or
+    cached, serves (see :mod:`transcribe.runtime`).
     """
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else SHIPPED_CHECKPOINT
+        if self.path.suffix.lower() == ".onnx":
+            raise CheckpointError(f"{self.path}: an ONNX export, not a checkpoint: give the checkpoint "
+                                  f"({self.path.with_suffix('.pt').name}); its export beside it is used automatically")
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: no such checkpoint file")
 
