@@ -1,9 +1,14 @@
 """Prepare a trained checkpoint for shipping: choose decoder thresholds on labelled tuning
-files, drop optimizer state, and write a small inference checkpoint.
+files, drop optimizer state, write a small inference checkpoint, and write its ONNX export
+beside it (``model.onnx`` and ``model.onnx.json``, which records the checkpoint's SHA-256), so
+that inference with it needs no torch.
 
     python scripts/ship_model.py runs/maps_v2/checkpoints/best.pt \
         --data-dir ../shared/data/maps --glob '*_SptkBGCl*' --tune-files 8 \
         --out transcribe/weights/model.pt
+
+    python scripts/ship_model.py --onnx-only transcribe/weights/model.pt   # re-export only (e.g. after
+                                                                          # runtime.EXPORT_VERSION changed)
 
 Thresholds are chosen on ``--tune-files`` of the matching files (spread over the name-sorted
 list, taken in turn from ``--data-dir`` and each ``--extra-dir``), as training validation picks
@@ -26,20 +31,28 @@ from transcribe.data.pairs import find_pairs, interleave, spread  # noqa: E402
 from transcribe.infer import Transcriber  # noqa: E402
 from transcribe.tuning import best_thresholds, sweep_thresholds  # noqa: E402
 from transcribe.notefiles import read_labels  # noqa: E402
+from transcribe.runtime import export_beside, export_paths, write_export  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--onnx-only", action="store_true",
+                    help="only (re)write the ONNX export beside CHECKPOINT (an already shipped checkpoint)")
+    ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--glob", default=None, help="only files of --data-dir whose name matches")
     ap.add_argument("--extra-dir", type=Path, action="append", default=[],
                     help="another labelled folder to tune on, all of it (e.g. renders through held-out pianos)")
     ap.add_argument("--tune-files", type=int, default=8)
     ap.add_argument("--onset", default="0.3,0.4,0.5,0.6,0.7", help="onset thresholds to try")
     ap.add_argument("--frame", default="0.3,0.4,0.5,0.6", help="frame thresholds to try")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if args.onnx_only:
+        ship_onnx(args.checkpoint)
+        return
+    if args.data_dir is None or args.out is None:
+        ap.error("--data-dir and --out are required (unless --onnx-only)")
 
     state = load_checkpoint(args.checkpoint)
     transcriber = Transcriber.from_checkpoint(args.checkpoint)
@@ -63,6 +76,27 @@ def main() -> None:
     save_checkpoint(args.out, Checkpoint(args.checkpoint).build_model(), config, step=state.get("step"), provenance=provenance)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")
     print(json.dumps(provenance, indent=1))
+    ship_onnx(args.out)
+
+
+def ship_onnx(checkpoint: Path) -> None:
+    """Write the ONNX export of ``checkpoint`` beside it and check it: its record names the
+    checkpoint's SHA-256 and its network gives the checkpoint's activations."""
+    import numpy as np
+
+    from transcribe.infer import Transcriber, run_network
+
+    onnx_path = write_export(checkpoint)
+    ckpt = Checkpoint(checkpoint)
+    found = export_beside(ckpt)
+    assert found is not None, f"{onnx_path}: the export just written does not verify"
+    x = np.random.default_rng(0).normal(-4, 1, (300, ckpt.build_model().n_bins)).astype(np.float32)
+    onnx_out = run_network(Transcriber.from_checkpoint(ckpt, backend="onnx").runner, x, 1000, 0)
+    torch_out = run_network(ckpt.build_model(), x, 1000, 0)
+    worst = max(float(np.abs(onnx_out[k] - torch_out[k]).max()) for k in onnx_out)
+    assert worst < 1e-4, f"{onnx_path}: ONNX and torch activations differ by {worst}"
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 2**20:.1f} MB) and {export_paths(checkpoint)[1].name}: "
+          f"the export of {checkpoint.name} (SHA-256 {ckpt.digest[:16]}...), activations within {worst:.1e} of torch")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ real signals, real files; the model shipped in the package."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -269,9 +270,10 @@ def test_onnx_cache_entry_of_another_checkpoint_is_not_served(tmp_path, monkeypa
     shipped = Transcriber.from_checkpoint(backend="onnx")
     x = np.random.default_rng(0).normal(-4, 1, (1, 100, 264)).astype(np.float32)
     expected = Transcriber.from_checkpoint(changed, backend="onnx").runner(x)["onset"]
-    a, b = onnx_cache_path(changed), onnx_cache_path(shipped_path())
-    for suffix in ("", ".sha256"):  # the shipped model's (intact) entry under the other's name
-        shutil.copy(str(b) + suffix, str(a) + suffix)
+    # the shipped model's (intact) export, with its digest beside it, under the other's cache name
+    a, b = onnx_cache_path(changed), shipped_path().with_suffix(".onnx")
+    shutil.copy(b, a)
+    Path(str(a) + ".sha256").write_text(hashlib.sha256(b.read_bytes()).hexdigest() + "\n")
     again = Transcriber.from_checkpoint(changed, backend="onnx").runner(x)["onset"]
     np.testing.assert_allclose(again, expected, atol=1e-6)
     assert np.abs(shipped.runner(x)["onset"] - expected).max() > 0.01
@@ -295,8 +297,9 @@ def test_outputs_have_the_umask_mode(tmp_path, umask):
                           capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.umask(umask),
                           env={**os.environ, "TRANSCRIBE_CACHE_DIR": str(cache)})
     assert proc.returncode == 0, proc.stderr
-    files = [*out.iterdir(), tmp_path / "report.json", *(cache / "onnx").iterdir()]
-    assert len(files) == 7  # mid csv json png, the report, the ONNX export and its digest
+    files = [*out.iterdir(), tmp_path / "report.json"]
+    assert len(files) == 5  # mid csv json png, the report
+    assert not cache.exists()  # the shipped model runs from its shipped export: nothing cached
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
 

@@ -9,7 +9,9 @@ and dicts only, so a crafted file cannot run code. Every checkpoint written by
 checked on load, so a damaged file is an error instead of a model that writes garbage.
 
 torch is imported by the methods that need it, not at module level, so that the ONNX
-inference path (transcribe/runtime.py) and ``transcribe --help`` never pay for it.
+inference path (transcribe/runtime.py) and ``transcribe --help`` never pay for it, and it
+need not be installed at all: a checkpoint with its ONNX export beside it (the shipped model
+has ``weights/model.onnx``) is run, and its configuration read, without torch.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ def typed_configs(config: dict[str, dict]) -> tuple[FeatureConfig, DecodeConfig]
 def tensor_digest(model_state: Mapping[str, Any], config: dict[str, dict]) -> str:
     """SHA-256 over a checkpoint's configuration and every tensor of its network (names,
     dtypes, shapes and bytes, in name order): what :func:`load_checkpoint` checks."""
-    import torch
+    from .deps import require_torch
+
+    torch = require_torch("checking a checkpoint's digest")
 
     h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name in sorted(model_state):
@@ -67,7 +71,9 @@ def tensor_digest(model_state: Mapping[str, Any], config: dict[str, dict]) -> st
 def save_checkpoint(path: str | Path, model: OnsetsAndFrames, config: dict[str, dict], **extra: Any) -> None:
     """Atomically write ``model``'s weights, its ``config``, the :func:`tensor_digest` of both,
     and any ``extra`` entries (step, optimizer state, metrics...)."""
-    import torch
+    from .deps import require_torch
+
+    torch = require_torch("writing a checkpoint")
 
     weights = model.state_dict()
     state = {"format": FORMAT, "config": config, "model_state": weights,
@@ -91,12 +97,14 @@ def verify_digest(state: dict[str, Any], path: Path) -> None:
 
 
 def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint (default: the one shipped in the package) as a dict."""
-    import torch
+    """Read a checkpoint (default: the one shipped in the package) as a dict. Needs torch
+    (:class:`~transcribe.deps.MissingDependency` says how to install it)."""
+    from .deps import require_torch
 
     path = Path(path) if path is not None else SHIPPED_CHECKPOINT
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    torch = require_torch(f"{path}: reading a PyTorch checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
@@ -132,13 +140,17 @@ def file_digest(path: str | Path) -> str:
 class Checkpoint:
     """A checkpoint file: ``Checkpoint()`` is the shipped model, ``Checkpoint(path)`` another.
 
-    Raises :class:`CheckpointError` at once when the file does not exist; its contents are read
-    (with torch) only when :attr:`state` is first needed, e.g. not at all when a cached ONNX
-    export of it serves (see :mod:`transcribe.runtime`).
+    Raises :class:`CheckpointError` at once when the file does not exist, or is an ``.onnx``
+    export (an export is found beside its checkpoint). Its contents are read (with torch) only
+    when :attr:`state` is first needed, e.g. not at all when an ONNX export of it, beside it or
+    cached, serves (see :mod:`transcribe.runtime`).
     """
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else SHIPPED_CHECKPOINT
+        if self.path.suffix.lower() == ".onnx":
+            raise CheckpointError(f"{self.path}: an ONNX export, not a checkpoint: give the checkpoint "
+                                  f"({self.path.with_suffix('.pt').name}); its export beside it is used automatically")
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: no such checkpoint file")
 
@@ -157,7 +169,15 @@ class Checkpoint:
 
     @property
     def config(self) -> dict[str, dict]:
-        """The stored feature, model and decoder configuration (plain dicts)."""
+        """The stored feature, model and decoder configuration (plain dicts). Read from the
+        verified ONNX export beside the checkpoint when there is one and the checkpoint itself
+        has not been read (no torch needed; see :func:`transcribe.runtime.export_beside`)."""
+        if "state" not in self.__dict__:
+            from .runtime import export_beside
+
+            found = export_beside(self)
+            if found is not None:
+                return found.config
         return self.state["config"]
 
     def build_model(self) -> OnsetsAndFrames:

@@ -1,7 +1,8 @@
 """The ``transcribe`` command: audio files and folders in, MIDI (and note lists) out.
 
-Heavy modules (torch, librosa) are imported only after the arguments are parsed, so
-``transcribe --help`` answers at once.
+Heavy modules are imported only after the arguments are parsed, so ``transcribe --help``
+answers at once. With the shipped model (or any checkpoint with its ONNX export beside it) the
+network runs in onnxruntime and torch is never imported; it need not be installed.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write outputs into this folder (default: next to each input); a folder's files keep "
                    "their relative paths under it")
     p.add_argument("-m", "--model", type=Path, default=None,
-                   help="checkpoint to use (default: the model shipped with the package)")
+                   help="checkpoint to use (default: the model shipped with the package); a .pt checkpoint without "
+                   "its ONNX export beside it (NAME.onnx, python -m transcribe.runtime NAME.pt) needs torch")
     p.add_argument("-f", "--format", default="mid",
                    help=f"output format(s), comma separated: {', '.join(OUTPUT_FORMATS)} (default: mid)")
     p.add_argument("--onset-threshold", type=probability, default=None,
@@ -125,10 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads per worker for the network (default: cores divided among the workers)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default=None,
                    help="network runtime: onnxruntime (faster; chosen by auto when installed) or torch "
-                   "(default: conf/infer/default.yaml, auto)")
+                   "(needs transcribe-piano[train]) (default: conf/infer/default.yaml, auto)")
     p.add_argument("--int8", action="store_true", default=None,
-                   help="dynamic int8 quantisation of the network on the onnx backend (about 30%% faster "
-                   "network, note F1 within 0.001 of float in our checks)")
+                   help="dynamic int8 quantisation of the network on the onnx backend (about 30%% faster network, "
+                   "note F1 within 0.001 of float in our checks; needs transcribe-piano[int8])")
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="process only the K-th of N interleaved parts of the sorted input list (K from 0), "
                    "e.g. --shard $SLURM_ARRAY_TASK_ID/16; the N shards partition the inputs exactly")
@@ -191,6 +193,13 @@ def check_options(args: argparse.Namespace) -> list[str]:
 
         if not matplotlib_available():
             raise UsageError("--plot needs matplotlib: pip install 'transcribe-piano[plot]'")
+    if "musicxml" in formats:
+        from .deps import MissingDependency, require
+
+        try:
+            require("music21", "--format musicxml", extra="score")
+        except MissingDependency as err:
+            raise UsageError(str(err)) from None
     return formats + (["png"] if args.plot else [])
 
 
@@ -304,6 +313,7 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
     if not pending:
         return
     from .checkpoint import CheckpointError
+    from .deps import MissingDependency
     from .infer import InferConfig
     from .jobs import load_transcriber
 
@@ -318,7 +328,7 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
                               midi_tempo=args.midi_tempo)
     try:
         transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
-    except (CheckpointError, ValueError) as err:
+    except (CheckpointError, MissingDependency, ValueError) as err:  # e.g. --backend torch without torch
         raise UsageError(str(err)) from None
     args.effective = effective_settings(settings, transcriber)
     if args.verbose:

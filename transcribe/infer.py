@@ -7,9 +7,10 @@ instead of one chunk after another. Batching changes no result: every chunk sees
 frames it saw alone (activations agree to float32 rounding, see tests/test_speed_paths.py).
 These settings, and the backend, are :class:`InferConfig` (``conf/infer/default.yaml``).
 
-The network is run by onnxruntime when it is installed (``backend="auto"``; the export is
-made once per checkpoint and cached, see :mod:`transcribe.runtime`), else by PyTorch.
-Neither torch nor librosa is imported by this module.
+The network is run by onnxruntime when it is installed (``backend="auto"``): the shipped model
+from its shipped ONNX export, another checkpoint from the export beside it or one made once and
+cached (see :mod:`transcribe.runtime`); else by PyTorch. Neither torch nor librosa is imported
+by this module, and with the default model neither is imported at all.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ them in worker processes that each load the model once. A bad file never stops a
 every job ends as one :class:`Result` (done, skipped or failed, with a reason).
 
 Only the standard library is imported here at module level, so ``transcribe --help`` is fast;
-workers import torch and librosa when they start.
+workers import the network runtime (onnxruntime; torch only for --backend torch) when they start.
 """
 
 from __future__ import annotations

@@ -9,16 +9,26 @@ each pedal head of a model that has one. :func:`run_network
   and validation use it, and it is the fallback).
 - :class:`OnnxRunner` runs the same network exported to ONNX with onnxruntime: the same
   arithmetic to float32 rounding (activations agree to about 1e-6), faster on a CPU (fused
-  convolution + batch norm + ReLU, leaner LSTM), and it needs no ``import torch`` (about 1 s)
-  once the export is cached. The export is made once per checkpoint (a few seconds) and kept
-  in the cache folder (``$TRANSCRIBE_CACHE_DIR``, else ``$XDG_CACHE_HOME/transcribe``, else
-  ``~/.cache/transcribe``) under the SHA-256 of the checkpoint file, so a changed checkpoint
-  is never served by a stale export; the stored feature and decoder configuration and the
-  checkpoint's SHA-256 travel in the ONNX file's metadata, and the export's own SHA-256 is
-  kept beside it (``NAME.onnx.sha256``): an entry that fails either check is rebuilt.
+  convolution + batch norm + ReLU, leaner LSTM), and it needs no torch at all.
+
+Where the ONNX network of a checkpoint ``NAME.pt`` comes from, first found first:
+
+1. **Its export beside it**: ``NAME.onnx`` with ``NAME.onnx.json`` (:func:`write_export`;
+   ``scripts/ship_model.py`` writes them for the shipped model, ``python -m
+   transcribe.runtime NAME.pt`` for any checkpoint). The JSON records the SHA-256 of the
+   checkpoint file and of the ONNX file, the export version and the stored configuration; an
+   export is used only when both digests and the version match, so it is verifiably the export
+   of that checkpoint, and the checkpoint's configuration is read from it without torch.
+2. **The cache**: an export made on first use (a few seconds, needs torch) and kept in the
+   cache folder (``$TRANSCRIBE_CACHE_DIR``, else ``$XDG_CACHE_HOME/transcribe``, else
+   ``~/.cache/transcribe``) under the SHA-256 of the checkpoint file, so a changed checkpoint
+   is never served by a stale export; the stored feature and decoder configuration and the
+   checkpoint's SHA-256 travel in the ONNX file's metadata, and the export's own SHA-256 is
+   kept beside it (``NAME.onnx.sha256``): an entry that fails either check is rebuilt.
 
 Nothing heavy is imported at module level: torch only by the torch path and the export,
-onnxruntime only by the ONNX path.
+onnxruntime only by the ONNX path. With an export beside the checkpoint or in the cache, torch
+is not imported at all (``pip install transcribe-piano`` does not install it).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +48,9 @@ from .targets import HEADS
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
-EXPORT_VERSION = 2  # bump when the exported graph changes, so old cache entries are not used
+EXPORT_VERSION = 2  # bump when the exported graph changes, so old exports (cached or beside) are not used
 ONNX_OPSET = 17
+EXPORT_FORMAT = "transcribe-onnx-v1"  # the "format" of an export's JSON record (NAME.onnx.json)
 BACKENDS = ("auto", "onnx", "torch")
 
 
@@ -127,9 +139,10 @@ def export_onnx(model: Any, config: dict[str, dict], n_bins: int, metadata: dict
     import io
     import warnings
 
-    import onnx
-    import torch
+    from .deps import require, require_torch
 
+    torch = require_torch("exporting a checkpoint to ONNX")
+    onnx = require("onnx", "exporting a checkpoint to ONNX")
     from .model import probabilities
 
     heads = tuple(getattr(model, "heads", HEADS))
@@ -175,6 +188,9 @@ def quantize_int8(fp32: bytes) -> bytes:
     import logging
     import tempfile
 
+    from .deps import require
+
+    require("onnx", "--int8 (quantising the network)", extra="int8")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -228,28 +244,146 @@ def _store(path: Path, data: bytes) -> None:
         pass  # read-only cache: run from memory this time
 
 
+def export_paths(checkpoint_path: str | Path) -> tuple[Path, Path]:
+    """``(NAME.onnx, NAME.onnx.json)``: where the export of checkpoint ``NAME.pt`` lies beside it."""
+    onnx_path = Path(checkpoint_path).with_suffix(".onnx")
+    return onnx_path, onnx_path.with_name(onnx_path.name + ".json")
+
+
+def write_export(checkpoint: "Checkpoint | str | Path") -> Path:
+    """Export ``checkpoint`` (``NAME.pt``) to ``NAME.onnx`` beside it, with ``NAME.onnx.json``:
+    the SHA-256 of the checkpoint file and of the ONNX file, :data:`EXPORT_VERSION`, the opset,
+    the stored configuration and the versions that made it. Inference then needs no torch for
+    this checkpoint (see the module docstring). Needs torch and onnx. Returns the ONNX path.
+
+    The JSON is removed first and written last, so a failed export leaves no record that
+    could vouch for a stale ONNX file."""
+    import contextlib
+
+    from .checkpoint import Checkpoint
+    from .files import atomic_write
+
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
+    onnx_path, info_path = export_paths(ckpt.path)
+    with contextlib.suppress(FileNotFoundError):
+        info_path.unlink()
+    model = ckpt.build_model()
+    data = export_onnx(model, ckpt.config, model.n_bins,
+                       {"transcribe_checkpoint_sha256": ckpt.digest, "transcribe_export_version": str(EXPORT_VERSION)})
+    with atomic_write(onnx_path) as tmp:
+        tmp.write_bytes(data)
+    import onnx
+    import torch
+
+    from . import __version__
+
+    info = {"format": EXPORT_FORMAT, "checkpoint": ckpt.path.name, "checkpoint_sha256": ckpt.digest,
+            "onnx": onnx_path.name, "onnx_sha256": hashlib.sha256(data).hexdigest(),
+            "export_version": EXPORT_VERSION, "onnx_opset": ONNX_OPSET, "config": ckpt.config,
+            "exported_by": {"transcribe": __version__, "torch": torch.__version__, "onnx": onnx.__version__}}
+    with atomic_write(info_path) as tmp:
+        tmp.write_text(json.dumps(info, indent=1) + "\n")
+    return onnx_path
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export found beside its checkpoint and verified (:func:`export_beside`)."""
+
+    path: Path
+    data: bytes
+    config: dict[str, dict]
+
+
+def export_beside(checkpoint: "Checkpoint") -> Export | None:
+    """The export of ``checkpoint`` beside it (``NAME.onnx`` and ``NAME.onnx.json``), if its
+    record names this checkpoint's SHA-256 and the current :data:`EXPORT_VERSION` and the ONNX
+    file matches the SHA-256 recorded for it; else None. An export that is there but fails a
+    check is ignored with a warning that says why (e.g. a checkpoint replaced without
+    re-exporting). Reads no torch and starts no onnxruntime session."""
+    import warnings
+
+    onnx_path, info_path = export_paths(checkpoint.path)
+    if not info_path.is_file():
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+        if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"{info_path.name} is not a record of a transcribe export")
+        if info.get("export_version") != EXPORT_VERSION:
+            raise ValueError(f"made by export version {info.get('export_version')}, this package makes "
+                             f"version {EXPORT_VERSION}")
+        if info.get("checkpoint_sha256") != checkpoint.digest:
+            raise ValueError(f"it is the export of another checkpoint (SHA-256 {str(info.get('checkpoint_sha256'))[:12]}..., "
+                             f"{checkpoint.path.name} has {checkpoint.digest[:12]}...)")
+        data = onnx_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != info.get("onnx_sha256"):
+            raise ValueError(f"{onnx_path.name} does not match the SHA-256 recorded for it (damaged or replaced)")
+        config = info["config"]
+        if not isinstance(config, dict) or not {"features", "decode"} <= set(config):
+            raise ValueError("its record holds no configuration")
+    except (OSError, ValueError, KeyError) as err:
+        warnings.warn(f"transcribe: {onnx_path}: not used: {err}; re-export it with "
+                      f"python -m transcribe.runtime {checkpoint.path}", stacklevel=3)
+        return None
+    return Export(onnx_path, data, config)
+
+
+def _runner_beside(checkpoint: "Checkpoint", threads: int | None) -> tuple[OnnxRunner, dict] | None:
+    """An :class:`OnnxRunner` of the verified export beside ``checkpoint`` (whose ONNX
+    metadata must also name the checkpoint's SHA-256), and its configuration; or None."""
+    found = export_beside(checkpoint)
+    if found is None:
+        return None
+    runner = OnnxRunner(found.data, threads)
+    if runner.metadata.get("transcribe_checkpoint_sha256") != checkpoint.digest:
+        import warnings
+
+        warnings.warn(f"transcribe: {found.path}: not used: its ONNX metadata names another checkpoint",
+                      stacklevel=3)
+        return None
+    return runner, found.config
+
+
 def load_or_export_onnx(
     checkpoint: Checkpoint, threads: int | None = None, int8: bool = False
 ) -> tuple[OnnxRunner, dict[str, dict]]:
     """An :class:`OnnxRunner` for ``checkpoint`` and the configuration stored with it.
 
-    Uses the cached export when there is one; otherwise loads the checkpoint with torch,
-    exports it, and caches the export (when the cache folder is writable). ``int8``: the
-    export with MatMul and LSTM weights quantised to int8 (:func:`quantize_int8`; changes
-    the numerics slightly, see scripts/SPEED_NOTES.md).
-    Raises :class:`~transcribe.checkpoint.CheckpointError` for a bad checkpoint.
+    Uses the verified export beside the checkpoint (:func:`export_beside`; the shipped model
+    has one), else the cached export, else loads the checkpoint with torch, exports it, and
+    caches the export (when the cache folder is writable). ``int8``: that network with MatMul
+    and LSTM weights quantised to int8 (:func:`quantize_int8`, cached; needs the onnx package;
+    changes the numerics slightly, see scripts/SPEED_NOTES.md).
+    Raises :class:`~transcribe.checkpoint.CheckpointError` for a bad checkpoint and
+    :class:`~transcribe.deps.MissingDependency` when an export is needed and torch is missing.
     """
     name = "onnx-int8" if int8 else "onnx"
+    if not int8:
+        found = _runner_beside(checkpoint, threads)
+        if found:
+            return found
     wanted = onnx_cache_path(checkpoint, int8)
     found = _cached_runner(wanted, threads, checkpoint)
     if found:
         found[0].name = name
         return found
+    beside = export_beside(checkpoint) if int8 else None
     fp32_path = onnx_cache_path(checkpoint)
-    data = fp32_path.read_bytes() if int8 and _cached_runner(fp32_path, 1, checkpoint) else None
+    if beside is not None:
+        data = beside.data
+    else:
+        data = fp32_path.read_bytes() if int8 and _cached_runner(fp32_path, 1, checkpoint) else None
     if data is None:
+        from .deps import require_torch
+
+        require_torch(f"{checkpoint.path}: this checkpoint has no ONNX export beside it "
+                      f"({export_paths(checkpoint.path)[0].name}), so running it",
+                      hint=f"or write its export where torch is installed: python -m transcribe.runtime {checkpoint.path}")
         model = checkpoint.build_model()
-        data = export_onnx(model, checkpoint.config, model.n_bins, {"transcribe_checkpoint_sha256": checkpoint.digest})
+        data = export_onnx(model, checkpoint.config, model.n_bins,
+                           {"transcribe_checkpoint_sha256": checkpoint.digest,
+                            "transcribe_export_version": str(EXPORT_VERSION)})
         _store(fp32_path, data)
     if int8:
         data = quantize_int8(data)
@@ -263,31 +397,63 @@ def make_runner(checkpoint: Checkpoint, backend: str = "auto", threads: int | No
                 int8: bool = False) -> tuple[NetworkRunner, dict[str, dict]]:
     """What runs ``checkpoint``'s network, and the configuration stored with it.
 
-    ``backend``: ``"onnx"`` (onnxruntime, export cached per checkpoint), ``"torch"``, or
-    ``"auto"`` (onnx when onnxruntime is installed and the export works, else torch, with a
-    warning). ``threads``: CPU threads for the network (None: the runtime's choice). ``int8``:
-    the ONNX export with int8 weights (onnx backend only; with torch a warning says it is ignored).
+    ``backend``: ``"onnx"`` (onnxruntime: the export beside the checkpoint, else one cached per
+    checkpoint), ``"torch"``, or ``"auto"`` (onnx when onnxruntime is installed and the export
+    works, else torch, with a warning). ``threads``: CPU threads for the network (None: the
+    runtime's choice). ``int8``: the ONNX network with int8 weights (onnx backend only; with
+    torch a warning says it is ignored). Raises :class:`~transcribe.deps.MissingDependency`
+    (with what to install) when the choice needs torch and it is not installed.
     """
     import warnings
 
     from .checkpoint import CheckpointError
+    from .deps import MissingDependency, require_torch
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
     if backend == "onnx" or (backend == "auto" and onnx_available()):
         try:
             return load_or_export_onnx(checkpoint, threads, int8=int8)
-        except CheckpointError:
+        except (CheckpointError, MissingDependency):
             raise
         except Exception as err:  # noqa: BLE001 - no exporter, unsupported graph...: torch still works
             if backend == "onnx":
                 raise
+            try:
+                require_torch("falling back to torch")
+            except MissingDependency:
+                raise err from None  # nothing to fall back to: the ONNX error is the one to see
             warnings.warn(f"transcribe: ONNX runtime not usable ({type(err).__name__}: {err}); using torch",
                           stacklevel=2)
+    torch = require_torch("the torch backend" if backend == "torch" else "running the network without onnxruntime")
     if int8:
         warnings.warn("transcribe: int8 needs the onnx backend; running the float32 network with torch", stacklevel=2)
     if threads:
-        import torch
-
         torch.set_num_threads(int(threads))
     return TorchRunner(checkpoint.build_model()), checkpoint.config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m transcribe.runtime CHECKPOINT.pt ...``: write each checkpoint's ONNX export
+    beside it (:func:`write_export`), so it runs where torch is not installed."""
+    import argparse
+    import sys
+
+    from .checkpoint import CheckpointError
+    from .deps import MissingDependency
+
+    ap = argparse.ArgumentParser(prog="python -m transcribe.runtime", description=main.__doc__)
+    ap.add_argument("checkpoints", nargs="+", type=Path, metavar="CHECKPOINT.pt")
+    args = ap.parse_args(argv)
+    for path in args.checkpoints:
+        try:
+            out = write_export(path)
+        except (CheckpointError, MissingDependency) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote {out} and {export_paths(path)[1].name} ({out.stat().st_size / 2**20:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
