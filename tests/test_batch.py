@@ -263,3 +263,28 @@ def test_chunk_seams_do_not_split_or_move_notes():
     moved = np.abs(a.offsets - b.offsets)
     assert np.mean(moved <= 2.5 / whole.features.frame_rate) >= 0.9, moved
     assert moved.max() <= 0.25, moved
+
+
+def test_lock_left_by_a_killed_run_beside_a_finished_output_is_removed(tmp_path):
+    """kill -9 between writing an output and releasing its claim leaves `.NAME.lock`: the next
+    run skips the finished output and removes that lock (no live process holds it); a lock that a
+    live process holds stays."""
+    import fcntl
+
+    audio = tmp_path / "in"
+    audio.mkdir()
+    for name in ("a", "b"):
+        sf.write(audio / f"{name}.wav", synth(random_notes(1, seconds=2.0, n=3)), SR)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.mid").write_bytes(b"MThd")  # finished by the killed run
+    (out / ".a.mid.lock").write_text("")   # its claim, never released
+    (out / "b.mid").write_bytes(b"MThd")
+    held = out / ".b.mid.lock"
+    with open(held, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # a live claim
+        proc = cli(str(audio), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert "2 skipped" in proc.stderr or "2 skipped" in proc.stdout
+        assert not (out / ".a.mid.lock").exists()
+        assert held.exists()

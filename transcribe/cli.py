@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS
+from .files import clear_dead_claim
 from .jobs import (Job, PlanError, Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs,
                    select_shard)
 from .notefiles import OUTPUT_FORMATS
@@ -222,6 +223,7 @@ def pending_jobs(jobs: list[Job], results: list[Result], args: argparse.Namespac
     pending = []
     for job in jobs:
         if not args.overwrite and all(o.exists() for o in job.outputs):
+            clear_dead_claim(job.outputs[0])
             results.append(Result(job.audio, "skipped", job.outputs, reason="output exists"))
             if not args.quiet:
                 print(f"skip {job.audio}: output exists (use --overwrite to replace)", file=sys.stdout)

@@ -144,6 +144,15 @@ def lock_path(output: Path) -> Path:
     return output.parent / f".{output.name}{LOCK_SUFFIX}"
 
 
+def clear_dead_claim(output: Path) -> None:
+    """Remove ``output``'s lock file if no live process holds it: the leftover of a run killed
+    between writing the output and releasing its claim (kill -9)."""
+    if lock_path(output).exists():
+        claim = try_claim(output)
+        if claim is not None:
+            claim.release()
+
+
 def try_claim(output: Path, wait: bool = False) -> Claim | None:
     """Claim ``output`` (see :class:`Claim`); None if another process holds it and ``wait``
     is false. Creates the output's folder."""
