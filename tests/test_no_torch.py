@@ -173,6 +173,15 @@ def test_command_with_the_default_model_never_imports_torch(tmp_path, scale):
     assert not blocked.cache.exists()  # served by the shipped export, nothing exported
 
 
+def test_demo_never_imports_torch(tmp_path):
+    """A newcomer's first command, ``transcribe --demo``, on the base install (no torch)."""
+    blocked = Blocked(tmp_path)
+    proc = blocked.transcribe("--demo", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert blocked.attempts == [], "torch was imported"
+    assert len(read_midi(tmp_path / "demo.mid")) > 50
+
+
 def test_python_api_with_the_default_model_never_imports_torch(tmp_path, scale):
     blocked = Blocked(tmp_path)
     audio, notes = scale

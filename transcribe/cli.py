@@ -26,6 +26,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM gives 143 and SIGHUP 129: 128
 FILE_SUFFIXES = (".mid", ".midi", ".csv", ".json", ".png")
 
 EPILOG = """Examples:
+  transcribe --demo                         (the bundled 21 s clip -> demo.mid here)
   transcribe recording.wav
   transcribe a.wav b.flac -o out/
   transcribe recordings/ -o midi/ --format mid,csv --jobs 2 --report report.json
@@ -91,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or folders of audio files")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files and/or folders of audio files")
+    p.add_argument("--demo", action="store_true",
+                   help="transcribe the short clip that ships with the package (a minuet on a sampled grand "
+                   "piano) and write demo.mid in the current folder (or under --output-dir); takes no INPUT")
     p.add_argument("-o", "--output-dir", type=Path, default=None,
                    help="write outputs into this folder (default: next to each input); a folder's files keep "
                    "their relative paths under it")
@@ -162,8 +166,13 @@ def usage_error(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.inputs and not args.demo:
+        parser.error("the following arguments are required: INPUT (or --demo, to try the bundled clip)")
     try:
+        if args.demo:
+            use_demo(args)
         extensions = check_options(args)
         jobs, results = plan(args, extensions)
         pending = pending_jobs(jobs, results, args)
@@ -175,11 +184,43 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stopped:
             run_batch(args, pending, results)
-        return finish(results, pending, args, stopped.signal, time.monotonic() - t0)
+        status = finish(results, pending, args, stopped.signal, time.monotonic() - t0)
+        if args.demo and not args.quiet:
+            demo_done(results)
+        return status
     except UsageError as err:
         return usage_error(str(err))
     finally:
         stopped.restore()
+
+
+def use_demo(args: argparse.Namespace) -> None:
+    """``--demo``: the input is the clip shipped in :mod:`transcribe.demo`, the outputs go to the
+    current folder unless ``--output-dir`` says otherwise (as ``demo.mid`` and so on); says what
+    the clip is. Input paths beside ``--demo`` are a usage error."""
+    from .demo import DEMO_AUDIO, describe
+
+    if args.inputs:
+        raise UsageError(f"--demo transcribes the bundled clip and takes no input paths (got {' '.join(args.inputs)}); "
+                         "leave out --demo to transcribe your own recordings")
+    if not DEMO_AUDIO.is_file():
+        raise UsageError(f"--demo: the bundled clip {DEMO_AUDIO} is missing from this installation")
+    if args.output_dir is None:
+        args.output_dir = Path.cwd()
+    args.inputs = [str(DEMO_AUDIO)]
+    if not args.quiet:
+        print(f"demo: {describe()}", file=sys.stdout)
+
+
+def demo_done(results: list[Result]) -> None:
+    """After ``--demo``: where its outputs are (or why there are none)."""
+    for r in results:
+        if r.status == "done":
+            print(f"demo: wrote {', '.join(str(o.resolve()) for o in r.outputs)}; open the .mid in any MIDI player "
+                  "or DAW. Next: transcribe YOUR_RECORDING.wav", file=sys.stdout)
+        elif r.status == "skipped":
+            print(f"demo: {', '.join(str(o.resolve()) for o in r.outputs)} already there (--overwrite replaces it)",
+                  file=sys.stdout)
 
 
 def check_options(args: argparse.Namespace) -> list[str]:
