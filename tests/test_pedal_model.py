@@ -93,6 +93,17 @@ def test_pedal_loss_counts_only_known_frames():
     assert torch.allclose(masked, alone)
 
 
+def test_the_pedal_loss_never_changes_the_note_network():
+    """The pedal head reads the note network's features without training them: the gradient of
+    the pedal loss alone reaches the pedal head's parameters and no other."""
+    torch.manual_seed(0)
+    model = OnsetsAndFrames(48, TINY)
+    out = model(torch.randn(2, 40, 48))
+    sum(out[k].sum() for k in PEDAL_HEADS).backward()
+    moved = {name for name, prm in model.named_parameters() if prm.grad is not None and prm.grad.abs().sum() > 0}
+    assert moved and all(name.startswith("pedal_") for name in moved), moved
+
+
 def test_the_shipped_checkpoint_runs_as_before():
     """The shipped model has no pedal head: it loads strictly, outputs the four note heads only,
     and a pedal head on the same note network would not change them."""

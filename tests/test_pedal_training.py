@@ -53,8 +53,8 @@ def runs(folder, tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("pedal_runs")
     plain, tuned = tmp / "plain", tmp / "tuned"
     run(*common(folder, tmp), f"hydra.run.dir={plain}", "train.max_steps=10", "train.val_every=1000")
-    run(*common(folder, tmp), f"hydra.run.dir={tuned}", "model.pedal_head=true", "train.max_steps=60",
-        "train.val_every=60", f"train.init_from={plain / 'checkpoints' / 'last.pt'}")
+    run(*common(folder, tmp), f"hydra.run.dir={tuned}", "model.pedal_head=true", "train.max_steps=120",
+        "train.val_every=120", f"train.init_from={plain / 'checkpoints' / 'last.pt'}")
     return {"tmp": tmp, "plain": plain, "tuned": tuned}
 
 
