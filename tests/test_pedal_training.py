@@ -109,3 +109,39 @@ def test_eval_scores_the_pedal_where_it_is_known(runs, folder, tmp_path):
         assert 0.0 <= by_name[name]["pedal_onset_f1"] <= 1.0
         assert {"pedal_frame_f1@0.3", "pedal_onset_f1@0.5"} <= set(by_name[name])
     assert "pedal_onset_f1" in proc.stdout and "pedal thresholds" in proc.stdout
+
+
+def test_training_only_the_pedal_head_leaves_the_note_network_as_it_was(runs, folder):
+    """``train.train_only=pedal``: the note network (weights and batch-norm statistics) ends the run
+    bit for bit as ``init_from`` left it, the pedal head learns, best.pt is chosen by ``select_by``."""
+    import torch
+
+    only = runs["tmp"] / "pedal_only"
+    init = runs["plain"] / "checkpoints" / "last.pt"
+    run(*common(folder, runs["tmp"]), f"hydra.run.dir={only}", "model.pedal_head=true", "train.max_steps=40",
+        "train.val_every=20", "train.train_only=pedal", "train.select_by=pedal_frame_f1", f"train.init_from={init}")
+    before = torch.load(init, weights_only=False)["model_state"]
+    after = torch.load(only / "checkpoints" / "last.pt", weights_only=False)["model_state"]
+    note_keys = [k for k in after if not k.startswith("pedal_")]
+    assert set(note_keys) == set(before)
+    changed = [k for k in note_keys if not torch.equal(after[k], before[k])]
+    assert not changed, changed  # running means of batch norm included
+    pedal = torch.load(only / "checkpoints" / "best.pt", weights_only=False)
+    assert pedal["best_f1"] == pedal["val_metrics"]["pedal_frame_f1"]
+    rows = [json.loads(line) for line in (only / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss_pedal"] for r in rows if "loss_pedal" in r]
+    assert losses[-1] < losses[0], losses
+    # the note losses do not move the network: the same note network, the same note F1 at each validation
+    f1 = [r["val_note_f1"] for r in rows if "val_note_f1" in r]
+    assert len(f1) == 2 and f1[0] == f1[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train.train_only=notes"], "train.train_only=notes: expected one of none, pedal"),
+    (["train.train_only=pedal"], "train.train_only=pedal needs model.pedal_head=true"),
+    (["model.pedal_head=true", "train.select_by=pedal_speed"], "train.select_by=pedal_speed: validation has no"),
+])
+def test_bad_training_choices_are_refused_clearly(runs, folder, args, message, tmp_path):
+    proc = run(*common(folder, runs["tmp"]), f"hydra.run.dir={tmp_path / 'refused'}", "train.max_steps=1",
+               "train.val_every=1", *args, check=False)
+    assert proc.returncode != 0 and message in proc.stderr + proc.stdout, proc.stderr[-2000:]

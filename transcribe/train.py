@@ -66,14 +66,17 @@ class TrainingState:
 
 
 def validation_key(val: CropDataset | None, max_files: int | None, thresholds: DictConfig | None,
-                   decode: DecodeConfig) -> str | None:
-    """A digest of what validation measures (its files, the decoder thresholds and the
-    threshold grid): a resumed run whose validation changed forgets its best score."""
+                   decode: DecodeConfig, select_by: str = "tuned_note_f1") -> str | None:
+    """A digest of what validation measures (its files, the decoder thresholds, the threshold
+    grid and the metric that chooses ``best.pt``): a resumed run whose validation changed forgets
+    its best score."""
     if val is None:
         return None
     what = {"files": [str(r.audio) for r in val.recordings[:max_files]],
             "decode": [decode.onset_threshold, decode.frame_threshold],
             "grid": OmegaConf.to_container(thresholds) if thresholds is not None else None}
+    if select_by != "tuned_note_f1":  # keys of runs chosen by the default metric stay as they were
+        what["select_by"] = select_by
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -139,13 +142,41 @@ def _read_on_rank0(path: Path, dist: Dist, device: torch.device) -> dict | None:
     return dist.broadcast(load_checkpoint(path) if dist.is_main and path.exists() else None)
 
 
+TRAIN_ONLY = (None, "pedal")  # values of train.train_only
+
+
+def trainable_parameters(model: OnsetsAndFrames, train_only: str | None) -> list[torch.nn.Parameter]:
+    """The parameters that learn: all of them, or with ``train_only="pedal"`` only the pedal
+    head's (the others get ``requires_grad=False``, so the note network's outputs stay those of
+    ``train.init_from``; :func:`set_training_mode` keeps its batch norm and dropout in eval mode)."""
+    if train_only not in TRAIN_ONLY:
+        raise SystemExit(f"transcribe-train: train.train_only={train_only}: expected one of "
+                         f"{', '.join(str(v).lower() if v is None else v for v in TRAIN_ONLY)}")
+    if train_only == "pedal" and not model.cfg.pedal_head:
+        raise SystemExit("transcribe-train: train.train_only=pedal needs model.pedal_head=true")
+    for name, p in model.named_parameters():
+        p.requires_grad_(train_only is None or name.startswith(PEDAL_PREFIX))
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def set_training_mode(model: OnsetsAndFrames, train_only: str | None) -> None:
+    """Training mode for the modules that learn; with ``train_only="pedal"`` the frozen note
+    network stays in eval mode (batch-norm statistics unchanged, no dropout), as at inference."""
+    model.train()
+    if train_only == "pedal":
+        for name, module in model.named_children():
+            if not name.startswith(PEDAL_PREFIX):
+                module.eval()
+
+
 def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, dist: Dist,
                 device: torch.device) -> TrainingState:
     """A new network, optimizer and schedule; resumed from ``last`` when it exists, else with
-    the weights of ``train.init_from`` when set (fine-tuning)."""
+    the weights of ``train.init_from`` when set (fine-tuning). Only the parameters that
+    ``train.train_only`` names learn."""
     t = cfg.train
     model = OnsetsAndFrames(n_bins, ModelConfig.from_dict(cfg.model)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
+    optimizer = torch.optim.Adam(trainable_parameters(model, t.train_only), lr=t.learning_rate)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.lr_decay_steps, gamma=t.lr_decay_rate)
     state = TrainingState(model, optimizer, scheduler)
     if dist.enabled:
@@ -179,7 +210,7 @@ def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig,
     pair as ``tuned_onset_threshold`` / ``tuned_frame_threshold``)."""
     net = copy.deepcopy(model).cpu() if next(model.parameters()).device.type != "cpu" else model
     runner = TorchRunner(net)
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # restored exactly (a frozen part stays in eval)
     net.eval()
     recordings, pedal_rows = [], []
     for rec in data.recordings[:max_files]:
@@ -189,7 +220,8 @@ def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig,
         if "pedal" in act and rec.pedal is not None:
             pedal_rows.append(pedal_metrics(rec.pedal, decode_pedal(act["pedal"], act["pedal_onset"],
                                                                     features.frame_rate, decode)))
-    model.train(was_training)
+    for m, training in modes:
+        m.train(training)
     at_config = sweep_thresholds(recordings, features.frame_rate, decode, [decode.onset_threshold],
                                  [decode.frame_threshold])[0]
     out = {**at_config.metrics, **(mean_metrics(pedal_rows) if pedal_rows else {})}
@@ -277,7 +309,7 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
     data = setup_data(cfg, features, dist)
     ckpt_dir = run_dir / "checkpoints"
     st = build_state(cfg, stored_config, features.n_bins, ckpt_dir / "last.pt", dist, device)
-    val_key = validation_key(data.val, t.val_max_files, t.val_thresholds, decode)
+    val_key = validation_key(data.val, t.val_max_files, t.val_thresholds, decode, t.select_by)
     if st.val_key is not None and st.val_key != val_key and st.best_f1 >= 0:
         log.warning("validation changed since best.pt was chosen (files or thresholds); its score %.4f is "
                     "forgotten, the next validation replaces best.pt", st.best_f1)
@@ -299,7 +331,7 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
         log.info("augmenting %.0f%% of the crops (conf/augment), %d loader process(es)", 100 * float(aug.p),
                  t.loader_workers)
     batches_digest, val_metrics = hashlib.sha256(), {}
-    st.model.train()
+    set_training_mode(st.model, t.train_only)
     fetched = time.time()
     for batch in stream.batches(st.step, t.max_steps, t.loader_workers):
         waited = time.time() - fetched
@@ -350,7 +382,7 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
             log.info("validation at step %d: pedal press F1 %.4f  lift F1 %.4f  frame F1 %.4f", st.step,
                      val_metrics["pedal_onset_f1"], val_metrics["pedal_offset_f1"], val_metrics["pedal_frame_f1"])
         metrics.write({"step": st.step, **{f"val_{k}": v for k, v in val_metrics.items()}})
-        selected = val_metrics.get("tuned_note_f1", val_metrics["note_f1"])
+        selected = _selection_score(val_metrics, t.select_by)
         if selected > st.best_f1:
             st.best_f1 = selected
             checkpoint("best.pt", val_metrics=val_metrics)
@@ -359,6 +391,17 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
                    scheduler_state=st.scheduler.state_dict(), world_size=dist.world_size)
     dist.barrier()  # the others wait while rank 0 validates and writes
     return val_metrics
+
+
+def _selection_score(m: dict[str, float], select_by: str) -> float:
+    """The validation metric that chooses ``best.pt`` (``train.select_by``); ``tuned_note_f1``
+    falls back to ``note_f1`` when no threshold grid ran."""
+    if select_by == "tuned_note_f1" and select_by not in m:
+        select_by = "note_f1"
+    if select_by not in m:
+        raise SystemExit(f"transcribe-train: train.select_by={select_by}: validation has no such metric "
+                         f"(it has {', '.join(sorted(m))})")
+    return m[select_by]
 
 
 def _log_validation(step: int, m: dict[str, float]) -> None:
