@@ -27,6 +27,7 @@ from ..notes import N_KEYS, Notes
 from ..pedal import labels_and_pedal
 from .cache import FeatureCache
 from .layout import partners_of
+from .pitch_shift import draw_semitones, shift_crop
 
 
 
@@ -135,7 +136,8 @@ class CropDataset:
         one [B, T, 1] per pedal head and ``pedal_mask`` [B, T, 1].
         Recordings shorter than a crop are zero-padded (targets too). Each crop is augmented with
         probability ``p_aug`` through the chain of ``aug`` (whose own ``p`` should be 1: the draw
-        is made here; see :meth:`augmented_crop` and :func:`always`)."""
+        is made here; see :meth:`augmented_crop` and :func:`always`); then, augmented or not, it
+        is pitch-shifted as ``aug.pitch_shift`` says (:mod:`~transcribe.data.pitch_shift`)."""
         lengths = np.array([r.n_frames for r in self.recordings], dtype=np.float64)
         picks = rng.choice(len(self.recordings), size=batch_size, p=lengths / lengths.sum())
         crops = []
@@ -146,6 +148,9 @@ class CropDataset:
                 crops.append(self.augmented_crop(int(j), start, crop_frames, crop_rng, aug, context_frames))
             else:
                 crops.append(self.crop(int(j), start, crop_frames))
+            shift = draw_semitones(rng, aug.get("pitch_shift") if aug is not None else None)
+            if shift:
+                crops[-1] = shift_crop(*crops[-1], shift, self.cfg.bins_per_semitone, float(np.log(self.cfg.log_floor)))
         batch = {k: torch.from_numpy(np.stack([t[k] for _, t in crops])) for k in crops[0][1]}
         batch["features"] = torch.from_numpy(np.stack([f for f, _ in crops]))
         return batch
