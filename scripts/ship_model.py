@@ -29,7 +29,8 @@ from transcribe.audio import load_audio  # noqa: E402
 from transcribe.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from transcribe.data.pairs import find_pairs, interleave, spread  # noqa: E402
 from transcribe.infer import Transcriber  # noqa: E402
-from transcribe.tuning import best_thresholds, sweep_thresholds  # noqa: E402
+from transcribe.pedal import pedal_for  # noqa: E402
+from transcribe.tuning import best_thresholds, sweep_pedal_thresholds, sweep_thresholds  # noqa: E402
 from transcribe.notefiles import read_labels  # noqa: E402
 from transcribe.runtime import export_beside, export_paths, write_export  # noqa: E402
 
@@ -46,6 +47,9 @@ def main() -> None:
     ap.add_argument("--tune-files", type=int, default=8)
     ap.add_argument("--onset", default="0.3,0.4,0.5,0.6,0.7", help="onset thresholds to try")
     ap.add_argument("--frame", default="0.3,0.4,0.5,0.6", help="frame thresholds to try")
+    ap.add_argument("--pedal", default="0.3,0.4,0.5,0.6,0.7",
+                    help="pedal thresholds to try (models with a pedal head; tuned on the files whose pedal is known)")
+    ap.add_argument("--pedal-onset", default="0.3,0.5,0.7", help="pedal-onset (re-press) thresholds to try")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.onnx_only:
@@ -70,13 +74,38 @@ def main() -> None:
     on, fr, m = best.onset_threshold, best.frame_threshold, best.metrics
     decode = replace(transcriber.decode, onset_threshold=on, frame_threshold=fr)
     print(f"chosen: onset_threshold={on} frame_threshold={fr} (sum of note, note+offset and frame F1)")
-    config = dict(state["config"], decode=asdict(decode))
     provenance = {"source": str(args.checkpoint), "step": state.get("step"),
                   "tuned_on": [str(a) for a, _ in pairs], "tuning_scores": m}
+    decode = tune_pedal(decode, [(act, pedal_for(lab)) for (act, _), (_, lab) in zip(cached, pairs)],
+                        transcriber.features.frame_rate, args, provenance)
+    config = dict(state["config"], decode=asdict(decode))
     save_checkpoint(args.out, Checkpoint(args.checkpoint).build_model(), config, step=state.get("step"), provenance=provenance)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")
     print(json.dumps(provenance, indent=1))
     ship_onnx(args.out)
+
+
+def tune_pedal(decode, recordings: list, frame_rate: float, args: argparse.Namespace, provenance: dict):
+    """``decode`` with the pedal thresholds that score best on the ``recordings`` whose pedal is
+    known (activations, spans or None); unchanged (and said so) for a model without a pedal head
+    or when no tuning file has a known pedal. The choice goes into ``provenance``."""
+    known = [(act, ref) for act, ref in recordings if ref is not None and "pedal" in act]
+    if not any("pedal" in act for act, _ in recordings):
+        return decode
+    if not known:
+        print("no tuning file has a known pedal (<stem>.pedal.tsv): the pedal thresholds stay as configured")
+        return decode
+    results = sweep_pedal_thresholds(known, frame_rate, decode, map(float, args.pedal.split(",")),
+                                     map(float, args.pedal_onset.split(",")))
+    for r in results:
+        m = r.metrics
+        print(f"pedal {r.pedal_threshold:.2f} pedal onset {r.pedal_onset_threshold:.2f}: press {m['pedal_onset_f1']:.4f}  "
+              f"lift {m['pedal_offset_f1']:.4f}  pedal frame {m['pedal_frame_f1']:.4f}")
+    best = best_thresholds(results)
+    print(f"chosen on {len(known)} files with a known pedal: pedal_threshold={best.pedal_threshold} "
+          f"pedal_onset_threshold={best.pedal_onset_threshold} (sum of press, lift and pedal-frame F1)")
+    provenance["pedal_tuning_scores"] = best.metrics
+    return replace(decode, pedal_threshold=best.pedal_threshold, pedal_onset_threshold=best.pedal_onset_threshold)
 
 
 def ship_onnx(checkpoint: Path) -> None:

@@ -145,3 +145,27 @@ def test_bad_training_choices_are_refused_clearly(runs, folder, args, message, t
     proc = run(*common(folder, runs["tmp"]), f"hydra.run.dir={tmp_path / 'refused'}", "train.max_steps=1",
                "train.val_every=1", *args, check=False)
     assert proc.returncode != 0 and message in proc.stderr + proc.stdout, proc.stderr[-2000:]
+
+
+def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_path):
+    """scripts/ship_model.py on a checkpoint with a pedal head: the pedal thresholds are chosen on
+    the tuning files whose pedal is known, stored in the shipped checkpoint, and exported."""
+    import subprocess
+    import sys
+
+    import torch
+
+    out = tmp_path / "shipped" / "model.pt"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
+    proc = subprocess.run([sys.executable, str(script), str(runs["tuned"] / "checkpoints" / "last.pt"),
+                           "--data-dir", str(folder), "--tune-files", "4", "--onset", "0.3,0.5", "--frame", "0.3,0.5",
+                           "--pedal", "0.2,0.5,0.8", "--pedal-onset", "0.5", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "chosen on 3 files with a known pedal" in proc.stdout  # c_train's pedal is unknown
+    shipped = torch.load(out, weights_only=False)
+    decode = shipped["config"]["decode"]
+    assert decode["pedal_threshold"] in (0.2, 0.5, 0.8) and decode["pedal_onset_threshold"] == 0.5
+    assert f"pedal_threshold={decode['pedal_threshold']}" in proc.stdout
+    assert set(shipped["provenance"]["pedal_tuning_scores"]) >= {"pedal_onset_f1", "pedal_frame_f1"}
+    assert (out.parent / "model.onnx").is_file() and (out.parent / "model.onnx.json").is_file()

@@ -1,6 +1,7 @@
 """Decoder thresholds chosen on labelled validation recordings: one network pass per
-recording, then every (onset, frame) threshold pair decoded and scored. Used by training
-validation (``train.val_thresholds``) and ``scripts/ship_model.py``."""
+recording, then every (onset, frame) threshold pair decoded and scored, and for models with a
+pedal head every (pedal, pedal-onset) pair. Used by training validation
+(``train.val_thresholds``) and ``scripts/ship_model.py``."""
 
 from __future__ import annotations
 
@@ -46,8 +47,43 @@ def sweep_thresholds(recordings: Sequence[tuple[dict[str, np.ndarray], Notes]], 
     return results
 
 
-def best_thresholds(results: Sequence[ThresholdResult]) -> ThresholdResult:
-    """The pair with the highest :attr:`ThresholdResult.score` (the first of equals)."""
+def best_thresholds(results: Sequence[ThresholdResult | PedalThresholdResult]):
+    """The pair with the highest ``score`` (the first of equals): note thresholds from
+    :func:`sweep_thresholds`, or pedal thresholds from :func:`sweep_pedal_thresholds`."""
     if not results:
         raise ValueError("no threshold pairs were tried")
     return max(results, key=lambda r: r.score)
+
+
+@dataclass(frozen=True)
+class PedalThresholdResult:
+    """The mean pedal metrics of one (pedal, pedal-onset) threshold pair over the tuning recordings."""
+
+    pedal_threshold: float
+    pedal_onset_threshold: float
+    metrics: dict[str, float]
+
+    @property
+    def score(self) -> float:
+        """What the choice maximises: press F1 + lift F1 + pedal-frame F1 (CC64 events and the
+        spans they hold both matter)."""
+        m = self.metrics
+        return m["pedal_onset_f1"] + m["pedal_offset_f1"] + m["pedal_frame_f1"]
+
+
+def sweep_pedal_thresholds(recordings: Sequence[tuple[dict[str, np.ndarray], np.ndarray]], frame_rate: float,
+                           decode: DecodeConfig, pedals: Iterable[float], onsets: Iterable[float]
+                           ) -> list[PedalThresholdResult]:
+    """Pedal scores of every (pedal, pedal-onset) threshold pair on ``recordings`` =
+    [(activations with the pedal heads, reference pedal spans [n, 2])], decoded with ``decode``
+    otherwise unchanged."""
+    from .decode import decode_pedal
+    from .metrics import pedal_metrics
+
+    results = []
+    for p, o in itertools.product(map(float, pedals), list(map(float, onsets))):
+        cfg = replace(decode, pedal_threshold=p, pedal_onset_threshold=o)
+        rows = [pedal_metrics(ref, decode_pedal(act["pedal"], act.get("pedal_onset"), frame_rate, cfg))
+                for act, ref in recordings]
+        results.append(PedalThresholdResult(p, o, mean_metrics(rows)))
+    return results
