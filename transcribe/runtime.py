@@ -59,6 +59,7 @@ class NetworkRunner:
     [chunks, frames, bins] returns ``{head: float32 [chunks, frames, 88]}``."""
 
     name = "?"
+    heads: tuple[str, ...] = HEADS  # what it outputs: the note heads, then the pedal heads of a model with them
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -72,6 +73,7 @@ class TorchRunner(NetworkRunner):
 
     def __init__(self, model: Any):
         self.model = model
+        self.heads = tuple(getattr(model, "heads", HEADS))
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         import torch
