@@ -82,6 +82,27 @@ def positive_int(text: str) -> int:
     return n
 
 
+def milliseconds(text: str) -> float:
+    """argparse type: a finite number of milliseconds >= 0."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of milliseconds, got {text!r}") from None
+    if not (0.0 <= x < float("inf")):  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be a finite number of milliseconds >= 0, got {text}")
+    return x
+
+
+def pitch_range(text: str) -> tuple[int, int]:
+    """argparse type: ``LOW:HIGH`` keys (note names or MIDI numbers) -> (low, high) MIDI numbers."""
+    from .notes import parse_pitch_range
+
+    try:
+        return parse_pitch_range(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: {err}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``transcribe`` command line."""
     p = TranscribeParser(
@@ -113,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "(models without one write none)")
     p.add_argument("--pedal-threshold", type=probability, default=None,
                    help="pedal probability that holds the sustain pedal down (default: the checkpoint's)")
+    p.add_argument("--min-note-ms", type=milliseconds, default=None, metavar="MS",
+                   help="drop notes that sound shorter than MS milliseconds (default: conf/decode/default.yaml, 0: "
+                   "keep all; the decoder's own minimum is one frame, 32 ms)")
+    p.add_argument("--pitch-range", type=pitch_range, default=None, metavar="LOW:HIGH",
+                   help="keep only notes on the keys LOW to HIGH, both included: note names or MIDI numbers, e.g. "
+                   "A0:C8 (all 88, the default of conf/decode/default.yaml), C2:C7, 21:108")
+    p.add_argument("--notes", choices=("sounding", "key"), default=None,
+                   help="note offsets: sounding (where the sound ends, held by the sustain pedal; what the metrics "
+                   "score) or key (estimated key releases of the notes the pedal holds; the MIDI keeps the pedal as "
+                   "CC64, so it sounds the same; needs a model with a pedal head) (default: conf/decode/default.yaml, "
+                   "sounding)")
     p.add_argument("--midi-tempo", action="store_true",
                    help="write MIDI whose tempo map follows the beats estimated from the music (so a DAW's bars and "
                    "beats line up with it); note times are unchanged (default: a fixed 120 BPM grid)")
@@ -360,10 +392,14 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
     from .infer import InferConfig
     from .jobs import load_transcriber
 
+    low, high = args.pitch_range or (None, None)
     decode = {k: v for k, v in (("onset_threshold", args.onset_threshold),
                                 ("frame_threshold", args.frame_threshold),
                                 ("pedal_threshold", args.pedal_threshold),
-                                ("pedal", False if args.no_pedal else None)) if v is not None}
+                                ("pedal", False if args.no_pedal else None),
+                                ("min_note_ms", args.min_note_ms),
+                                ("min_pitch", low), ("max_pitch", high),
+                                ("notes", args.notes)) if v is not None}
     n_jobs = min(args.jobs or default_jobs(), len(pending))
     threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
     infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8)
