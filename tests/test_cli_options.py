@@ -159,3 +159,69 @@ def test_key_notes_shorten_pedalled_notes_and_keep_onsets_and_the_pedal(pedal_mo
     assert json.loads((tmp_path / "r.json").read_text())["settings"]["decode"]["notes"] == "key"
     refused = transcribe(*base, "-o", str(tmp_path / "refused"), "--notes", "key", "--no-pedal")
     assert refused.returncode == 2 and "--no-pedal" in refused.stderr and "Traceback" not in refused.stderr
+
+
+# ------------------------------------------------------------------------------------------ --device
+
+def cuda_here(backend: str) -> bool:
+    """Whether ``backend`` can use a CUDA GPU on this machine (the tests expect auto to take it)."""
+    if backend == "onnx":
+        import onnxruntime
+
+        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_device_cpu_and_auto_run_and_are_recorded(tones, plain, tmp_path, backend):
+    for device in ("cpu", "auto"):
+        out = tmp_path / device
+        proc = transcribe(str(tones), "-o", str(out), "-f", "csv", "--backend", backend, "--device", device,
+                          "--report", str(out / "report.json"), "-v")
+        assert proc.returncode == 0, proc.stderr
+        settings = json.loads((out / "report.json").read_text())["settings"]
+        expected = "cuda" if device == "auto" and cuda_here(backend) else "cpu"
+        assert settings["device"] == expected and settings["infer"]["device"] == device
+        assert f"device: {expected}" in proc.stderr
+        assert len(read_csv(out / "tones.csv")) == len(plain)
+
+
+@pytest.mark.parametrize("backend, says", [
+    ("onnx", "onnxruntime-gpu"),
+    ("torch", "torch.cuda.is_available() is False"),
+])
+def test_device_cuda_without_a_gpu_is_a_clear_error_not_a_fallback(tones, tmp_path, backend, says):
+    if cuda_here(backend):
+        pytest.skip(f"{backend} has a CUDA GPU here")
+    proc = transcribe(str(tones), "-o", str(tmp_path), "--backend", backend, "--device", "cuda")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("transcribe: error: --device cuda: ") and says in line, proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_device_from_python_and_from_conf_infer(tmp_path, monkeypatch):
+    from transcribe import Transcriber, config
+    from transcribe.infer import InferConfig
+    from transcribe.runtime import DeviceError
+
+    assert Transcriber.from_checkpoint(device="cpu").device == "cpu"
+    assert InferConfig.default().device == "auto"  # conf/infer/default.yaml
+    if not cuda_here("onnx"):
+        with pytest.raises(DeviceError, match="no CUDAExecutionProvider"):
+            Transcriber.from_checkpoint(device="cuda")
+    with pytest.raises(ValueError, match="device must be one of auto, cpu, cuda, got 'gpu'"):
+        InferConfig.default().with_overrides(device="gpu")
+    # a bad value in the settings file is an error that names the file
+    (tmp_path / "infer").mkdir()
+    (tmp_path / "infer" / "default.yaml").write_text(
+        config.group_file("infer").read_text().replace("device: auto", "device: gpu"))
+    monkeypatch.setattr(config, "conf_dir", lambda: str(tmp_path))
+    config.group_defaults.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=f"{tmp_path / 'infer' / 'default.yaml'}: device must be one of"):
+            config.from_group("infer", InferConfig.from_dict)
+    finally:
+        config.group_defaults.cache_clear()

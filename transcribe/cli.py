@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default=None,
                    help="network runtime: onnxruntime (faster; chosen by auto when installed) or torch "
                    "(needs transcribe-piano[train]) (default: conf/infer/default.yaml, auto)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where the network runs: cuda (an NVIDIA GPU: onnxruntime-gpu's CUDA provider, or torch's "
+                   "CUDA; an error where there is none, never a silent fallback), cpu, or auto (the GPU when the "
+                   "backend can use one here, else the CPU) (default: conf/infer/default.yaml, auto)")
     p.add_argument("--int8", action="store_true", default=None,
                    help="dynamic int8 quantisation of the network on the onnx backend (about 30%% faster network, "
                    "note F1 within 0.001 of float in our checks; needs transcribe-piano[int8])")
@@ -175,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a machine-readable report: every input with its status, outputs and reason")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final summary")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="also print the effective settings: model and its digest, backend, decoder and chunking "
+                   help="also print the effective settings: model and its digest, backend, device, decoder and chunking "
                    "(--report records them always)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__import__('transcribe').__version__}")
     return p
@@ -402,12 +406,13 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
                                 ("notes", args.notes)) if v is not None}
     n_jobs = min(args.jobs or default_jobs(), len(pending))
     threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
-    infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8)
-    settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite,
-                              midi_tempo=args.midi_tempo)
     try:
+        infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8,
+                                                     device=args.device)
+        settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite,
+                                  midi_tempo=args.midi_tempo)
         transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
-    except (CheckpointError, MissingDependency, ValueError) as err:  # e.g. --backend torch without torch
+    except (CheckpointError, MissingDependency, ValueError) as err:  # e.g. --backend torch without torch, --device cuda without a GPU
         raise UsageError(str(err)) from None
     args.effective = effective_settings(settings, transcriber)
     if args.verbose:
@@ -426,8 +431,8 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
 
 
 def effective_settings(settings: WorkerSettings, transcriber) -> dict:
-    """What a run used, for -v and --report: package version, model and its SHA-256, backend,
-    decoder settings, inference settings."""
+    """What a run used, for -v and --report: package version, model and its SHA-256, backend and
+    the device it runs on, decoder settings, inference settings."""
     from dataclasses import asdict
 
     from . import __version__
@@ -435,7 +440,8 @@ def effective_settings(settings: WorkerSettings, transcriber) -> dict:
 
     ckpt = Checkpoint(settings.checkpoint)
     return {"version": __version__, "model": str(ckpt.path), "model_sha256": ckpt.digest,
-            "backend": transcriber.backend, "decode": asdict(transcriber.decode), "infer": asdict(transcriber.infer),
+            "backend": transcriber.backend, "device": transcriber.device, "decode": asdict(transcriber.decode),
+            "infer": asdict(transcriber.infer),
             "midi_tempo": settings.midi_tempo}
 
 

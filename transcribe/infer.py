@@ -30,7 +30,7 @@ from .config import from_group
 from .decode import DecodeConfig, decode_notes, decode_pedal, finish_notes
 from .features import FeatureConfig, cqt_features, cqt_plan
 from .notes import MIN_PITCH, N_KEYS, Notes
-from .runtime import HEADS, NetworkRunner, TorchRunner, make_runner
+from .runtime import DEVICES, HEADS, NetworkRunner, TorchRunner, make_runner
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class InferConfig:
     backend: str
     threads: int | None
     int8: bool
+    device: str  # auto | cpu | cuda (transcribe.runtime.make_runner)
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "InferConfig":
@@ -267,11 +272,12 @@ class Transcriber:
         """Load ``checkpoint`` (default: the shipped model). ``decode`` overrides decoder
         settings stored in the checkpoint, e.g. ``{"onset_threshold": 0.4}``. ``infer``: how to
         run the network (default ``conf/infer/default.yaml``); keyword arguments override its
-        fields, e.g. ``backend="torch"``, ``threads=1``, ``int8=True``, ``chunk_seconds=30``.
+        fields, e.g. ``backend="torch"``, ``threads=1``, ``int8=True``, ``chunk_seconds=30``,
+        ``device="cuda"`` (a :class:`~transcribe.runtime.DeviceError`, a ValueError, where there is no GPU).
         """
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
         infer = (infer or InferConfig.default()).with_overrides(**infer_overrides)
-        runner, config = make_runner(ckpt, infer.backend, infer.threads, infer.int8)
+        runner, config = make_runner(ckpt, infer.backend, infer.threads, infer.int8, infer.device)
         features, stored = typed_configs(config, str(ckpt.path))
         if decode:
             unknown = set(decode) - set(DecodeConfig.__dataclass_fields__)
@@ -287,6 +293,11 @@ class Transcriber:
     def backend(self) -> str:
         """``"onnx"``, ``"onnx-int8"`` or ``"torch"``: what runs the network."""
         return self.runner.name
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda"``: where the network runs."""
+        return self.runner.device
 
     @property
     def sample_rate(self) -> int:
