@@ -225,3 +225,147 @@ def test_device_from_python_and_from_conf_infer(tmp_path, monkeypatch):
             config.from_group("infer", InferConfig.from_dict)
     finally:
         config.group_defaults.cache_clear()
+
+
+# ------------------------------------------------------------------------------------------ --sonify
+
+def fluidsynth_ready() -> bool:
+    import shutil
+
+    from transcribe.sonify import SonifyConfig, SonifyError, checked
+
+    try:
+        return shutil.which("fluidsynth") is not None and bool(checked(SonifyConfig.default()).soundfont)
+    except SonifyError:
+        return False
+
+
+needs_fluidsynth = pytest.mark.skipif(not fluidsynth_ready(), reason="needs FluidSynth and a SoundFont "
+                                      "(apt-get install fluidsynth fluid-soundfont-gm)")
+
+
+@needs_fluidsynth
+def test_sonify_writes_audio_of_the_transcription_that_transcribes_back_to_it(tones, tmp_path):
+    from transcribe.metrics import transcription_metrics
+
+    args = [str(tones), "-o", str(tmp_path), "-f", "csv", "--sonify", "--report", str(tmp_path / "report.json")]
+    proc = transcribe(*args)
+    assert proc.returncode == 0, proc.stderr
+    sonified, notes = tmp_path / "tones.sonified.wav", read_csv(tmp_path / "tones.csv")
+    info = sf.info(sonified)
+    assert (info.format, info.subtype, info.samplerate) == ("WAV", "PCM_16", 44100)
+    assert abs(info.duration - sf.info(tones).duration) < 1 / 44100  # as long as the recording
+    audio, rate = sf.read(sonified)
+    assert 0.01 < np.abs(audio).max() <= 0.95 + 1e-4
+    first = audio[: int(notes.onsets.min() * rate) - int(0.02 * rate)]
+    assert np.abs(first).max() < 1e-3  # silent before the first note
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert str(sonified) in report["files"][0]["outputs"]
+    assert report["settings"]["sonify"]["soundfont"].endswith(".sf2") and report["settings"]["sonify"]["format"] == "wav"
+    # what it plays is what was transcribed: the model hears the same notes in it
+    again = transcribe(str(sonified), "-o", str(tmp_path / "again"), "-f", "csv", "-q")
+    assert again.returncode == 0, again.stderr
+    assert transcription_metrics(notes, read_csv(tmp_path / "again" / "tones.sonified.csv"))["note_f1"] >= 0.8
+    # an output like the others: all there -> skipped; the sonified audio missing -> done again
+    assert "1 skipped" in transcribe(*args).stdout
+    sonified.unlink()
+    redo = transcribe(*args)
+    assert redo.returncode == 0 and "1 done" in redo.stdout and sonified.is_file()
+
+
+@needs_fluidsynth
+def test_sonify_as_flac_with_a_given_soundfont(tones, tmp_path):
+    from transcribe.sonify import SonifyConfig, checked
+
+    font = tmp_path / "piano.sf2"
+    font.symlink_to(checked(SonifyConfig.default()).soundfont)
+    proc = transcribe(str(tones), "-o", str(tmp_path / "out"), "--sonify", "--sonify-format", "flac",
+                      "--soundfont", str(font), "-v")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tones.mid", "tones.sonified.flac"]
+    assert sf.info(tmp_path / "out" / "tones.sonified.flac").format == "FLAC"
+    assert f"'soundfont': '{font}'" in proc.stderr
+
+
+def test_sonify_without_fluidsynth_says_what_to_install(tones, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "transcribe.cli", str(tones), "-o", str(tmp_path / "out"), "--sonify"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PATH": str(empty)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "--sonify needs FluidSynth" in proc.stderr and "apt-get install fluidsynth fluid-soundfont-gm" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_sonify_without_a_soundfont_says_what_to_install(tmp_path):
+    from dataclasses import replace
+
+    from transcribe.sonify import SonifyConfig, SonifyError, find_soundfont
+
+    cfg = replace(SonifyConfig.default(), soundfont_search=(str(tmp_path / "none.sf2"),))
+    with pytest.raises(SonifyError, match="apt-get install fluidsynth fluid-soundfont-gm, or give one with --soundfont"):
+        find_soundfont(cfg)
+    (tmp_path / "text.sf2").write_text("not a soundfont")
+    with pytest.raises(SonifyError, match="not a SoundFont"):
+        find_soundfont(replace(cfg, soundfont=str(tmp_path / "text.sf2")))
+    with pytest.raises(ValueError, match="format must be one of wav, flac"):
+        replace(cfg, format="mp3")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--sonify", "--soundfont", "/nonexistent/piano.sf2"], "--soundfont /nonexistent/piano.sf2: no such file"),
+    (["--sonify", "--soundfont", "TEXT"], "not a SoundFont"),
+    (["--soundfont", "TEXT"], "--soundfont only apply with --sonify: add --sonify"),
+    (["--sonify-format", "flac"], "--sonify-format only apply with --sonify"),
+    (["--sonify", "--sonify-format", "mp3"], "argument --sonify-format: invalid choice: 'mp3'"),
+])
+def test_bad_sonify_options_are_usage_errors(tones, tmp_path, extra, message):
+    if fluidsynth_ready() is False and "--soundfont" in extra and "--sonify" in extra:
+        pytest.skip("FluidSynth is checked first")
+    text = tmp_path / "text.sf2"
+    text.write_text("hello")
+    proc = transcribe(str(tones), "-o", str(tmp_path / "out"), *[str(text) if a == "TEXT" else a for a in extra])
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@needs_fluidsynth
+def test_a_soundfont_fluidsynth_cannot_load_fails_each_input_and_the_batch_goes_on(tones, tmp_path):
+    broken = tmp_path / "broken.sf2"
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00sfbkLIST" + bytes(64))  # a SoundFont's first bytes, then nothing
+    (tmp_path / "in").mkdir()
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / "in" / name).write_bytes(tones.read_bytes())
+    out = tmp_path / "out"
+    proc = transcribe(str(tmp_path / "in"), "-o", str(out), "--sonify", "--soundfont", str(broken), "--jobs", "1")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("fluidsynth could not load a SoundFont") == 4  # each input: its error line and summary
+    assert "0 done, 0 skipped, 2 failed" in proc.stderr
+    assert not list(out.glob("*.sonified.wav")) and not list(out.glob(".*.part"))
+    proc = transcribe(str(tmp_path / "in"), "-o", str(out), "--sonify", "--jobs", "1")  # the same, playable: resumes
+    assert proc.returncode == 0 and "2 done" in proc.stdout, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.mid", "a.sonified.wav", "b.mid", "b.sonified.wav"]
+
+
+@needs_fluidsynth
+def test_sonified_outputs_beside_their_input_are_not_taken_for_inputs(tones, tmp_path):
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(tones.read_bytes())
+    first = transcribe(str(folder), "--sonify")
+    assert first.returncode == 0 and (folder / "a.sonified.wav").is_file(), first.stderr
+    again = transcribe(str(folder), "--sonify")  # a resumed run finds its own output and leaves it alone
+    assert again.returncode == 0 and "0 done, 1 skipped" in again.stdout, again.stdout + again.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["a.mid", "a.sonified.wav", "a.wav"]
+    # given as an input beside a.wav, it would be overwritten: refused before any work
+    clash = transcribe(str(folder / "a.wav"), str(folder / "a.sonified.wav"), "--sonify", "--overwrite")
+    assert clash.returncode == 2 and "an output would overwrite an input" in clash.stderr, clash.stderr
+    assert f"{folder / 'a.sonified.wav'} (an output of {folder / 'a.wav'}) is the input" in clash.stderr
+    # a file of that name with no input beside it is a recording like any other
+    (folder / "a.wav").unlink()
+    alone = transcribe(str(folder), "-o", str(tmp_path / "out"))
+    assert alone.returncode == 0 and (tmp_path / "out" / "a.sonified.mid").is_file(), alone.stderr

@@ -151,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true",
                    help="also write a piano-roll PNG (activations and notes; the first 10 minutes, one minute per row) "
                    "per input; needs matplotlib")
+    p.add_argument("--sonify", action="store_true",
+                   help="also write NAME.sonified.wav per input: the transcribed MIDI played back through FluidSynth "
+                   "with a piano SoundFont, as long as the recording, to hear what was transcribed; needs FluidSynth "
+                   "and a SoundFont (apt-get install fluidsynth fluid-soundfont-gm)")
+    p.add_argument("--sonify-format", choices=("wav", "flac"), default=None,
+                   help="with --sonify: write NAME.sonified.flac instead of .wav, or the other way round "
+                   "(default: conf/sonify/default.yaml, wav)")
+    p.add_argument("--soundfont", type=Path, default=None, metavar="PATH",
+                   help="with --sonify: the SoundFont (.sf2/.sf3) to play with (default: the first found of "
+                   "conf/sonify/default.yaml's list, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2)")
     p.add_argument("--glob", default=None,
                    help="only files of input folders whose relative path or name matches this pattern, "
                    "e.g. '*.flac' or 'live/**'")
@@ -278,7 +288,30 @@ def check_options(args: argparse.Namespace) -> list[str]:
             require("music21", "--format musicxml", extra="score")
         except MissingDependency as err:
             raise UsageError(str(err)) from None
-    return formats + (["png"] if args.plot else [])
+    args.sonify_config = check_sonify(args)
+    sonified = [args.sonify_config.extension] if args.sonify_config else []
+    return formats + (["png"] if args.plot else []) + sonified
+
+
+def check_sonify(args: argparse.Namespace):
+    """``--sonify``: its settings (``conf/sonify/default.yaml`` with ``--sonify-format`` and
+    ``--soundfont``), FluidSynth and the SoundFont found; None without it."""
+    if not args.sonify:
+        given = [o for o, v in (("--sonify-format", args.sonify_format), ("--soundfont", args.soundfont)) if v]
+        if given:
+            raise UsageError(f"{' and '.join(given)} only apply with --sonify: add --sonify")
+        return None
+    from dataclasses import replace
+
+    from .sonify import SonifyConfig, SonifyError, checked
+
+    try:
+        cfg = SonifyConfig.default()
+        cfg = replace(cfg, format=args.sonify_format or cfg.format,
+                      soundfont=str(args.soundfont) if args.soundfont else cfg.soundfont)
+        return checked(cfg)
+    except (SonifyError, ValueError) as err:
+        raise UsageError(str(err)) from None
 
 
 def plan(args: argparse.Namespace, extensions: list[str]) -> tuple[list[Job], list[Result]]:
@@ -410,7 +443,7 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
         infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8,
                                                      device=args.device)
         settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite,
-                                  midi_tempo=args.midi_tempo)
+                                  midi_tempo=args.midi_tempo, sonify=args.sonify_config)
         transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
     except (CheckpointError, MissingDependency, ValueError) as err:  # e.g. --backend torch without torch, --device cuda without a GPU
         raise UsageError(str(err)) from None
@@ -432,7 +465,8 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
 
 def effective_settings(settings: WorkerSettings, transcriber) -> dict:
     """What a run used, for -v and --report: package version, model and its SHA-256, backend and
-    the device it runs on, decoder settings, inference settings."""
+    the device it runs on, decoder settings, inference settings, the MIDI tempo and sonification
+    settings (None without --sonify)."""
     from dataclasses import asdict
 
     from . import __version__
@@ -442,7 +476,16 @@ def effective_settings(settings: WorkerSettings, transcriber) -> dict:
     return {"version": __version__, "model": str(ckpt.path), "model_sha256": ckpt.digest,
             "backend": transcriber.backend, "device": transcriber.device, "decode": asdict(transcriber.decode),
             "infer": asdict(transcriber.infer),
-            "midi_tempo": settings.midi_tempo}
+            "midi_tempo": settings.midi_tempo, "sonify": sonify_settings(settings.sonify)}
+
+
+def sonify_settings(cfg) -> dict | None:
+    """What --sonify used (the SoundFont found; not the places searched), for -v and --report."""
+    if cfg is None:
+        return None
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(cfg).items() if k != "soundfont_search"}
 
 
 def report_result(r: Result, progress: Progress) -> None:
