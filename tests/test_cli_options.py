@@ -287,6 +287,18 @@ def test_sonify_as_flac_with_a_given_soundfont(tones, tmp_path):
     assert f"'soundfont': '{font}'" in proc.stderr
 
 
+@needs_fluidsynth
+def test_sonify_from_python(tmp_path):
+    from transcribe.sonify import sonify
+
+    notes = Notes([0.5, 1.0], [0.9, 1.5], [60, 67], [90, 90])
+    sonify(notes, tmp_path / "a.flac", seconds=2.5)  # conf/sonify's settings; the format the name says
+    info = sf.info(tmp_path / "a.flac")
+    assert info.format == "FLAC" and abs(info.duration - 2.5) < 1e-4
+    audio, rate = sf.read(tmp_path / "a.flac")
+    assert np.abs(audio[: int(0.45 * rate)]).max() < 1e-3 < np.abs(audio[int(0.5 * rate): int(0.9 * rate)]).max()
+
+
 def test_sonify_without_fluidsynth_says_what_to_install(tones, tmp_path):
     import os
     import subprocess
@@ -346,7 +358,7 @@ def test_a_soundfont_fluidsynth_cannot_load_fails_each_input_and_the_batch_goes_
     assert proc.stderr.count("fluidsynth could not load a SoundFont") == 4  # each input: its error line and summary
     assert "0 done, 0 skipped, 2 failed" in proc.stderr
     assert not list(out.glob("*.sonified.wav")) and not list(out.glob(".*.part"))
-    proc = transcribe(str(tmp_path / "in"), "-o", str(out), "--sonify", "--jobs", "1")  # the same, playable: resumes
+    proc = transcribe(str(tmp_path / "in"), "-o", str(out), "--sonify", "--jobs", "2")  # the same, playable: resumes
     assert proc.returncode == 0 and "2 done" in proc.stdout, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["a.mid", "a.sonified.wav", "b.mid", "b.sonified.wav"]
 

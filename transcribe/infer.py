@@ -235,7 +235,8 @@ class StreamingDecoder:
 
 @dataclass
 class StreamResult:
-    """A recording transcribed as a stream: its notes, its length, the activations of its first
+    """A recording transcribed as a stream: its notes (as written, see
+    :func:`~transcribe.decode.finish_notes`), its length, the activations of its first
     ``keep_seconds`` (for a plot), what the audio decoder said about it, and its sustain pedal
     spans [n, 2] (down, up s; None when the model has no pedal head or ``decode.pedal`` is off)."""
 

@@ -164,12 +164,18 @@ def playback_midi(notes: Notes, pedal: np.ndarray | None, cfg: SonifyConfig, sec
     return mid
 
 
-def sonify(notes: Notes, path: str | Path, cfg: SonifyConfig, pedal: np.ndarray | None = None,
+def sonify(notes: Notes, path: str | Path, cfg: SonifyConfig | None = None, pedal: np.ndarray | None = None,
            seconds: float | None = None) -> None:
     """Play ``notes`` (and the sustain pedal spans ``pedal``) through FluidSynth into ``path``
-    (``cfg.format``, 16-bit), ``seconds`` long when given (the recording's length: cut or padded
-    with silence), written atomically. ``cfg`` must be :func:`checked`. Raises :class:`SonifyError`
-    when FluidSynth fails, OSError when ``path`` cannot be written."""
+    (16-bit WAV or FLAC as its name says, else ``cfg.format``), ``seconds`` long when given (the recording's length: cut or padded
+    with silence), written atomically. ``cfg``: a :func:`checked` config (default:
+    ``conf/sonify/default.yaml``, checked here). From Python::
+
+        res = Transcriber.from_checkpoint().transcribe_stream("song.wav")
+        sonify(res.notes, "song.sonified.wav", pedal=res.pedal, seconds=res.audio_seconds)
+
+    Raises :class:`SonifyError` when FluidSynth or a SoundFont is missing or FluidSynth fails,
+    OSError when ``path`` cannot be written."""
     import subprocess
 
     import soundfile as sf
@@ -177,6 +183,9 @@ def sonify(notes: Notes, path: str | Path, cfg: SonifyConfig, pedal: np.ndarray 
     from .files import atomic_write
     from .render.synth import run_fluidsynth
 
+    cfg = cfg if cfg is not None else checked(SonifyConfig.default())
+    suffix = Path(path).suffix.lower().lstrip(".")
+    fmt = suffix if suffix in SONIFY_FORMATS else cfg.format
     with tempfile.TemporaryDirectory(prefix="transcribe-sonify-") as tmp:
         midi, wav = Path(tmp) / "notes.mid", Path(tmp) / "played.wav"
         playback_midi(notes, pedal, cfg, seconds).save(str(midi))
@@ -191,7 +200,7 @@ def sonify(notes: Notes, path: str | Path, cfg: SonifyConfig, pedal: np.ndarray 
             total = played.frames if seconds is None else int(round(seconds * rate))
             played.seek(0)
             with atomic_write(path) as part, sf.SoundFile(str(part), "w", rate, channels, subtype="PCM_16",
-                                                          format=cfg.format.upper()) as out:
+                                                          format=fmt.upper()) as out:
                 left = total
                 for block in played.blocks(BLOCK, dtype="float32"):
                     if left <= 0:
