@@ -135,16 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pedal-threshold", type=probability, default=None,
                    help="pedal probability that holds the sustain pedal down (default: the checkpoint's)")
     p.add_argument("--min-note-ms", type=milliseconds, default=None, metavar="MS",
-                   help="drop notes that sound shorter than MS milliseconds (default: conf/decode/default.yaml, 0: "
-                   "keep all; the decoder's own minimum is one frame, 32 ms)")
+                   help="drop notes that sound shorter than MS milliseconds (default: the checkpoint's, else "
+                   "conf/decode/default.yaml: 0, keep all; the decoder's own minimum is one frame, 32 ms)")
     p.add_argument("--pitch-range", type=pitch_range, default=None, metavar="LOW:HIGH",
                    help="keep only notes on the keys LOW to HIGH, both included: note names or MIDI numbers, e.g. "
-                   "A0:C8 (all 88, the default of conf/decode/default.yaml), C2:C7, 21:108")
+                   "A0:C8, C2:C7, 21:108 (default: the checkpoint's, else conf/decode/default.yaml: all 88, A0:C8)")
     p.add_argument("--notes", choices=("sounding", "key"), default=None,
                    help="note offsets: sounding (where the sound ends, held by the sustain pedal; what the metrics "
                    "score) or key (estimated key releases of the notes the pedal holds; the MIDI keeps the pedal as "
-                   "CC64, so it sounds the same; needs a model with a pedal head) (default: conf/decode/default.yaml, "
-                   "sounding)")
+                   "CC64, so it sounds the same; needs a model with a pedal head) (default: the checkpoint's, else "
+                   "conf/decode/default.yaml: sounding)")
     p.add_argument("--midi-tempo", action="store_true",
                    help="write MIDI whose tempo map follows the beats estimated from the music (so a DAW's bars and "
                    "beats line up with it); note times are unchanged (default: a fixed 120 BPM grid)")
