@@ -38,7 +38,8 @@ def test_help_explains_every_option():
     proc = transcribe("--help")
     assert proc.returncode == 0
     for option in ("--output-dir", "--model", "--format", "--onset-threshold", "--frame-threshold",
-                   "--overwrite", "--threads", "--quiet"):
+                   "--overwrite", "--threads", "--quiet", "--min-note-ms", "--pitch-range", "--notes", "--device",
+                   "--sonify", "--sonify-format", "--soundfont"):
         assert option in proc.stdout
 
 

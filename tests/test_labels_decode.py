@@ -131,3 +131,125 @@ def test_threshold_sweep_chooses_the_pair_that_separates_true_from_false_onsets(
     first = spread(names)[:5]
     assert sorted(spread(names)) == sorted(names)
     assert len({n.split("_")[0] for n in first}) >= 4
+
+
+# ------------------------------------------------------------------ the notes as written (finish_notes)
+
+def test_pitch_names_and_ranges():
+    from transcribe.notes import parse_pitch_range, pitch_number
+
+    assert [pitch_number(t) for t in ("A0", "C4", "c8", "F#3", "Bb5", "60", 21)] == [21, 60, 108, 54, 82, 60, 21]
+    assert parse_pitch_range("A0:C8") == (21, 108) and parse_pitch_range("C2:C7") == (36, 96)
+    assert parse_pitch_range("21:108") == (21, 108) and parse_pitch_range("C4:60") == (60, 60)
+    for bad, message in (("H2:C5", "'H2' is neither a note name"), ("C2:C9", "'C9' (MIDI 120) is not a piano key"),
+                         ("C7:C2", "LOW (96) is above HIGH (36)"), ("C4", "expected LOW:HIGH"),
+                         ("20:40", "'20' (MIDI 20) is not a piano key")):
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            parse_pitch_range(bad)
+
+
+def test_decode_config_checks_and_converts_the_note_settings():
+    cfg = DecodeConfig(min_pitch="C2", max_pitch="C7", min_note_ms=50)
+    assert (cfg.min_pitch, cfg.max_pitch, cfg.min_note_ms) == (36, 96, 50.0)
+    for bad, message in (({"notes": "keys"}, "notes must be one of sounding, key"),
+                         ({"min_note_ms": -1}, "min_note_ms must be"), ({"min_note_ms": float("nan")}, "min_note_ms"),
+                         ({"min_pitch": "C7", "max_pitch": "C2"}, r"min_pitch C7 \(96\) is above max_pitch C2 \(36\)"),
+                         ({"max_pitch": "X9"}, "max_pitch: 'X9' is neither a note name")):
+        with pytest.raises(ValueError, match=message):
+            DecodeConfig(**bad)
+
+
+def test_settings_a_checkpoint_predates_come_from_conf_decode():
+    """The shipped model stores no min_note_ms / pitch range / notes: conf/decode/default.yaml
+    supplies them, and a bad value there is an error that names the file."""
+    import yaml
+
+    from transcribe.config import group_file
+
+    conf = yaml.safe_load(group_file("decode").read_text())
+    stored = DecodeConfig.from_stored({"onset_threshold": 0.3})
+    assert stored.onset_threshold == 0.3 and stored.notes == conf["notes"] == "sounding"
+    assert stored.min_note_ms == conf["min_note_ms"] and (stored.min_pitch, stored.max_pitch) == (21, 108)
+    assert DecodeConfig.from_stored({}) == DecodeConfig()  # the code's defaults agree with the file
+    with pytest.raises(ValueError, match="my.pt: stored decoder settings: notes must be"):
+        DecodeConfig.from_stored({"notes": "held"}, "my.pt")
+
+
+def test_min_note_ms_drops_shorter_notes_by_their_duration_in_seconds():
+    from transcribe.decode import finish_notes
+
+    onset, frame = act()
+    for key, length in ((10, 1), (11, 2), (12, 3)):  # 32, 64 and 96 ms at 31.25 frames a second
+        onset[5, key], frame[5:5 + length, key] = 0.9, 0.9
+    notes = decode_notes(onset, frame, RATE)
+    for ms, kept in ((0, [31, 32, 33]), (32, [31, 32, 33]), (33, [32, 33]), (64, [32, 33]), (64.5, [33]), (97, [])):
+        out = finish_notes(notes, None, RATE, DecodeConfig(min_note_ms=ms))
+        assert out.pitches.tolist() == kept, ms
+
+
+def test_pitch_range_keeps_the_keys_inside_both_ends_included():
+    from transcribe.decode import finish_notes
+
+    notes = Notes(np.arange(6) * 0.1, np.arange(6) * 0.1 + 0.5, [21, 35, 36, 96, 97, 108], [64] * 6)
+    out = finish_notes(notes, None, RATE, DecodeConfig(min_pitch="C2", max_pitch="C7"))
+    assert out.pitches.tolist() == [36, 96]
+    assert len(finish_notes(notes, None, RATE, DecodeConfig())) == 6
+
+
+# Notes under a pedal held 0.2-2.0 s and 4.5-6.0 s (frame rate 10: a frame is 0.1 s):
+# (pitch, onset, sounding offset)
+FR = 10.0
+PEDAL = np.array([[0.2, 2.0], [4.5, 6.0]])
+UNDER_PEDAL = [(60, 0.0, 2.0),   # rings to the lift: held; the next onset later than 0.0 + a frame is 0.5
+               (64, 0.05, 2.0),  # the same chord (within a frame): 60 and 64 do not end each other
+               (67, 0.5, 2.1),   # ends a frame after the lift: held; next onset after 0.6 is 1.0
+               (72, 1.0, 1.4),   # ends inside the span, the next onset (3.0) is later: stays 1.4
+               (48, 3.0, 3.5),   # no pedal: unchanged
+               (50, 4.0, 5.0),   # ends inside a span pressed after its onset, no later onset: unchanged
+               (55, 1.9, 2.3),   # ends 3 frames after the lift: not held (the key was down past the lift)
+               (57, 6.3, 6.4)]   # starts after every lift: not held
+
+
+def under_pedal() -> Notes:
+    rows = np.array(UNDER_PEDAL, dtype=float)
+    return Notes(rows[:, 1], rows[:, 2], rows[:, 0], np.arange(len(rows)) + 60)
+
+
+def test_key_release_offsets_shorten_pedalled_notes_and_leave_the_rest():
+    from transcribe.decode import key_release_offsets
+
+    notes = under_pedal()
+    out = key_release_offsets(notes, PEDAL, FR)
+    np.testing.assert_allclose(out.offsets, [0.5, 0.5, 1.0, 1.4, 3.5, 5.0, 2.3, 6.4])
+    np.testing.assert_array_equal(out.onsets, notes.onsets)
+    np.testing.assert_array_equal(out.pitches, notes.pitches)
+    np.testing.assert_array_equal(out.velocities, notes.velocities)
+    # never shorter than the minimum note length (nor longer than the sound)
+    floored = key_release_offsets(notes, PEDAL, FR, min_seconds=0.8)
+    np.testing.assert_allclose(floored.offsets, [0.8, 0.85, 1.3, 1.4, 3.5, 5.0, 2.3, 6.4])
+    # without pedal spans nothing is held
+    np.testing.assert_array_equal(key_release_offsets(notes, np.zeros((0, 2)), FR).offsets, notes.offsets)
+    # the pedal spans need not come sorted
+    np.testing.assert_allclose(key_release_offsets(notes, PEDAL[::-1], FR).offsets, out.offsets)
+
+
+def test_finish_notes_key_mode_filters_first_and_needs_the_pedal():
+    from transcribe.decode import finish_notes
+
+    notes = under_pedal()
+    key = finish_notes(notes, PEDAL, FR, DecodeConfig(notes="key"))
+    np.testing.assert_allclose(key.offsets, [0.5, 0.5, 1.0, 1.4, 3.5, 5.0, 2.3, 6.4])
+    # the decoder's minimum length (6 frames) is a floor of the key releases too
+    longer = finish_notes(notes, PEDAL, FR, DecodeConfig(notes="key", min_note_frames=6))
+    np.testing.assert_allclose(longer.offsets, [0.6, 0.65, 1.1, 1.4, 3.5, 5.0, 2.3, 6.4])
+    floored = finish_notes(notes, PEDAL, FR, DecodeConfig(notes="key", min_note_ms=600))
+    assert floored.pitches.tolist() == [60, 64, 67, 50]  # the shorter sounding notes are gone first
+    # 600 ms at least; 67's next onset is now 50's (72 and 48 are gone)
+    np.testing.assert_allclose(floored.offsets, [0.6, 0.65, 2.1, 5.0])
+    # the key range applies after the key releases: a bass note outside it still ends the notes before it
+    ranged = finish_notes(notes, PEDAL, FR, DecodeConfig(notes="key", min_pitch=55))
+    assert ranged.pitches.tolist() == [60, 64, 67, 72, 55, 57]
+    np.testing.assert_allclose(ranged.offsets, [0.5, 0.5, 1.0, 1.4, 2.3, 6.4])
+    assert finish_notes(notes, PEDAL, FR, DecodeConfig()).offsets.tolist() == notes.offsets.tolist()
+    with pytest.raises(ValueError, match="need the sustain pedal"):
+        finish_notes(notes, None, FR, DecodeConfig(notes="key"))

@@ -48,9 +48,11 @@ def config_dict(features: FeatureConfig, model: ModelConfig, decode: DecodeConfi
     return {"features": asdict(features), "model": m, "decode": asdict(decode)}
 
 
-def typed_configs(config: dict[str, dict]) -> tuple[FeatureConfig, DecodeConfig]:
-    """The feature and decoder configs of a stored configuration."""
-    return FeatureConfig.from_dict(config["features"]), DecodeConfig.from_dict(config["decode"])
+def typed_configs(config: dict[str, dict], where: str = "checkpoint") -> tuple[FeatureConfig, DecodeConfig]:
+    """The feature and decoder configs of a stored configuration (decoder settings it predates
+    from ``conf/decode/default.yaml``, see :meth:`DecodeConfig.from_stored`); ``where`` names the
+    checkpoint in errors."""
+    return FeatureConfig.from_dict(config["features"]), DecodeConfig.from_stored(config["decode"], where)
 
 
 def tensor_digest(model_state: Mapping[str, Any], config: dict[str, dict]) -> str:

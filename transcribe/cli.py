@@ -82,6 +82,27 @@ def positive_int(text: str) -> int:
     return n
 
 
+def milliseconds(text: str) -> float:
+    """argparse type: a finite number of milliseconds >= 0."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of milliseconds, got {text!r}") from None
+    if not (0.0 <= x < float("inf")):  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be a finite number of milliseconds >= 0, got {text}")
+    return x
+
+
+def pitch_range(text: str) -> tuple[int, int]:
+    """argparse type: ``LOW:HIGH`` keys (note names or MIDI numbers) -> (low, high) MIDI numbers."""
+    from .notes import parse_pitch_range
+
+    try:
+        return parse_pitch_range(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: {err}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``transcribe`` command line."""
     p = TranscribeParser(
@@ -113,12 +134,33 @@ def build_parser() -> argparse.ArgumentParser:
                    "(models without one write none)")
     p.add_argument("--pedal-threshold", type=probability, default=None,
                    help="pedal probability that holds the sustain pedal down (default: the checkpoint's)")
+    p.add_argument("--min-note-ms", type=milliseconds, default=None, metavar="MS",
+                   help="drop notes that sound shorter than MS milliseconds (default: the checkpoint's, else "
+                   "conf/decode/default.yaml: 0, keep all; the decoder's own minimum is one frame, 32 ms)")
+    p.add_argument("--pitch-range", type=pitch_range, default=None, metavar="LOW:HIGH",
+                   help="keep only notes on the keys LOW to HIGH, both included: note names or MIDI numbers, e.g. "
+                   "A0:C8, C2:C7, 21:108 (default: the checkpoint's, else conf/decode/default.yaml: all 88, A0:C8)")
+    p.add_argument("--notes", choices=("sounding", "key"), default=None,
+                   help="note offsets: sounding (where the sound ends, held by the sustain pedal; what the metrics "
+                   "score) or key (estimated key releases of the notes the pedal holds; the MIDI keeps the pedal as "
+                   "CC64, so it sounds the same; needs a model with a pedal head) (default: the checkpoint's, else "
+                   "conf/decode/default.yaml: sounding)")
     p.add_argument("--midi-tempo", action="store_true",
                    help="write MIDI whose tempo map follows the beats estimated from the music (so a DAW's bars and "
                    "beats line up with it); note times are unchanged (default: a fixed 120 BPM grid)")
     p.add_argument("--plot", action="store_true",
                    help="also write a piano-roll PNG (activations and notes; the first 10 minutes, one minute per row) "
                    "per input; needs matplotlib")
+    p.add_argument("--sonify", action="store_true",
+                   help="also write NAME.sonified.wav per input: the transcribed MIDI played back through FluidSynth "
+                   "with a piano SoundFont, as long as the recording, to hear what was transcribed; needs FluidSynth "
+                   "and a SoundFont (apt-get install fluidsynth fluid-soundfont-gm)")
+    p.add_argument("--sonify-format", choices=("wav", "flac"), default=None,
+                   help="with --sonify: write NAME.sonified.flac instead of .wav, or the other way round "
+                   "(default: conf/sonify/default.yaml, wav)")
+    p.add_argument("--soundfont", type=Path, default=None, metavar="PATH",
+                   help="with --sonify: the SoundFont (.sf2/.sf3) to play with (default: the first found of "
+                   "conf/sonify/default.yaml's list, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2)")
     p.add_argument("--glob", default=None,
                    help="only files of input folders whose relative path or name matches this pattern, "
                    "e.g. '*.flac' or 'live/**'")
@@ -133,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default=None,
                    help="network runtime: onnxruntime (faster; chosen by auto when installed) or torch "
                    "(needs transcribe-piano[train]) (default: conf/infer/default.yaml, auto)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where the network runs: cuda (an NVIDIA GPU: onnxruntime-gpu's CUDA provider, or torch's "
+                   "CUDA; an error where there is none, never a silent fallback), cpu, or auto (the GPU when the "
+                   "backend can use one here, else the CPU) (default: conf/infer/default.yaml, auto)")
     p.add_argument("--int8", action="store_true", default=None,
                    help="dynamic int8 quantisation of the network on the onnx backend (about 30%% faster network, "
                    "note F1 within 0.001 of float in our checks; needs transcribe-piano[int8])")
@@ -143,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a machine-readable report: every input with its status, outputs and reason")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final summary")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="also print the effective settings: model and its digest, backend, decoder and chunking "
+                   help="also print the effective settings: model and its digest, backend, device, decoder and chunking "
                    "(--report records them always)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__import__('transcribe').__version__}")
     return p
@@ -242,7 +288,30 @@ def check_options(args: argparse.Namespace) -> list[str]:
             require("music21", "--format musicxml", extra="score")
         except MissingDependency as err:
             raise UsageError(str(err)) from None
-    return formats + (["png"] if args.plot else [])
+    args.sonify_config = check_sonify(args)
+    sonified = [args.sonify_config.extension] if args.sonify_config else []
+    return formats + (["png"] if args.plot else []) + sonified
+
+
+def check_sonify(args: argparse.Namespace):
+    """``--sonify``: its settings (``conf/sonify/default.yaml`` with ``--sonify-format`` and
+    ``--soundfont``), FluidSynth and the SoundFont found; None without it."""
+    if not args.sonify:
+        given = [o for o, v in (("--sonify-format", args.sonify_format), ("--soundfont", args.soundfont)) if v]
+        if given:
+            raise UsageError(f"{' and '.join(given)} only apply with --sonify: add --sonify")
+        return None
+    from dataclasses import replace
+
+    from .sonify import SonifyConfig, SonifyError, checked
+
+    try:
+        cfg = SonifyConfig.default()
+        cfg = replace(cfg, format=args.sonify_format or cfg.format,
+                      soundfont=str(args.soundfont) if args.soundfont else cfg.soundfont)
+        return checked(cfg)
+    except (SonifyError, ValueError) as err:
+        raise UsageError(str(err)) from None
 
 
 def plan(args: argparse.Namespace, extensions: list[str]) -> tuple[list[Job], list[Result]]:
@@ -360,18 +429,23 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
     from .infer import InferConfig
     from .jobs import load_transcriber
 
+    low, high = args.pitch_range or (None, None)
     decode = {k: v for k, v in (("onset_threshold", args.onset_threshold),
                                 ("frame_threshold", args.frame_threshold),
                                 ("pedal_threshold", args.pedal_threshold),
-                                ("pedal", False if args.no_pedal else None)) if v is not None}
+                                ("pedal", False if args.no_pedal else None),
+                                ("min_note_ms", args.min_note_ms),
+                                ("min_pitch", low), ("max_pitch", high),
+                                ("notes", args.notes)) if v is not None}
     n_jobs = min(args.jobs or default_jobs(), len(pending))
     threads = args.threads or (max(default_jobs() // n_jobs, 1) if n_jobs > 1 else None)
-    infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8)
-    settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite,
-                              midi_tempo=args.midi_tempo)
     try:
+        infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8,
+                                                     device=args.device)
+        settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite,
+                                  midi_tempo=args.midi_tempo, sonify=args.sonify_config)
         transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error
-    except (CheckpointError, MissingDependency, ValueError) as err:  # e.g. --backend torch without torch
+    except (CheckpointError, MissingDependency, ValueError) as err:  # e.g. --backend torch without torch, --device cuda without a GPU
         raise UsageError(str(err)) from None
     args.effective = effective_settings(settings, transcriber)
     if args.verbose:
@@ -390,8 +464,9 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
 
 
 def effective_settings(settings: WorkerSettings, transcriber) -> dict:
-    """What a run used, for -v and --report: package version, model and its SHA-256, backend,
-    decoder settings, inference settings."""
+    """What a run used, for -v and --report: package version, model and its SHA-256, backend and
+    the device it runs on, decoder settings, inference settings, the MIDI tempo and sonification
+    settings (None without --sonify)."""
     from dataclasses import asdict
 
     from . import __version__
@@ -399,8 +474,18 @@ def effective_settings(settings: WorkerSettings, transcriber) -> dict:
 
     ckpt = Checkpoint(settings.checkpoint)
     return {"version": __version__, "model": str(ckpt.path), "model_sha256": ckpt.digest,
-            "backend": transcriber.backend, "decode": asdict(transcriber.decode), "infer": asdict(transcriber.infer),
-            "midi_tempo": settings.midi_tempo}
+            "backend": transcriber.backend, "device": transcriber.device, "decode": asdict(transcriber.decode),
+            "infer": asdict(transcriber.infer),
+            "midi_tempo": settings.midi_tempo, "sonify": sonify_settings(settings.sonify)}
+
+
+def sonify_settings(cfg) -> dict | None:
+    """What --sonify used (the SoundFont found; not the places searched), for -v and --report."""
+    if cfg is None:
+        return None
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(cfg).items() if k != "soundfont_search"}
 
 
 def report_result(r: Result, progress: Progress) -> None:

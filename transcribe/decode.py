@@ -1,20 +1,34 @@
 """Activations -> notes: a note starts where the onset head fires and lasts while the frame
 head (or its own onset) holds the key. Vectorised over keys and frames (no per-frame loop).
-Pedal activations -> sustain pedal spans (:func:`decode_pedal`)."""
+Pedal activations -> sustain pedal spans (:func:`decode_pedal`). The notes as written
+(:func:`finish_notes`): the shortest kept, the keys kept, and sounding or key-release offsets
+(:func:`key_release_offsets`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .notes import MIN_PITCH, N_KEYS, Notes
+from .notes import MAX_PITCH, MIN_PITCH, N_KEYS, Notes, pitch_number
+
+
+def _pitch_setting(name: str, value) -> int:
+    try:
+        return pitch_number(value)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
+
+
+NOTE_KINDS = ("sounding", "key")  # DecodeConfig.notes: which offsets the notes get (see finish_notes)
 
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """Decoder thresholds (conf/decode/*.yaml); stored in every checkpoint."""
+    """Decoder settings (conf/decode/*.yaml); stored in every checkpoint. A checkpoint from before
+    a setting existed gets it from ``conf/decode/default.yaml`` (:meth:`from_stored`)."""
 
     onset_threshold: float = 0.5
     frame_threshold: float = 0.5
@@ -24,10 +38,44 @@ class DecodeConfig:
     pedal_threshold: float = 0.5
     pedal_onset_threshold: float = 0.5
     min_pedal_frames: int = 2
+    # the notes as written (finish_notes): shortest note kept, the keys kept, sounding or key-release offsets
+    min_note_ms: float = 0.0
+    min_pitch: int = MIN_PITCH  # a MIDI number, or a note name ("C2") turned into one
+    max_pitch: int = MAX_PITCH
+    notes: str = "sounding"
+
+    def __post_init__(self) -> None:
+        ms = self.min_note_ms
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
+            raise ValueError(f"min_note_ms must be a finite number of milliseconds >= 0, got {ms!r}")
+        low, high = (_pitch_setting(name, getattr(self, name)) for name in ("min_pitch", "max_pitch"))
+        if low > high:
+            raise ValueError(f"min_pitch {self.min_pitch} ({low}) is above max_pitch {self.max_pitch} ({high})")
+        if self.notes not in NOTE_KINDS:
+            raise ValueError(f"notes must be one of {', '.join(NOTE_KINDS)}, got {self.notes!r}")
+        object.__setattr__(self, "min_note_ms", float(ms))
+        object.__setattr__(self, "min_pitch", low)
+        object.__setattr__(self, "max_pitch", high)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "DecodeConfig":
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    @classmethod
+    def from_stored(cls, d: Mapping, where: str = "checkpoint") -> "DecodeConfig":
+        """A checkpoint's stored decoder settings; those it predates (e.g. ``min_note_ms`` for the
+        shipped model) from ``conf/decode/default.yaml``. Errors name that file, or ``where``."""
+        from .config import from_group
+
+        defaults = from_group("decode", cls.from_dict)  # checked on its own, so its errors name the file
+        try:
+            return replace(defaults, **{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: stored decoder settings: {err}") from None
+
+    def min_note_seconds(self, frame_rate: float) -> float:
+        """The shortest note written: ``min_note_frames`` frames or ``min_note_ms``, the longer."""
+        return max(max(self.min_note_frames, 1) / frame_rate, self.min_note_ms / 1000.0)
 
 
 def decode_notes(
@@ -102,3 +150,51 @@ def decode_pedal(pedal: np.ndarray, pedal_onset: np.ndarray | None, frame_rate: 
         starts, ends = np.sort(np.concatenate([starts, cuts])), np.sort(np.concatenate([ends, cuts]))
     keep = ends - starts >= max(cfg.min_pedal_frames, 1)
     return np.stack([starts[keep], ends[keep]], axis=1) / frame_rate
+
+
+def key_release_offsets(notes: Notes, pedal: np.ndarray, frame_rate: float, min_seconds: float = 0.0) -> Notes:
+    """Estimated key releases of the ``notes`` whose sounding offsets the sustain pedal holds.
+
+    The decoder's notes end where the sound ends (the sounding offsets the metrics score); under
+    the pedal that is the pedal's lift, not where the finger left the key. This *estimates* the
+    key release by a rule of thumb; the model does not hear it. A note is held by the pedal when
+    its sounding offset falls inside a pedal-down span of ``pedal`` ([n, 2] down, up seconds), or
+    within 2 frames of a lift that comes after the note's onset (so the pedal was down at some
+    time after the onset). Its key-release offset is the earlier of its sounding offset and the
+    next onset, among all ``notes``, strictly later than its own onset plus one frame (so the
+    notes of one chord do not end each other), but never shorter than ``min_seconds``. Other
+    notes are unchanged; onsets, pitches and velocities always are. Times are compared to a
+    microsecond. Memory and time are linear in the notes and spans (searches in sorted arrays).
+    """
+    spans = np.asarray(pedal, dtype=np.float64).reshape(-1, 2)
+    if len(notes) == 0 or len(spans) == 0:
+        return notes
+    eps, two_frames = 1e-6, 2.0 / frame_rate
+    on, off = notes.onsets, notes.offsets
+    spans = spans[np.argsort(spans[:, 0], kind="stable")]
+    reach = np.maximum.accumulate(spans[:, 1])  # the latest lift of the spans pressed so far
+    last = np.searchsorted(spans[:, 0], off - eps, side="left") - 1  # the last press before each offset
+    inside = (last >= 0) & (off <= reach[np.maximum(last, 0)] + eps)
+    lifts = np.sort(spans[:, 1])
+    first = np.searchsorted(lifts, np.maximum(on + eps, off - two_frames - eps), side="right")
+    near_lift = np.append(lifts, np.inf)[first] <= off + two_frames + eps
+    starts = np.sort(on)
+    following = np.append(starts, np.inf)[np.searchsorted(starts, on + 1.0 / frame_rate + eps, side="right")]
+    key_off = np.maximum(np.minimum(off, following), np.minimum(on + min_seconds, off))
+    return Notes(on, np.where(inside | near_lift, key_off, off), notes.pitches, notes.velocities)
+
+
+def finish_notes(notes: Notes, pedal: np.ndarray | None, frame_rate: float, cfg: DecodeConfig) -> Notes:
+    """The notes as written, from the decoder's (sounding) notes, in this order: notes shorter than
+    ``cfg.min_note_ms`` are dropped (a duration in seconds, as the note lists hold it); with
+    ``cfg.notes == "key"`` offsets become estimated key releases (:func:`key_release_offsets`,
+    from the remaining notes of every key, never shorter than :meth:`DecodeConfig.min_note_seconds`);
+    then only the keys ``cfg.min_pitch`` to ``cfg.max_pitch`` are kept. ``pedal``: sustain pedal
+    spans [n, 2], needed for key releases (ValueError without them)."""
+    if cfg.min_note_ms > 0:
+        notes = notes.select(notes.offsets - notes.onsets >= cfg.min_note_ms / 1000.0 - 1e-9)
+    if cfg.notes == "key":
+        if pedal is None:
+            raise ValueError("key-release notes (notes='key') need the sustain pedal spans of a model with a pedal head")
+        notes = key_release_offsets(notes, pedal, frame_rate, cfg.min_note_seconds(frame_rate))
+    return notes.piano_range(cfg.min_pitch, cfg.max_pitch)

@@ -26,11 +26,11 @@ import numpy as np
 
 from .audio import AudioError, AudioStream, load_audio
 from .checkpoint import Checkpoint, typed_configs
-from .config import conf_dir
-from .decode import DecodeConfig, decode_notes, decode_pedal
+from .config import from_group
+from .decode import DecodeConfig, decode_notes, decode_pedal, finish_notes
 from .features import FeatureConfig, cqt_features, cqt_plan
 from .notes import MIN_PITCH, N_KEYS, Notes
-from .runtime import HEADS, NetworkRunner, TorchRunner, make_runner
+from .runtime import DEVICES, HEADS, NetworkRunner, TorchRunner, make_runner
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class InferConfig:
     backend: str
     threads: int | None
     int8: bool
+    device: str  # auto | cpu | cuda (transcribe.runtime.make_runner)
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "InferConfig":
@@ -71,10 +76,7 @@ class InferConfig:
 
 @lru_cache(maxsize=1)
 def _default_infer() -> InferConfig:
-    import yaml  # PyYAML: read the group file without composing a Hydra config (fast CLI start)
-
-    with open(Path(conf_dir()) / "infer" / "default.yaml") as f:
-        return InferConfig.from_dict(yaml.safe_load(f))
+    return from_group("infer", InferConfig.from_dict)
 
 
 def chunk_spans(n_frames: int, chunk_frames: int, context_frames: int) -> list[tuple[int, int, int, int]]:
@@ -233,7 +235,8 @@ class StreamingDecoder:
 
 @dataclass
 class StreamResult:
-    """A recording transcribed as a stream: its notes, its length, the activations of its first
+    """A recording transcribed as a stream: its notes (as written, see
+    :func:`~transcribe.decode.finish_notes`), its length, the activations of its first
     ``keep_seconds`` (for a plot), what the audio decoder said about it, and its sustain pedal
     spans [n, 2] (down, up s; None when the model has no pedal head or ``decode.pedal`` is off)."""
 
@@ -252,6 +255,12 @@ class Transcriber:
     def __init__(self, runner: NetworkRunner, features: FeatureConfig, decode: DecodeConfig, infer: InferConfig):
         self.runner, self.features, self.decode, self.infer = runner, features, decode, infer
         self.chunk_frames, self.context_frames = infer.chunking(features)
+        if decode.notes == "key" and "pedal" not in runner.heads:
+            raise ValueError("key-release notes (--notes key, notes='key') are estimated from the sustain pedal, and "
+                             "this model has no pedal head (model.pedal_head=true in training): use --notes sounding")
+        if decode.notes == "key" and not decode.pedal:
+            raise ValueError("key-release notes (--notes key, notes='key') are estimated from the sustain pedal, which "
+                             "--no-pedal (pedal=False) turns off: leave one of them out")
 
     @classmethod
     def from_checkpoint(
@@ -264,23 +273,32 @@ class Transcriber:
         """Load ``checkpoint`` (default: the shipped model). ``decode`` overrides decoder
         settings stored in the checkpoint, e.g. ``{"onset_threshold": 0.4}``. ``infer``: how to
         run the network (default ``conf/infer/default.yaml``); keyword arguments override its
-        fields, e.g. ``backend="torch"``, ``threads=1``, ``int8=True``, ``chunk_seconds=30``.
+        fields, e.g. ``backend="torch"``, ``threads=1``, ``int8=True``, ``chunk_seconds=30``,
+        ``device="cuda"`` (a :class:`~transcribe.runtime.DeviceError`, a ValueError, where there is no GPU).
         """
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
         infer = (infer or InferConfig.default()).with_overrides(**infer_overrides)
-        runner, config = make_runner(ckpt, infer.backend, infer.threads, infer.int8)
-        features, stored = typed_configs(config)
+        runner, config = make_runner(ckpt, infer.backend, infer.threads, infer.int8, infer.device)
+        features, stored = typed_configs(config, str(ckpt.path))
         if decode:
             unknown = set(decode) - set(DecodeConfig.__dataclass_fields__)
             if unknown:
                 raise ValueError(f"unknown decoder setting(s): {', '.join(sorted(unknown))}")
             stored = replace(stored, **dict(decode))
-        return cls(runner, features, stored, infer)
+        try:
+            return cls(runner, features, stored, infer)
+        except ValueError as err:
+            raise ValueError(f"{ckpt.path}: {err}") from None
 
     @property
     def backend(self) -> str:
         """``"onnx"``, ``"onnx-int8"`` or ``"torch"``: what runs the network."""
         return self.runner.name
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda"``: where the network runs."""
+        return self.runner.device
 
     @property
     def sample_rate(self) -> int:
@@ -296,7 +314,14 @@ class Transcriber:
         return self.run_network(cqt_features(audio, self.features))
 
     def notes_from_activations(self, act: dict[str, np.ndarray]) -> Notes:
-        return decode_notes(act["onset"], act["frame"], self.features.frame_rate, self.decode, act["velocity"])
+        """The notes as written (:func:`~transcribe.decode.finish_notes`) of whole-recording activations."""
+        notes = decode_notes(act["onset"], act["frame"], self.features.frame_rate, self.decode, act["velocity"])
+        return self.finish_notes(notes, self.pedal_from_activations(act))
+
+    def finish_notes(self, notes: Notes, pedal: np.ndarray | None) -> Notes:
+        """The decoder's notes as written: shortest note, key range, sounding or key-release offsets
+        (:func:`~transcribe.decode.finish_notes` with these decoder settings)."""
+        return finish_notes(notes, pedal, self.features.frame_rate, self.decode)
 
     def pedal_from_activations(self, act: dict[str, np.ndarray]) -> np.ndarray | None:
         """Sustain pedal spans [n, 2] (down, up s) of activations from a model with a pedal head;
@@ -379,7 +404,8 @@ class Transcriber:
                     kept.setdefault(k, []).append(act[k][: keep - start])
         activations = {k: np.concatenate(v) if v else np.zeros((0, N_KEYS), np.float32) for k, v in kept.items()}
         spans = self.pedal_from_activations({k: np.concatenate(v) for k, v in pedal.items()}) if pedal else None
-        return StreamResult(decoder.finish(), window.end / self.sample_rate, activations, stream.messages, spans)
+        notes = self.finish_notes(decoder.finish(), spans)
+        return StreamResult(notes, window.end / self.sample_rate, activations, stream.messages, spans)
 
 
 def _with_end(items: Iterable) -> Iterator:

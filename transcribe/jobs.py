@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .audio import scan_folder
 from .files import remove_stale_parts, try_claim  # noqa: F401 - remove_stale_parts is re-exported
+from .sonify import is_sonified, sonified_source
 
 
 @dataclass
@@ -88,6 +89,8 @@ def _folder_inputs(path: Path, glob: str | None) -> tuple[list[Path], list[Resul
     """The audio files of an input folder (narrowed by ``glob``), and a result for each link
     that the search passed over."""
     files, dangling, links = scan_folder(path)
+    bases = {f.with_suffix("") for f in files} | set(files)  # the output stems of the files (a.wav -> a, a.wav)
+    files = [f for f in files if not (is_sonified(f) and sonified_source(f) in bases)]  # --sonify's outputs
     if glob:
         files = [f for f in files if fnmatch.fnmatch(str(f.relative_to(path)), glob)
                  or fnmatch.fnmatch(f.name, glob)]
@@ -138,7 +141,19 @@ def plan_jobs(
         else:
             results.append(Result(path, "failed", reason="no such file or folder"))
     _resolve_collisions(jobs, extensions)
+    _refuse_outputs_that_are_inputs(jobs)
     return jobs, results
+
+
+def _refuse_outputs_that_are_inputs(jobs: list[Job]) -> None:
+    """An output that is one of the inputs (``a.wav`` and ``a.sonified.wav`` given together with
+    ``--sonify``) would be overwritten: :class:`PlanError`, before any work."""
+    inputs = {job.audio.resolve(): job.audio for job in jobs}
+    clashes = [(out, job.audio, inputs[out.resolve()]) for job in jobs for out in job.outputs if out.resolve() in inputs]
+    if clashes:
+        lines = [f"{out} (an output of {audio}) is the input {other}" for out, audio, other in clashes[:10]]
+        raise PlanError("an output would overwrite an input (nothing was transcribed):\n  " + "\n  ".join(lines)
+                        + "\n  leave that input out, or write the outputs elsewhere with --output-dir")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -177,13 +192,15 @@ PLOT_SECONDS = 600.0  # --plot draws at most the first 10 minutes of a recording
 class WorkerSettings:
     """Everything a worker needs to load the model and write outputs (picklable): the
     checkpoint's path (None: the shipped model), decoder overrides, how to run the network
-    (an :class:`~transcribe.infer.InferConfig`) and whether existing outputs are replaced."""
+    (an :class:`~transcribe.infer.InferConfig`), whether existing outputs are replaced, and how
+    MIDI and the sonified audio are written."""
 
     checkpoint: str | None
     decode: dict
     infer: object
     overwrite: bool = False
     midi_tempo: bool = False  # MIDI with a tempo map that follows the estimated beats
+    sonify: object = None  # a checked transcribe.sonify.SonifyConfig: how <stem>.sonified.<format> is played
 
 
 _worker: "Worker | None" = None
@@ -241,11 +258,15 @@ class Worker:
         except Exception as err:  # noqa: BLE001 - one bad file never stops the batch
             return Result(job.audio, "failed", reason=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - t0)
         warnings = self._warnings(res, plot)
+        from .sonify import SonifyError
+
         try:
             self._write(job, res)
         except OSError as err:
             return Result(job.audio, "failed", reason=f"cannot write {err.filename or job.outputs[0]}: "
                           f"{err.strerror or err}", seconds=time.perf_counter() - t0)
+        except SonifyError as err:  # FluidSynth failed on this input: the batch goes on
+            return Result(job.audio, "failed", reason=str(err), seconds=time.perf_counter() - t0)
         return Result(job.audio, "done", job.outputs, warning="; ".join(warnings), notes=len(res.notes),
                       audio_seconds=res.audio_seconds, seconds=time.perf_counter() - t0)
 
@@ -266,7 +287,11 @@ class Worker:
         remove_stale_parts(job.outputs)
         for out in job.outputs:
             ext = out.suffix.lstrip(".")
-            if ext == "png":
+            if is_sonified(out):
+                from .sonify import sonify
+
+                sonify(res.notes, out, self.settings.sonify, pedal=res.pedal, seconds=res.audio_seconds)
+            elif ext == "png":
                 from .plot import write_piano_roll
 
                 write_piano_roll(res.notes, res.activations, self.transcriber.features.frame_rate, out,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +10,40 @@ import numpy as np
 MIN_PITCH = 21  # A0
 MAX_PITCH = 108  # C8
 N_KEYS = MAX_PITCH - MIN_PITCH + 1
+
+_STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_NOTE_NAME = re.compile(r"([A-Ga-g])([#♯b♭]?)(-?\d+)")
+
+
+def pitch_number(text: str | int) -> int:
+    """A piano key as a MIDI number: ``60``, ``"60"``, or a note name in scientific pitch
+    notation, ``"C4"`` (= 60, middle C), ``"A0"`` (21), ``"F#3"``, ``"Bb5"``. Raises ValueError
+    for anything else and for keys off the piano (A0 = 21 to C8 = 108)."""
+    name = str(text).strip()
+    m = _NOTE_NAME.fullmatch(name)
+    if m:
+        step, accidental, octave = m.groups()
+        n = 12 * (int(octave) + 1) + _STEPS[step.upper()] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(accidental, 0)
+    elif name.isdigit():
+        n = int(name)
+    else:
+        raise ValueError(f"{name!r} is neither a note name (e.g. A0, C4, F#3, Bb5) nor a MIDI number")
+    if not MIN_PITCH <= n <= MAX_PITCH:
+        raise ValueError(f"{name!r} (MIDI {n}) is not a piano key: the keys run from A0 ({MIN_PITCH}) to C8 ({MAX_PITCH})")
+    return n
+
+
+def parse_pitch_range(text: str) -> tuple[int, int]:
+    """``"LOW:HIGH"`` (note names or MIDI numbers, e.g. ``"A0:C8"``, ``"C2:C7"``, ``"21:108"``) ->
+    (low, high) MIDI numbers, both keys included. Raises ValueError saying what is wrong (the
+    caller names ``text``)."""
+    parts = str(text).split(":")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ValueError("expected LOW:HIGH, e.g. A0:C8, C2:C7 or 21:108")
+    low, high = (pitch_number(p) for p in parts)
+    if low > high:
+        raise ValueError(f"LOW ({low}) is above HIGH ({high})")
+    return low, high
 
 
 @dataclass
@@ -44,9 +79,10 @@ class Notes:
     def select(self, mask: np.ndarray) -> "Notes":
         return Notes(self.onsets[mask], self.offsets[mask], self.pitches[mask], self.velocities[mask])
 
-    def piano_range(self) -> "Notes":
-        """Only the notes on the 88 piano keys."""
-        return self.select((self.pitches >= MIN_PITCH) & (self.pitches <= MAX_PITCH))
+    def piano_range(self, low: int = MIN_PITCH, high: int = MAX_PITCH) -> "Notes":
+        """Only the notes on the keys ``low`` to ``high`` (MIDI numbers, both included; default
+        all 88 piano keys)."""
+        return self.select((self.pitches >= low) & (self.pitches <= high))
 
     @property
     def duration(self) -> float:

@@ -52,6 +52,51 @@ EXPORT_VERSION = 2  # bump when the exported graph changes, so old exports (cach
 ONNX_OPSET = 17
 EXPORT_FORMAT = "transcribe-onnx-v1"  # the "format" of an export's JSON record (NAME.onnx.json)
 BACKENDS = ("auto", "onnx", "torch")
+DEVICES = ("auto", "cpu", "cuda")  # auto: the GPU when the backend can use one here, else the CPU
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+class DeviceError(ValueError):
+    """A device that cannot be used here (``--device cuda`` without a usable GPU); the message
+    says why and what would make it work. Never answered by a silent fallback to the CPU."""
+
+
+def onnx_providers(device: str) -> list[str]:
+    """onnxruntime's execution providers for ``device``: ``cpu``, ``cuda`` (its
+    ``CUDAExecutionProvider``, which onnxruntime-gpu has) or ``auto`` (CUDA when this onnxruntime
+    has it, else the CPU). Raises :class:`DeviceError` for ``cuda`` where it is missing."""
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r} (choose from {', '.join(DEVICES)})")
+    available = ort.get_available_providers()
+    if device == "cpu" or (device == "auto" and CUDA_PROVIDER not in available):
+        return ["CPUExecutionProvider"]
+    if CUDA_PROVIDER not in available:
+        raise DeviceError(f"--device cuda: onnxruntime {ort.__version__} here has no {CUDA_PROVIDER} (it has "
+                          f"{', '.join(available)}): install onnxruntime-gpu (with CUDA and cuDNN) in place of "
+                          "onnxruntime, or use --backend torch with a CUDA build of torch, or --device cpu")
+    return [CUDA_PROVIDER, "CPUExecutionProvider"]
+
+
+def torch_device(device: str) -> str:
+    """The torch device for ``device``: ``cpu``, ``cuda`` (when ``torch.cuda.is_available()``) or
+    ``auto`` (cuda when it is available, else cpu). Raises :class:`DeviceError` for ``cuda``
+    where torch sees no GPU."""
+    from .deps import require_torch
+
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r} (choose from {', '.join(DEVICES)})")
+    if device == "cpu":
+        return "cpu"
+    torch = require_torch("the torch backend")
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise DeviceError(f"--device cuda: torch {torch.__version__} sees no CUDA GPU here "
+                          "(torch.cuda.is_available() is False: no GPU, no driver, or a CPU-only build of torch): "
+                          "use --device cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU")
+    return "cpu"
 
 
 class NetworkRunner:
@@ -59,6 +104,8 @@ class NetworkRunner:
     [chunks, frames, bins] returns ``{head: float32 [chunks, frames, 88]}``."""
 
     name = "?"
+    heads: tuple[str, ...] = HEADS  # what it outputs: the note heads, then the pedal heads of a model with them
+    device = "cpu"  # where it runs: "cpu" or "cuda"
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -72,6 +119,11 @@ class TorchRunner(NetworkRunner):
 
     def __init__(self, model: Any):
         self.model = model
+        self.heads = tuple(getattr(model, "heads", HEADS))
+
+    @property
+    def device(self) -> str:
+        return next(self.model.parameters()).device.type
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         import torch
@@ -85,11 +137,12 @@ class TorchRunner(NetworkRunner):
 
 
 class OnnxRunner(NetworkRunner):
-    """Runs an exported network with onnxruntime (CPU)."""
+    """Runs an exported network with onnxruntime, on the CPU or (``device`` ``cuda`` or ``auto``,
+    see :func:`onnx_providers`) an NVIDIA GPU through its CUDA execution provider."""
 
     name = "onnx"
 
-    def __init__(self, model: str | Path | bytes, threads: int | None = None):
+    def __init__(self, model: str | Path | bytes, threads: int | None = None, device: str = "cpu"):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -99,7 +152,11 @@ class OnnxRunner(NetworkRunner):
             so.intra_op_num_threads = int(threads)
         so.log_severity_level = 3  # errors only
         source = model if isinstance(model, bytes) else str(model)
-        self.session = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(source, so, providers=onnx_providers(device))
+        self.device = "cuda" if CUDA_PROVIDER in self.session.get_providers() else "cpu"
+        if device == "cuda" and self.device != "cuda":  # onnxruntime falls back to the CPU when CUDA fails to start
+            raise DeviceError("--device cuda: onnxruntime has a CUDA provider but could not start it (CUDA or cuDNN "
+                              "libraries missing or not matching; onnxruntime's log says which): use --device cpu")
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.heads = tuple(o.name for o in self.session.get_outputs())  # HEADS, then the pedal heads if exported
 
@@ -209,7 +266,8 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _cached_runner(path: Path, threads: int | None, checkpoint: "Checkpoint") -> tuple[OnnxRunner, dict] | None:
+def _cached_runner(path: Path, threads: int | None, checkpoint: "Checkpoint",
+                   device: str = "cpu") -> tuple[OnnxRunner, dict] | None:
     """The cached export at ``path``, if it is intact and belongs to ``checkpoint``: its bytes
     must match the SHA-256 written beside it (``NAME.onnx.sha256``) and its metadata must name
     the checkpoint's digest. A damaged or foreign entry is deleted (and then rebuilt)."""
@@ -219,10 +277,12 @@ def _cached_runner(path: Path, threads: int | None, checkpoint: "Checkpoint") ->
         data = path.read_bytes()
         if _sidecar(path).read_text().strip() != hashlib.sha256(data).hexdigest():
             raise ValueError("digest mismatch")
-        runner = OnnxRunner(data, threads)
+        runner = OnnxRunner(data, threads, device)
         if runner.metadata.get("transcribe_checkpoint_sha256") != checkpoint.digest:
             raise ValueError("export of another checkpoint")
         return runner, json.loads(runner.metadata["transcribe_config"])
+    except DeviceError:
+        raise
     except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
         for p in (path, _sidecar(path)):
             with contextlib.suppress(OSError):
@@ -329,13 +389,13 @@ def export_beside(checkpoint: "Checkpoint") -> Export | None:
     return Export(onnx_path, data, config)
 
 
-def _runner_beside(checkpoint: "Checkpoint", threads: int | None) -> tuple[OnnxRunner, dict] | None:
+def _runner_beside(checkpoint: "Checkpoint", threads: int | None, device: str = "cpu") -> tuple[OnnxRunner, dict] | None:
     """An :class:`OnnxRunner` of the verified export beside ``checkpoint`` (whose ONNX
     metadata must also name the checkpoint's SHA-256), and its configuration; or None."""
     found = export_beside(checkpoint)
     if found is None:
         return None
-    runner = OnnxRunner(found.data, threads)
+    runner = OnnxRunner(found.data, threads, device)
     if runner.metadata.get("transcribe_checkpoint_sha256") != checkpoint.digest:
         import warnings
 
@@ -346,7 +406,7 @@ def _runner_beside(checkpoint: "Checkpoint", threads: int | None) -> tuple[OnnxR
 
 
 def load_or_export_onnx(
-    checkpoint: Checkpoint, threads: int | None = None, int8: bool = False
+    checkpoint: Checkpoint, threads: int | None = None, int8: bool = False, device: str = "cpu"
 ) -> tuple[OnnxRunner, dict[str, dict]]:
     """An :class:`OnnxRunner` for ``checkpoint`` and the configuration stored with it.
 
@@ -354,17 +414,17 @@ def load_or_export_onnx(
     has one), else the cached export, else loads the checkpoint with torch, exports it, and
     caches the export (when the cache folder is writable). ``int8``: that network with MatMul
     and LSTM weights quantised to int8 (:func:`quantize_int8`, cached; needs the onnx package;
-    changes the numerics slightly, see scripts/SPEED_NOTES.md).
+    changes the numerics slightly, see scripts/SPEED_NOTES.md). ``device``: see :func:`onnx_providers`.
     Raises :class:`~transcribe.checkpoint.CheckpointError` for a bad checkpoint and
     :class:`~transcribe.deps.MissingDependency` when an export is needed and torch is missing.
     """
     name = "onnx-int8" if int8 else "onnx"
     if not int8:
-        found = _runner_beside(checkpoint, threads)
+        found = _runner_beside(checkpoint, threads, device)
         if found:
             return found
     wanted = onnx_cache_path(checkpoint, int8)
-    found = _cached_runner(wanted, threads, checkpoint)
+    found = _cached_runner(wanted, threads, checkpoint, device)
     if found:
         found[0].name = name
         return found
@@ -388,21 +448,24 @@ def load_or_export_onnx(
     if int8:
         data = quantize_int8(data)
         _store(wanted, data)
-    runner = OnnxRunner(data, threads)
+    runner = OnnxRunner(data, threads, device)
     runner.name = name
     return runner, json.loads(runner.metadata["transcribe_config"])
 
 
 def make_runner(checkpoint: Checkpoint, backend: str = "auto", threads: int | None = None,
-                int8: bool = False) -> tuple[NetworkRunner, dict[str, dict]]:
+                int8: bool = False, device: str = "auto") -> tuple[NetworkRunner, dict[str, dict]]:
     """What runs ``checkpoint``'s network, and the configuration stored with it.
 
     ``backend``: ``"onnx"`` (onnxruntime: the export beside the checkpoint, else one cached per
     checkpoint), ``"torch"``, or ``"auto"`` (onnx when onnxruntime is installed and the export
     works, else torch, with a warning). ``threads``: CPU threads for the network (None: the
     runtime's choice). ``int8``: the ONNX network with int8 weights (onnx backend only; with
-    torch a warning says it is ignored). Raises :class:`~transcribe.deps.MissingDependency`
-    (with what to install) when the choice needs torch and it is not installed.
+    torch a warning says it is ignored). ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (the GPU
+    when the chosen backend can use one here: onnxruntime's CUDA provider, or torch with
+    ``torch.cuda.is_available()``; else the CPU). Raises :class:`~transcribe.deps.MissingDependency`
+    (with what to install) when the choice needs torch and it is not installed, and
+    :class:`DeviceError` for ``"cuda"`` where the backend has none (never a silent CPU fallback).
     """
     import warnings
 
@@ -411,10 +474,12 @@ def make_runner(checkpoint: Checkpoint, backend: str = "auto", threads: int | No
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r} (choose from {', '.join(DEVICES)})")
     if backend == "onnx" or (backend == "auto" and onnx_available()):
         try:
-            return load_or_export_onnx(checkpoint, threads, int8=int8)
-        except (CheckpointError, MissingDependency):
+            return load_or_export_onnx(checkpoint, threads, int8=int8, device=device)
+        except (CheckpointError, MissingDependency, DeviceError):
             raise
         except Exception as err:  # noqa: BLE001 - no exporter, unsupported graph...: torch still works
             if backend == "onnx":
@@ -428,9 +493,10 @@ def make_runner(checkpoint: Checkpoint, backend: str = "auto", threads: int | No
     torch = require_torch("the torch backend" if backend == "torch" else "running the network without onnxruntime")
     if int8:
         warnings.warn("transcribe: int8 needs the onnx backend; running the float32 network with torch", stacklevel=2)
+    where = torch_device(device)
     if threads:
         torch.set_num_threads(int(threads))
-    return TorchRunner(checkpoint.build_model()), checkpoint.config
+    return TorchRunner(checkpoint.build_model().to(where)), checkpoint.config
 
 
 def main(argv: list[str] | None = None) -> int:

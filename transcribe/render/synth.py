@@ -127,28 +127,44 @@ def release_events(off_ticks: np.ndarray, pitches: np.ndarray, velocities: np.nd
     return out
 
 
-def synthesize(midi_path: str | Path, piano: Piano, synth) -> tuple[np.ndarray, int]:
-    """Render a MIDI file with the FluidSynth command (faster than real time, no audio device):
-    mono float32 audio at ``synth.sample_rate``. ``synth`` holds binary, sample_rate, gain,
-    polyphony, reverb, chorus, timeout_s (``conf/render.yaml``)."""
-    import soundfile as sf
-
+def run_fluidsynth(midi_path: str | Path, soundfonts: list[str], synth, wav_path: str | Path,
+                   timeout_s: float | None = None) -> None:
+    """Render a MIDI file with the FluidSynth command into a float WAV file at ``wav_path`` (stereo,
+    ``synth.sample_rate``; faster than real time, no audio device). ``synth`` holds binary,
+    sample_rate, gain, polyphony, reverb, chorus, timeout_s (``conf/render.yaml``, or
+    :class:`transcribe.sonify.SynthSettings`); ``timeout_s`` overrides its timeout. Raises
+    FileNotFoundError when FluidSynth is not installed, RuntimeError when it fails or cannot load
+    a SoundFont (it then exits 0 and writes silence, so its messages are read)."""
     binary = fluidsynth_binary(synth.binary)
     if binary is None:
         raise FileNotFoundError(f"{synth.binary}: FluidSynth not found (Debian: apt-get install fluidsynth)")
+    wav = Path(wav_path)
+    cmd = [binary, "-n", "-i", "-q", "-R", "1" if synth.reverb else "0", "-C", "1" if synth.chorus else "0",
+           "-g", str(synth.gain), "-r", str(int(synth.sample_rate)), "-O", "float", "-T", "wav",
+           "-o", f"synth.polyphony={int(synth.polyphony)}", "-o", "synth.dynamic-sample-loading=1",
+           "-F", str(wav), *map(str, soundfonts), str(midi_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s or synth.timeout_s)
+    said = (proc.stderr.strip() or proc.stdout.strip()).replace("\n", " ")
+    if proc.returncode != 0 or not wav.is_file():
+        raise RuntimeError(f"fluidsynth failed ({proc.returncode}): {said}")
+    if "Failed to load" in said or "not a SoundFont" in said:
+        raise RuntimeError(f"fluidsynth could not load a SoundFont of {', '.join(map(str, soundfonts))}: {said}")
+
+
+def synthesize(midi_path: str | Path, piano: Piano, synth) -> tuple[np.ndarray, int]:
+    """Render a MIDI file with the FluidSynth command (:func:`run_fluidsynth`): mono float32 audio
+    at ``synth.sample_rate``. ``synth`` holds binary, sample_rate, gain, polyphony, reverb, chorus,
+    timeout_s (``conf/render.yaml``)."""
+    import soundfile as sf
+
     fonts = [piano.soundfont] + ([piano.release_soundfont] if piano.release_soundfont else [])
-    for font in fonts:
-        if not Path(font).is_file():
-            raise FileNotFoundError(f"{font}: SoundFont of piano {piano.name!r} not found (scripts/fetch_pianos.py "
-                                    "makes the sampled pianos)")
+    if fluidsynth_binary(synth.binary) is not None:  # without FluidSynth, run_fluidsynth says that first
+        for font in fonts:
+            if not Path(font).is_file():
+                raise FileNotFoundError(f"{font}: SoundFont of piano {piano.name!r} not found (scripts/fetch_pianos.py "
+                                        "makes the sampled pianos)")
     with tempfile.TemporaryDirectory(prefix="transcribe-render-") as tmp:
         wav = Path(tmp) / "out.wav"
-        cmd = [binary, "-n", "-i", "-q", "-R", "1" if synth.reverb else "0", "-C", "1" if synth.chorus else "0",
-               "-g", str(synth.gain), "-r", str(int(synth.sample_rate)), "-O", "float", "-T", "wav",
-               "-o", f"synth.polyphony={int(synth.polyphony)}", "-o", "synth.dynamic-sample-loading=1",
-               "-F", str(wav), *map(str, fonts), str(midi_path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=synth.timeout_s)
-        if proc.returncode != 0 or not wav.is_file():
-            raise RuntimeError(f"fluidsynth failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        run_fluidsynth(midi_path, fonts, synth, wav)
         y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
     return y.mean(axis=1), int(sr)
