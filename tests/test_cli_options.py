@@ -161,6 +161,25 @@ def test_key_notes_shorten_pedalled_notes_and_keep_onsets_and_the_pedal(pedal_mo
     assert refused.returncode == 2 and "--no-pedal" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_a_checkpoint_that_leaves_the_pedal_off_writes_it_on_request(pedal_model, ringing, tmp_path):
+    """decode.pedal false in the checkpoint: no CC64 by default; --pedal and --notes key write it."""
+    from transcribe.checkpoint import Checkpoint, save_checkpoint
+    from transcribe.notefiles import read_midi_pedal
+
+    ckpt = Checkpoint(pedal_model)
+    off = tmp_path / "pedal_off.pt"
+    save_checkpoint(off, ckpt.build_model(), {**ckpt.config, "decode": {**ckpt.config["decode"], "pedal": False}})
+    base = [str(ringing), "--model", str(off), "--backend", "torch", "-f", "mid,json", "-q"]
+    runs = {name: transcribe(*base, "-o", str(tmp_path / name), *extra)
+            for name, extra in (("default", []), ("pedal", ["--pedal"]), ("key", ["--notes", "key"]))}
+    assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
+    pedal = {name: read_midi_pedal(tmp_path / name / "ringing.mid", sustain=False)[1] for name in runs}
+    assert len(pedal["default"]) == 0 and "pedal" not in json.loads((tmp_path / "default" / "ringing.json").read_text())
+    assert len(pedal["pedal"]) == 1 and len(pedal["key"]) == 1
+    both = transcribe(*base, "-o", str(tmp_path / "both"), "--pedal", "--no-pedal")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
 # ------------------------------------------------------------------------------------------ --device
 
 def cuda_here(backend: str) -> bool:

@@ -129,9 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onset probability that starts a note (default: the checkpoint's)")
     p.add_argument("--frame-threshold", type=probability, default=None,
                    help="frame probability that keeps a note sounding (default: the checkpoint's)")
-    p.add_argument("--no-pedal", action="store_true",
-                   help="write no sustain pedal (MIDI CC64, JSON \"pedal\") even when the model has a pedal head "
-                   "(models without one write none)")
+    pedal = p.add_mutually_exclusive_group()
+    pedal.add_argument("--pedal", action="store_true",
+                       help="write the sustain pedal (MIDI CC64, JSON \"pedal\") of a model with a pedal head even "
+                       "where its checkpoint leaves it off (the shipped model does: see its model card); "
+                       "--notes key turns it on too")
+    pedal.add_argument("--no-pedal", action="store_true",
+                       help="write no sustain pedal (MIDI CC64, JSON \"pedal\") even when the model has a pedal head "
+                       "(models without one write none)")
     p.add_argument("--pedal-threshold", type=probability, default=None,
                    help="pedal probability that holds the sustain pedal down (default: the checkpoint's)")
     p.add_argument("--min-note-ms", type=milliseconds, default=None, metavar="MS",
@@ -433,7 +438,7 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
     decode = {k: v for k, v in (("onset_threshold", args.onset_threshold),
                                 ("frame_threshold", args.frame_threshold),
                                 ("pedal_threshold", args.pedal_threshold),
-                                ("pedal", False if args.no_pedal else None),
+                                ("pedal", False if args.no_pedal else True if args.pedal or args.notes == "key" else None),
                                 ("min_note_ms", args.min_note_ms),
                                 ("min_pitch", low), ("max_pitch", high),
                                 ("notes", args.notes)) if v is not None}
