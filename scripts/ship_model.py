@@ -50,6 +50,9 @@ def main() -> None:
     ap.add_argument("--pedal", default="0.3,0.4,0.5,0.6,0.7",
                     help="pedal thresholds to try (models with a pedal head; tuned on the files whose pedal is known)")
     ap.add_argument("--pedal-onset", default="0.3,0.5,0.7", help="pedal-onset (re-press) thresholds to try")
+    ap.add_argument("--pedal-off", action="store_true",
+                    help="ship with decode.pedal false: the pedal head is there (key-release notes use it) but its "
+                    "pedal (CC64) is written only on request (transcribe --pedal); for a head not yet good enough")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.onnx_only:
@@ -78,6 +81,9 @@ def main() -> None:
                   "tuned_on": [str(a) for a, _ in pairs], "tuning_scores": m}
     decode = tune_pedal(decode, [(act, pedal_for(lab)) for (act, _), (_, lab) in zip(cached, pairs)],
                         transcriber.features.frame_rate, args, provenance)
+    if args.pedal_off:
+        decode = replace(decode, pedal=False)
+        print("decode.pedal=false: the pedal is written only on request (transcribe --pedal)")
     config = dict(state["config"], decode=asdict(decode))
     save_checkpoint(args.out, Checkpoint(args.checkpoint).build_model(), config, step=state.get("step"), provenance=provenance)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")

@@ -89,12 +89,21 @@ def test_bad_note_options_are_usage_errors_naming_the_value(tones, tmp_path, opt
 
 
 def test_key_notes_need_a_model_with_a_pedal_head(tones, tmp_path):
-    from transcribe.checkpoint import SHIPPED_CHECKPOINT
+    from transcribe.checkpoint import Checkpoint, save_checkpoint
+    from transcribe.features import FeatureConfig
+    from transcribe.model import ModelConfig, OnsetsAndFrames
 
-    proc = transcribe(str(tones), "-o", str(tmp_path), "--notes", "key")
+    shipped = Checkpoint()  # the shipped note network without its pedal head
+    config = {**shipped.config, "model": {**shipped.config["model"], "pedal_head": False}}
+    model = OnsetsAndFrames(FeatureConfig.from_dict(config["features"]).n_bins, ModelConfig.from_dict(config["model"]))
+    model.load_state_dict({k: v for k, v in shipped.state["model_state"].items() if not k.startswith("pedal_")})
+    plain = tmp_path / "models" / "plain.pt"
+    save_checkpoint(plain, model.eval(), config)
+    out = tmp_path / "out"
+    proc = transcribe(str(tones), "-o", str(out), "--notes", "key", "--model", str(plain), "--backend", "torch")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"{SHIPPED_CHECKPOINT}: key-release notes" in proc.stderr and "no pedal head" in proc.stderr
-    assert not list(tmp_path.iterdir())
+    assert f"{plain}: key-release notes" in proc.stderr and "no pedal head" in proc.stderr
+    assert not out.exists() or not list(out.iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +117,11 @@ def pedal_model(tmp_path_factory) -> Path:
     from transcribe.model import ModelConfig, OnsetsAndFrames
 
     shipped = Checkpoint()
-    config = {**shipped.config, "model": {**shipped.config["model"], "pedal_head": True}}
+    config = {**shipped.config, "model": {**shipped.config["model"], "pedal_head": True},
+              "decode": {**shipped.config["decode"], "pedal": True}}
     model = OnsetsAndFrames(FeatureConfig.from_dict(config["features"]).n_bins, ModelConfig.from_dict(config["model"]))
     missing = model.load_state_dict(shipped.state["model_state"], strict=False).missing_keys
-    assert missing and all(k.startswith("pedal_") for k in missing)
+    assert all(k.startswith("pedal_") for k in missing)  # a shipped model without a pedal head gets a fresh one
     with torch.no_grad():
         model.pedal_head.weight.zero_()
         model.pedal_head.bias[:] = torch.tensor([4.0, -4.0, -4.0])  # down, never pressed anew

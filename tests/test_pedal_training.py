@@ -159,13 +159,14 @@ def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_pat
     script = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
     proc = subprocess.run([sys.executable, str(script), str(runs["tuned"] / "checkpoints" / "last.pt"),
                            "--data-dir", str(folder), "--tune-files", "4", "--onset", "0.3,0.5", "--frame", "0.3,0.5",
-                           "--pedal", "0.2,0.5,0.8", "--pedal-onset", "0.5", "--out", str(out)],
+                           "--pedal", "0.2,0.5,0.8", "--pedal-onset", "0.5", "--pedal-off", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "chosen on 3 files with a known pedal" in proc.stdout  # c_train's pedal is unknown
     shipped = torch.load(out, weights_only=False)
     decode = shipped["config"]["decode"]
     assert decode["pedal_threshold"] in (0.2, 0.5, 0.8) and decode["pedal_onset_threshold"] == 0.5
+    assert decode["pedal"] is False  # --pedal-off: written only on request
     assert f"pedal_threshold={decode['pedal_threshold']}" in proc.stdout
     assert set(shipped["provenance"]["pedal_tuning_scores"]) >= {"pedal_onset_f1", "pedal_frame_f1"}
     assert (out.parent / "model.onnx").is_file() and (out.parent / "model.onnx.json").is_file()
