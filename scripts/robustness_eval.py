@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--piano", default="musescore-mellow", help="render preset of conf/render.yaml")
     ap.add_argument("--out", type=Path, default=Path("data/robustness"))
     ap.add_argument("--json", type=Path, help="write all scores here")
+    ap.add_argument("--threads", type=int, help="CPU threads for the network (default: the runtime's choice)")
     args = ap.parse_args()
 
     from transcribe.infer import Transcriber
@@ -147,11 +148,13 @@ def main() -> None:
                     "parameters": {"reverb": REVERB, "noise": NOISE, "mp3": MP3, "gains": GAINS,
                                    "piano": args.piano}, "scores": {}}
     for ckpt in args.checkpoint:
-        transcriber = Transcriber.from_checkpoint(None if ckpt == "shipped" else ckpt)
+        transcriber = Transcriber.from_checkpoint(None if ckpt == "shipped" else ckpt, threads=args.threads)
         scores = report["scores"][ckpt] = {}
         for s in sets:
             for cond in CONDITIONS:
                 result = evaluate_folder(transcriber, args.out / s / cond, progress=lambda *_: None)
+                for failed in result["failed"]:
+                    print(f"{s}/{cond}: {failed['file']} not scored: {failed['error']}", file=sys.stderr)
                 scores[f"{s}/{cond}"] = {k: round(result["mean"][k], 4) for k in SUMMARY}
                 clean = scores[f"{s}/clean"]["note_f1"]
                 row = scores[f"{s}/{cond}"]
