@@ -7,9 +7,12 @@ Builds (once; existing files are kept) two versions of every held-out piece unde
   (``--piano``, a preset of ``conf/render.yaml``; needs FluidSynth),
 
 each clean and through fixed, seeded recording conditions: a room (reverb), pink noise at
-20 dB SNR, an MP3 round trip, and all three in a row. Then scores each ``--checkpoint`` on every
-folder with the evaluation code of ``transcribe-eval`` and prints the note F1 (and the other
-three scores) per condition and its drop from the clean score.
+20 dB SNR, an MP3 round trip, all three in a row, and two levels: a quiet recording (gain x0.01,
+-40 dB) and an overdriven one (gain x30, +29.5 dB, clipped at full scale as a recorder clips).
+Every condition is written as 16-bit FLAC (a file peaking above 0.95 is scaled down to 0.95).
+Then scores each ``--checkpoint`` on every folder with the evaluation code of ``transcribe-eval``
+and prints the note F1 (and the other three scores) per condition and its drop from the clean
+score.
 
     python scripts/robustness_eval.py --checkpoint transcribe/weights/model.pt \\
         --checkpoint runs/maps_v2/checkpoints/best.pt --json robustness.json
@@ -41,13 +44,23 @@ SR = 16000
 REVERB = {"rt60": 0.8, "drr_db": 0.0, "pre_delay": 0.01, "damping": 0.3}
 NOISE = {"snr_db": 20.0, "color": "pink"}
 MP3 = {"codec": "mp3", "compression_level": 0.7}
+# Levels (waveform multipliers) of issue #12: far too quiet, and far too loud for the recorder.
+GAINS = {"gain x0.01": 0.01, "gain x30": 30.0}
 CONDITIONS = {
     "clean": (),
     "reverb": ("reverb",),
     "noise": ("noise",),
     "mp3": ("mp3",),
     "reverb+noise+mp3": ("reverb", "noise", "mp3"),
+    **{name: (name,) for name in GAINS},
 }
+
+
+def apply_level(y: np.ndarray, factor: float) -> np.ndarray:
+    """``y`` multiplied by ``factor`` and clipped to [-1, 1], as a recorder set too loud clips at
+    full scale (``gain x30``). A quiet level (``gain x0.01``) is only scaled here; writing it to
+    16-bit PCM then quantises it as a quiet 16-bit recording is."""
+    return np.clip(y * np.float32(factor), -1.0, 1.0)
 
 
 def degrade(y: np.ndarray, effects: tuple[str, ...], seed: int) -> np.ndarray:
@@ -60,11 +73,16 @@ def degrade(y: np.ndarray, effects: tuple[str, ...], seed: int) -> np.ndarray:
             y = add_noise(y, NOISE["snr_db"], rng, NOISE["color"])
         elif effect == "mp3":
             y = codec_roundtrip(y, SR, MP3["codec"], MP3["compression_level"])
+        elif effect in GAINS:
+            y = apply_level(y, GAINS[effect])
+        else:
+            raise ValueError(f"unknown effect {effect!r}")
     return y
 
 
 def write_conditions(name: str, y: np.ndarray, labels: Path, out: Path) -> None:
-    """``out/<condition>/<name>.flac`` (+ labels) for every condition, unless present."""
+    """``out/<condition>/<name>.flac`` (+ labels) for every condition, unless present: 16-bit PCM,
+    scaled down to a 0.95 peak if it peaks higher (a clipped ``gain x30`` file stays clipped)."""
     seed = zlib.crc32(name.encode())
     for cond, effects in CONDITIONS.items():
         folder = out / cond
@@ -101,8 +119,8 @@ def build(maps: Path, glob: str, piano_name: str, out: Path) -> list[str]:
     tmp = out / "render" / "_labels"
     tmp.mkdir(parents=True, exist_ok=True)
     for audio, labels in pairs:
-        if (out / "render" / "reverb+noise+mp3" / f"{audio.stem}.flac").is_file():
-            continue
+        if all((out / "render" / cond / f"{audio.stem}.flac").is_file() for cond in CONDITIONS):
+            continue  # a set built before a condition was added gets that condition now
         y, rendered = render_notes(read_labels(labels), piano, cfg)
         tsv = tmp / f"{audio.stem}.tsv"
         write_tsv(rendered, tsv)
@@ -120,19 +138,23 @@ def main() -> None:
     ap.add_argument("--piano", default="musescore-mellow", help="render preset of conf/render.yaml")
     ap.add_argument("--out", type=Path, default=Path("data/robustness"))
     ap.add_argument("--json", type=Path, help="write all scores here")
+    ap.add_argument("--threads", type=int, help="CPU threads for the network (default: the runtime's choice)")
     args = ap.parse_args()
 
     from transcribe.infer import Transcriber
 
     sets = build(args.maps, args.glob, args.piano, args.out)
     report: dict = {"conditions": {k: list(v) for k, v in CONDITIONS.items()},
-                    "parameters": {"reverb": REVERB, "noise": NOISE, "mp3": MP3, "piano": args.piano}, "scores": {}}
+                    "parameters": {"reverb": REVERB, "noise": NOISE, "mp3": MP3, "gains": GAINS,
+                                   "piano": args.piano}, "scores": {}}
     for ckpt in args.checkpoint:
-        transcriber = Transcriber.from_checkpoint(None if ckpt == "shipped" else ckpt)
+        transcriber = Transcriber.from_checkpoint(None if ckpt == "shipped" else ckpt, threads=args.threads)
         scores = report["scores"][ckpt] = {}
         for s in sets:
             for cond in CONDITIONS:
                 result = evaluate_folder(transcriber, args.out / s / cond, progress=lambda *_: None)
+                for failed in result["failed"]:
+                    print(f"{s}/{cond}: {failed['file']} not scored: {failed['error']}", file=sys.stderr)
                 scores[f"{s}/{cond}"] = {k: round(result["mean"][k], 4) for k in SUMMARY}
                 clean = scores[f"{s}/clean"]["note_f1"]
                 row = scores[f"{s}/{cond}"]

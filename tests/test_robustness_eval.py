@@ -1,0 +1,59 @@
+"""scripts/robustness_eval.py: the level conditions of issue #12 (gain x0.01 and x30, clipped)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("robustness_eval", REPO / "scripts" / "robustness_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tone(seconds: float = 1.0, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def test_gain_conditions_scale_and_clip():
+    rb = _script()
+    assert rb.CONDITIONS["gain x0.01"] == ("gain x0.01",) and rb.CONDITIONS["gain x30"] == ("gain x30",)
+    y = _tone()
+    quiet = rb.degrade(y, rb.CONDITIONS["gain x0.01"], seed=0)
+    np.testing.assert_allclose(quiet, y * 0.01, rtol=1e-6, atol=0)
+    loud = rb.degrade(y, rb.CONDITIONS["gain x30"], seed=0)
+    assert loud.dtype == np.float32 and loud.shape == y.shape
+    assert np.abs(loud).max() == 1.0
+    small = np.abs(y) < 1 / 30
+    np.testing.assert_allclose(loud[small], y[small] * 30, rtol=1e-6)  # below full scale: only scaled
+    np.testing.assert_array_equal(loud[~small], np.sign(y[~small]))  # above it: clipped
+    assert np.mean(~small) > 0.9  # a 0.5 sine at x30 is clipped nearly everywhere
+
+
+def test_gain_files_are_written_clipped_and_quiet(tmp_path, monkeypatch):
+    rb = _script()
+    monkeypatch.setattr(rb, "CONDITIONS", {k: rb.CONDITIONS[k] for k in ("clean", "gain x0.01", "gain x30")})
+    labels = tmp_path / "piece.tsv"
+    labels.write_text("onset\toffset\tnote\tvelocity\n0.1\t0.5\t69\t64\n")
+    y = _tone()
+    rb.write_conditions("piece", y, labels, tmp_path / "out")
+    read = {c: sf.read(tmp_path / "out" / c / "piece.flac", dtype="float32")[0] for c in rb.CONDITIONS}
+    assert all((tmp_path / "out" / c / "piece.tsv").is_file() for c in rb.CONDITIONS)
+    np.testing.assert_allclose(read["clean"], y, atol=1 / 32768)
+    np.testing.assert_allclose(read["gain x0.01"], y * 0.01, atol=1 / 32768)
+    assert abs(np.abs(read["gain x30"]).max() - 0.95) < 1e-3  # clipped at full scale, written at 0.95
+    assert np.mean(np.isclose(np.abs(read["gain x30"]), 0.95, atol=1e-3)) > 0.9
+
+
+def test_an_unknown_effect_is_an_error():
+    with pytest.raises(ValueError, match="gain x3"):
+        _script().degrade(_tone(), ("gain x3",), seed=0)
