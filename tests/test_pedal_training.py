@@ -170,3 +170,20 @@ def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_pat
     assert f"pedal_threshold={decode['pedal_threshold']}" in proc.stdout
     assert set(shipped["provenance"]["pedal_tuning_scores"]) >= {"pedal_onset_f1", "pedal_frame_f1"}
     assert (out.parent / "model.onnx").is_file() and (out.parent / "model.onnx.json").is_file()
+
+
+def test_eval_scores_a_pedal_head_whose_output_is_off_by_default(runs, folder, tmp_path):
+    """A checkpoint shipped with decode.pedal false (transcribe writes no CC64 unless asked) still
+    has its pedal head scored by transcribe-eval; decode.pedal=false there turns the scoring off."""
+    from transcribe.checkpoint import Checkpoint, save_checkpoint
+
+    ckpt = Checkpoint(runs["tuned"] / "checkpoints" / "last.pt")
+    off = tmp_path / "off.pt"
+    save_checkpoint(off, ckpt.build_model(), {**ckpt.config, "decode": {**ckpt.config["decode"], "pedal": False}})
+    scored = {}
+    for name, extra in (("default", []), ("off", ["+decode.pedal=false"])):
+        out = tmp_path / f"{name}.json"
+        run("transcribe.evaluate", f"data.root={folder}", "split=all", f"checkpoint={off}", f"output_json={out}",
+            f"hydra.run.dir={tmp_path / name}", *extra)
+        scored[name] = json.loads(out.read_text())["mean"]
+    assert "pedal_onset_f1" in scored["default"] and "pedal_onset_f1" not in scored["off"]

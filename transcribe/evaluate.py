@@ -89,8 +89,10 @@ def _hydra_main(cfg: DictConfig) -> None:
     from .infer import InferConfig, Transcriber
 
     try:
-        transcriber = Transcriber.from_checkpoint(cfg.checkpoint, decode=OmegaConf.to_container(cfg.decode),
-                                                  infer=InferConfig.from_dict(cfg.infer))
+        # a pedal head is scored even where its checkpoint writes no pedal by default (decode.pedal
+        # switches the output, not the head); decode.pedal=false on the command line still turns it off
+        decode = {"pedal": True, **OmegaConf.to_container(cfg.decode)}
+        transcriber = Transcriber.from_checkpoint(cfg.checkpoint, decode=decode, infer=InferConfig.from_dict(cfg.infer))
         pairs = eval_pairs(cfg.data, cfg.split, cfg.glob)
         where = f"{cfg.data.root} (split {cfg.split}" + (f", glob {cfg.glob})" if cfg.glob else ")")
         thresholds = [float(t) for t in cfg.pedal_thresholds] if cfg.pedal_thresholds else None
