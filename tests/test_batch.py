@@ -255,12 +255,29 @@ def test_chunk_seams_do_not_split_or_move_notes():
         held = b.select(b.pitches == pitch)
         assert len(held) == 1, f"note {pitch} held across the seam at {seam} s came out as {held}"
         assert held.onsets[0] < seam < held.offsets[0]
-    assert len(a) == len(b)
-    np.testing.assert_array_equal(a.pitches, b.pitches)
-    np.testing.assert_allclose(a.onsets, b.onsets, atol=1.5 / whole.features.frame_rate)
+    # Every note of the whole-file run is found in chunks at the same key and onset, except where
+    # the BiLSTM's shorter context tips a borderline onset activation (whole-file peak within 0.15
+    # of the threshold) over or under it; at most one such note either way.
+    tol = 1.5 / whole.features.frame_rate
+    act = whole.activations(audio)["onset"]
+
+    def unmatched(x, y):
+        return [i for i in range(len(x))
+                if not np.any((y.pitches == x.pitches[i]) & (np.abs(y.onsets - x.onsets[i]) <= tol))]
+
+    only_a, only_b = unmatched(a, b), unmatched(b, a)
+    assert len(only_a) + len(only_b) <= 1, (only_a, only_b)
+    for notes_x, i in [(a, i) for i in only_a] + [(b, i) for i in only_b]:
+        frame = int(round(notes_x.onsets[i] * whole.features.frame_rate))
+        peak = act[max(frame - 1, 0): frame + 2, notes_x.pitches[i] - 21].max()
+        assert abs(peak - whole.decode.onset_threshold) <= 0.15, (notes_x.pitches[i], notes_x.onsets[i], peak)
+    keep_a = np.setdiff1d(np.arange(len(a)), only_a)
+    keep_b = np.setdiff1d(np.arange(len(b)), only_b)
+    np.testing.assert_array_equal(a.pitches[keep_a], b.pitches[keep_b])
+    np.testing.assert_allclose(a.onsets[keep_a], b.onsets[keep_b], atol=tol)
     # An offset is where a decaying frame activation crosses the threshold: the BiLSTM's shorter
     # context in 3-s chunks may move a few by some frames, but not most, and none by much.
-    moved = np.abs(a.offsets - b.offsets)
+    moved = np.abs(a.offsets[keep_a] - b.offsets[keep_b])
     assert np.mean(moved <= 2.5 / whole.features.frame_rate) >= 0.9, moved
     assert moved.max() <= 0.25, moved
 

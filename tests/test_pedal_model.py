@@ -105,26 +105,27 @@ def test_the_pedal_loss_never_changes_the_note_network():
 
 
 def test_the_shipped_checkpoint_runs_as_before():
-    """The shipped model has no pedal head: it loads strictly, outputs the four note heads only,
-    and a pedal head on the same note network would not change them."""
+    """The shipped model has a pedal head trained alone on its note network (train.train_only=pedal):
+    it loads strictly, outputs the note and pedal heads, writes no pedal by default (decode.pedal
+    false), and without its pedal head the note network gives the same notes."""
     ckpt = Checkpoint()
-    assert "pedal_head" not in ckpt.config["model"]
+    assert ckpt.config["model"]["pedal_head"] is True and ckpt.config["decode"]["pedal"] is False
     model = ckpt.build_model()  # load_state_dict is strict: every tensor used, none missing
-    assert model.heads == HEADS
+    assert model.heads == HEADS + PEDAL_HEADS
     x = np.random.default_rng(0).normal(-3, 1, (1, 100, model.n_bins)).astype(np.float32)
-    plain = TorchRunner(model)(x)
-    assert set(plain) == set(HEADS)
-    cfg = ModelConfig.from_dict({**ckpt.config["model"], "pedal_head": True})
-    with_pedal = OnsetsAndFrames(model.n_bins, cfg)
-    missing = with_pedal.load_state_dict(ckpt.state["model_state"], strict=False).missing_keys
-    assert missing and all(k.startswith("pedal_") for k in missing)
-    with_pedal.eval()
-    both = TorchRunner(with_pedal)(x)
+    both = TorchRunner(model)(x)
+    assert set(both) == set(HEADS + PEDAL_HEADS) and both["pedal"].shape == (1, 100, 1)
+    cfg = ModelConfig.from_dict({**ckpt.config["model"], "pedal_head": False})
+    plain = OnsetsAndFrames(model.n_bins, cfg)
+    unexpected = plain.load_state_dict(ckpt.state["model_state"], strict=False).unexpected_keys
+    assert unexpected and all(k.startswith("pedal_") for k in unexpected)
+    notes_only = TorchRunner(plain.eval())(x)
+    assert set(notes_only) == set(HEADS)
     for k in HEADS:
-        np.testing.assert_array_equal(both[k], plain[k])
-    assert both["pedal"].shape == (1, 100, 1)
+        np.testing.assert_array_equal(both[k], notes_only[k])
     stored = ModelConfig.from_dict(ckpt.config["model"])
-    assert stored.same_network(ModelConfig.from_dict(compose("train").model))  # the default config: the same network
+    # the default config (no pedal head) builds the same note network
+    assert stored.without_pedal().same_network(ModelConfig.from_dict(compose("train").model))
 
 
 def save_tiny(path: Path, model: OnsetsAndFrames) -> None:
@@ -140,7 +141,7 @@ def test_onnx_export_carries_the_pedal_outputs(tmp_path, monkeypatch):
     torch.manual_seed(0)
     save_tiny(tmp_path / "pedal.pt", OnsetsAndFrames(features.n_bins, TINY).eval())
     x = np.random.default_rng(0).normal(-3, 1, (700, features.n_bins)).astype(np.float32)
-    for path, heads in ((tmp_path / "pedal.pt", HEADS + PEDAL_HEADS), (None, HEADS)):
+    for path, heads in ((tmp_path / "pedal.pt", HEADS + PEDAL_HEADS), (None, HEADS + PEDAL_HEADS)):
         onnx_t = Transcriber.from_checkpoint(path, backend="onnx")
         torch_t = Transcriber.from_checkpoint(path, backend="torch")
         a, b = onnx_t.run_network(x), torch_t.run_network(x)
