@@ -68,14 +68,20 @@ def simulate_room(rng: np.random.Generator, sample_rate: int, cfg) -> tuple[np.n
     return (ir / np.abs(ir).max()).astype(np.float32), params
 
 
-def room_bank(cfg, sample_rate: int, progress=None) -> list[np.ndarray]:
-    """``cfg.bank_size`` room impulse responses drawn with ``cfg.seed``: read from the cache when
-    this configuration was simulated before, else simulated (minutes) and cached."""
+def bank_path(cfg, sample_rate: int) -> Path:
+    """Where the room bank of this configuration (``augment.room``) is cached."""
     keys = ("bank_size", "seed", "rt60_s", "length_m", "width_m", "height_m", "distance_m", "max_order", "n_rays")
     spec = {k: (list(cfg[k]) if hasattr(cfg[k], "__len__") and not isinstance(cfg[k], str) else cfg[k]) for k in keys}
     spec["sample_rate"] = int(sample_rate)
     key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=float).encode()).hexdigest()[:12]
-    path = Path(cfg.cache_dir) / f"rooms-{key}.npz"
+    return Path(cfg.cache_dir) / f"rooms-{key}.npz"
+
+
+def room_bank(cfg, sample_rate: int, progress=None) -> list[np.ndarray]:
+    """``cfg.bank_size`` room impulse responses drawn with ``cfg.seed``: read from the cache when
+    this configuration was simulated before, else simulated (minutes) and cached. A bank's first
+    rooms are those of any larger bank with the same seed."""
+    path = bank_path(cfg, sample_rate)
     if path.is_file():
         with np.load(path) as z:
             return [z[f"ir{i}"] for i in range(int(cfg.bank_size))]

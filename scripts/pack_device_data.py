@@ -1,0 +1,110 @@
+"""Pack training data small enough to travel to a lent GPU machine (at most 64 MiB with the
+working tree): a seeded subset of the training renders as Opus (about 19 kbit/s, 9 MB an hour),
+their labels and pedal sidecars in one tar.gz, the first rooms of the room bank, and the wheels
+the device image lacks. `scripts/device_train.sh` trains from the pack there.
+
+    python scripts/pack_device_data.py --roots data/renders_sampled --max-mb 36 --out data/device_pack
+
+Opus because it is the smallest lossless-enough form measured here: 16 kHz FLAC takes 37 MB an
+hour and float16 CQT features 59 MB; training already applies Opus round trips up to this
+compression (conf/augment: codec) and the robustness check measured MP3 costing 0.001 note F1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tarfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from transcribe.data.pairs import find_pairs  # noqa: E402
+
+DEVICE_WHEELS = ["librosa==0.11.0", "soundfile==0.14.0", "soxr==1.1.0", "pretty_midi==0.2.11.post0", "mido==1.3.3",
+                 "hydra-core==1.3.8", "omegaconf==2.3.1", "mir_eval==0.8.2", "audioread==3.1.0", "decorator==5.2.1",
+                 "pooch==1.9.0", "platformdirs==4.14.7", "cffi==2.0.0", "pycparser==3.0"]
+
+
+def encode(job: tuple[str, str, float]) -> tuple[str, int, float]:
+    """Encode one file as Opus in OGG; returns (output, bytes, seconds)."""
+    src, dst, level = job
+    y, sr = sf.read(src, dtype="float32", always_2d=False)
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(dst, y, sr, format="OGG", subtype="OPUS", compression_level=level)
+    return dst, Path(dst).stat().st_size, len(y) / sr
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--roots", nargs="+", required=True, help="labelled training folders (renders)")
+    ap.add_argument("--out", default="data/device_pack")
+    ap.add_argument("--max-mb", type=float, default=36.0, help="stop adding audio past this many MB")
+    ap.add_argument("--level", type=float, default=0.95, help="Opus compression level (0 best .. 1 smallest)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--room-bank", default=None, help="a room bank .npz whose first --rooms rooms travel")
+    ap.add_argument("--room-key", default=None, help="file name the device's config expects for the smaller bank")
+    ap.add_argument("--rooms", type=int, default=50)
+    ap.add_argument("--exclude", nargs="*", default=[], help="earlier packs whose files this one leaves out")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    audio_dir = out / "train"
+    pairs = []
+    for root in args.roots:
+        pairs += [(Path(root), a, lab) for a, lab in find_pairs(root)]
+    taken = {p.relative_to(Path(e) / "train").with_suffix("") for e in args.exclude
+             for p in (Path(e) / "train").rglob("*.ogg")}
+    pairs = [(r, a, lab) for r, a, lab in pairs if a.relative_to(r).with_suffix("") not in taken]
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(pairs))
+    # Bytes per second from a first file, to plan how many files fit; the loop stops at --max-mb.
+    jobs, labels = [], []
+    for i in order:
+        root, audio, label = pairs[i]
+        rel = audio.relative_to(root).with_suffix(".ogg")
+        jobs.append((str(audio), str(audio_dir / rel), args.level))
+        labels.append((label, rel.with_suffix(label.suffix)))
+        pedal = label.with_name(audio.stem + ".pedal.tsv")
+        if pedal.is_file():
+            labels.append((pedal, rel.with_name(audio.stem + ".pedal.tsv")))
+    total, seconds, kept = 0, 0.0, []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        batch = args.jobs * 4
+        for start in range(0, len(jobs), batch):
+            for dst, size, secs in pool.map(encode, jobs[start:start + batch]):
+                total += size
+                seconds += secs
+                kept.append(Path(dst).relative_to(audio_dir).with_suffix(""))
+            print(f"{len(kept)} files, {seconds / 3600:.2f} h, {total / 1e6:.1f} MB", flush=True)
+            if total / 1e6 >= args.max_mb:
+                break
+    # Files encoded past the budget in the last batch stay: the budget is approximate.
+    keep = {str(k) for k in kept}
+    with tarfile.open(out / "labels.tar.gz", "w:gz") as tar:
+        for src, rel in labels:
+            stem = str(rel.with_suffix("")).removesuffix(".pedal")
+            if stem in keep:
+                tar.add(src, arcname=str(rel))
+    if args.room_bank:
+        with np.load(args.room_bank) as z:
+            irs = {f"ir{i}": z[f"ir{i}"] for i in range(args.rooms)}
+        (out / "rooms").mkdir(exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, **irs)
+        (out / "rooms" / args.room_key).write_bytes(buf.getvalue())
+    (out / "pack.json").write_text(json.dumps({"files": len(kept), "hours": round(seconds / 3600, 3),
+                                               "audio_mb": round(total / 1e6, 1), "level": args.level,
+                                               "seed": args.seed, "roots": args.roots}, indent=1))
+    print(f"packed {len(kept)} files, {seconds / 3600:.2f} h of audio, {total / 1e6:.1f} MB, in {out}")
+
+
+if __name__ == "__main__":
+    main()
