@@ -27,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transcribe.data.pairs import find_pairs  # noqa: E402
 
+# The packages the device image (Python 3.12, torch and numpy/scipy present) lacks; --wheels fetches them.
+DEVICE_PYTHON, DEVICE_PLATFORM = "3.12", "manylinux_2_28_x86_64"
+SDIST_ONLY = ["antlr4-python3-runtime==4.9.3"]  # hydra's parser runtime: PyPI has no wheel, built here (pure Python)
 DEVICE_WHEELS = ["librosa==0.11.0", "soundfile==0.14.0", "soxr==1.1.0", "pretty_midi==0.2.11.post0", "mido==1.3.3",
                  "hydra-core==1.3.8", "omegaconf==2.3.1", "mir_eval==0.8.2", "audioread==3.1.0", "decorator==5.2.1",
                  "pooch==1.9.0", "platformdirs==4.14.7", "cffi==2.0.0", "pycparser==3.0"]
@@ -41,6 +44,31 @@ def encode(job: tuple[str, str, float]) -> tuple[str, int, float]:
     return dst, Path(dst).stat().st_size, len(y) / sr
 
 
+def configured_rooms(rooms: int) -> tuple[str | None, str]:
+    """The configured room bank (None if it has not been simulated here) and the file name that a
+    bank of its first ``rooms`` rooms has under the same settings (what the device looks up)."""
+    from transcribe.config import compose
+    from transcribe.data.rooms import bank_path
+
+    cfg = compose("train")
+    room, rate = cfg.augment.room, cfg.features.sample_rate
+    full = bank_path(room, rate)
+    room.bank_size = rooms
+    return (str(full) if full.is_file() else None), bank_path(room, rate).name
+
+
+def download_wheels(folder: Path) -> None:
+    """Fetch DEVICE_WHEELS for the device's Python and platform into ``folder`` (needs PyPI)."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", str(folder),
+                    "--python-version", DEVICE_PYTHON, "--platform", DEVICE_PLATFORM,
+                    "--platform", "manylinux2014_x86_64", *DEVICE_WHEELS], check=True)
+    subprocess.run([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder), *SDIST_ONLY], check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--roots", nargs="+", required=True, help="labelled training folders (renders)")
@@ -49,9 +77,14 @@ def main() -> None:
     ap.add_argument("--level", type=float, default=0.95, help="Opus compression level (0 best .. 1 smallest)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--room-bank", default=None, help="a room bank .npz whose first --rooms rooms travel")
-    ap.add_argument("--room-key", default=None, help="file name the device's config expects for the smaller bank")
-    ap.add_argument("--rooms", type=int, default=50)
+    ap.add_argument("--room-bank", default=None,
+                    help="a room bank .npz whose first --rooms rooms travel (default: the bank of "
+                         "conf/augment's room settings, when it has been simulated)")
+    ap.add_argument("--room-key", default=None,
+                    help="file name the device's config looks for (default: that of the same settings "
+                         "with augment.room.bank_size=--rooms)")
+    ap.add_argument("--rooms", type=int, default=50, help="rooms to carry (device: augment.room.bank_size)")
+    ap.add_argument("--wheels", action="store_true", help="also fetch the wheels the device lacks (PyPI)")
     ap.add_argument("--exclude", nargs="*", default=[], help="earlier packs whose files this one leaves out")
     args = ap.parse_args()
 
@@ -93,13 +126,18 @@ def main() -> None:
             stem = str(rel.with_suffix("")).removesuffix(".pedal")
             if stem in keep:
                 tar.add(src, arcname=str(rel))
-    if args.room_bank:
+    room_bank, room_key = configured_rooms(args.rooms)
+    args.room_bank = args.room_bank or room_bank
+    args.room_key = args.room_key or room_key
+    if args.room_bank and Path(args.room_bank).is_file():
         with np.load(args.room_bank) as z:
             irs = {f"ir{i}": z[f"ir{i}"] for i in range(args.rooms)}
         (out / "rooms").mkdir(exist_ok=True)
         buf = io.BytesIO()
         np.savez(buf, **irs)
         (out / "rooms" / args.room_key).write_bytes(buf.getvalue())
+    if args.wheels:
+        download_wheels(out / "wheels")
     (out / "pack.json").write_text(json.dumps({"files": len(kept), "hours": round(seconds / 3600, 3),
                                                "audio_mb": round(total / 1e6, 1), "level": args.level,
                                                "seed": args.seed, "roots": args.roots}, indent=1))

@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from dataclasses import replace
 
 from .audio import AUDIO_EXTENSIONS
 from .files import clear_dead_claim
@@ -184,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the network runs: cuda (an NVIDIA GPU: onnxruntime-gpu's CUDA provider, or torch's "
                    "CUDA; an error where there is none, never a silent fallback), cpu, or auto (the GPU when the "
                    "backend can use one here, else the CPU) (default: conf/infer/default.yaml, auto)")
+    p.add_argument("--no-level", action="store_true",
+                   help="transcribe the recording at its own level (default: its loud passages are first brought to "
+                   "the level the model was trained at, conf/infer/default.yaml's level_db, so very quiet or loud "
+                   "recordings transcribe as well as others)")
     p.add_argument("--int8", action="store_true", default=None,
                    help="dynamic int8 quantisation of the network on the onnx backend (about 30%% faster network, "
                    "note F1 within 0.001 of float in our checks; needs transcribe-piano[int8])")
@@ -447,6 +452,8 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
     try:
         infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8,
                                                      device=args.device)
+        if args.no_level:
+            infer = replace(infer, level_db=None)
         settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite,
                                   midi_tempo=args.midi_tempo, sonify=args.sonify_config)
         transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error

@@ -5,7 +5,9 @@ each side (discarded after the network), and chunks of equal length go through i
 ``batch_chunks`` at a time, so the BiLSTMs step through a long recording a few chunks abreast
 instead of one chunk after another. Batching changes no result: every chunk sees exactly the
 frames it saw alone (activations agree to float32 rounding, see tests/test_speed_paths.py).
-These settings, and the backend, are :class:`InferConfig` (``conf/infer/default.yaml``).
+Each recording is first brought to the level the model was trained at (``level_db``, see
+:mod:`transcribe.level`). These settings, and the backend, are :class:`InferConfig`
+(``conf/infer/default.yaml``).
 
 The network is run by onnxruntime when it is installed (``backend="auto"``): the shipped model
 from its shipped ONNX export, another checkpoint from the export beside it or one made once and
@@ -29,6 +31,7 @@ from .checkpoint import Checkpoint, typed_configs
 from .config import from_group
 from .decode import DecodeConfig, decode_notes, decode_pedal, finish_notes
 from .features import FeatureConfig, cqt_features, cqt_plan
+from .level import level_db, level_gain
 from .notes import MIN_PITCH, N_KEYS, Notes
 from .runtime import DEVICES, HEADS, NetworkRunner, TorchRunner, make_runner
 
@@ -44,6 +47,8 @@ class InferConfig:
     threads: int | None
     int8: bool
     device: str  # auto | cpu | cuda (transcribe.runtime.make_runner)
+    level_db: float | None  # bring each recording's level (transcribe.level) to this dBFS; None: as it is
+    level_max_gain_db: float  # at most this much gain or attenuation
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -309,9 +314,18 @@ class Transcriber:
         return run_network(self.runner, features, self.chunk_frames, self.context_frames,
                            batch_chunks=self.infer.batch_chunks)
 
+    def level_gain(self, blocks: Iterable[np.ndarray]) -> float:
+        """The gain that brings a recording (its mono blocks at :attr:`sample_rate`) to
+        ``infer.level_db`` (:mod:`transcribe.level`); 1 where that is off."""
+        if self.infer.level_db is None:
+            return 1.0
+        return level_gain(level_db(blocks, self.sample_rate), self.infer.level_db, self.infer.level_max_gain_db)
+
     def activations(self, audio: np.ndarray) -> dict[str, np.ndarray]:
-        """Onset, offset, frame and velocity activations [frames, 88] for a mono waveform."""
-        return self.run_network(cqt_features(audio, self.features))
+        """Onset, offset, frame and velocity activations [frames, 88] for a mono waveform (first
+        brought to ``infer.level_db``)."""
+        gain = self.level_gain([audio])
+        return self.run_network(cqt_features(audio * np.float32(gain) if gain != 1.0 else audio, self.features))
 
     def notes_from_activations(self, act: dict[str, np.ndarray]) -> Notes:
         """The notes as written (:func:`~transcribe.decode.finish_notes`) of whole-recording activations."""
@@ -385,7 +399,10 @@ class Transcriber:
         stretch is cut with a margin, equal to float32 rounding). ``keep_seconds``: also return the
         activations of the first this many seconds (for a plot)."""
         stream = audio if isinstance(audio, AudioStream) else AudioStream(audio, self.sample_rate)
-        window = _AudioWindow(stream)
+        # The level needs the whole recording: a first decoding pass (about 2 % of the time of a
+        # transcription, scripts/benchmark_speed.py), so memory stays flat.
+        gain = np.float32(self.level_gain(AudioStream(stream.path, self.sample_rate)))
+        window = _AudioWindow(stream if gain == 1.0 else (block * gain for block in stream))
         window.need(self.features.hop_length)
         if window.finished and window.end < self.features.hop_length:
             raise AudioError(stream.path, f"too short: {window.end} samples at {self.sample_rate} Hz, "
