@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from transcribe.infer import InferConfig
 from transcribe.level import level_db, level_gain
 from transcribe.notefiles import read_csv
 from transcribe.notes import Notes
@@ -65,7 +66,7 @@ def test_a_quiet_recording_transcribes_as_the_loud_one_and_no_level_keeps_its_le
     loud, quiet, _ = pieces
     a, report = notes_of(loud, tmp_path / "a")
     b, _ = notes_of(quiet, tmp_path / "b")
-    assert len(a) >= 8 and report["settings"]["infer"]["level_db"] == -31.5
+    assert len(a) >= 8 and report["settings"]["infer"]["level_db"] == InferConfig.default().level_db < -20
     np.testing.assert_array_equal(b.pitches, a.pitches)
     np.testing.assert_allclose(b.onsets, a.onsets, atol=1e-3)
     np.testing.assert_array_equal(b.velocities, a.velocities)

@@ -6,7 +6,7 @@ recording 40 dB quieter than the training audio loses its soft notes under the f
 much louder looks unlike anything trained on. The level of a recording is the 95th percentile of
 the RMS of its 100 ms frames, in dBFS: the level of its loud passages, indifferent to silence
 at either end and to how much of it is soft. Training audio (MAPS and the sampled-piano renders)
-has a median of -31.5 dBFS by this measure (docs/DATA.md).
+has a median of -33 dBFS by this measure (MAPS -31.7, renders -33.0: docs/DATA.md).
 """
 
 from __future__ import annotations
