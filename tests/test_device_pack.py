@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from transcribe.config import compose
 from transcribe.data.pairs import find_pairs
+from transcribe.data.rooms import bank_path
 
 from .conftest import SR, random_notes, synth, write_tsv
 
@@ -42,7 +44,7 @@ def renders(root: Path, n: int) -> dict[str, Path]:
 
 def pack(out: Path, *args: str) -> dict:
     done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--jobs", "1", *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, cwd=out.parent)  # no room bank there
     assert done.returncode == 0, done.stderr
     return json.loads((out / "pack.json").read_text())
 
@@ -78,6 +80,7 @@ def test_pack_holds_opus_audio_with_its_labels_and_a_second_pack_the_rest(tmp_pa
     second = pack(tmp_path / "pack2", "--roots", str(root), "--max-mb", "100", "--exclude", str(tmp_path / "pack1"))
     rest = sorted(o.stem for o in (tmp_path / "pack2" / "train").rglob("*.ogg"))
     assert second["files"] == 2 and sorted(rest + stems) == sorted(labels)
+    assert not (tmp_path / "pack2" / "rooms").exists()  # no room bank simulated here: none carried
 
 
 def test_pack_carries_the_first_rooms_of_the_bank(tmp_path):
@@ -85,8 +88,9 @@ def test_pack_carries_the_first_rooms_of_the_bank(tmp_path):
     renders(root, 1)
     irs = {f"ir{i}": np.random.default_rng(i).standard_normal(100 + i).astype(np.float32) for i in range(5)}
     np.savez(tmp_path / "bank.npz", **irs)
-    pack(tmp_path / "pack", "--roots", str(root), "--room-bank", str(tmp_path / "bank.npz"),
-         "--room-key", "rooms-small.npz", "--rooms", "2")
-    with np.load(tmp_path / "pack" / "rooms" / "rooms-small.npz") as z:
+    pack(tmp_path / "pack", "--roots", str(root), "--room-bank", str(tmp_path / "bank.npz"), "--rooms", "2")
+    room = compose("train").augment.room
+    room.bank_size = 2  # the device trains with augment.room.bank_size=2 and finds the file by its name
+    with np.load(tmp_path / "pack" / "rooms" / bank_path(room, SR).name) as z:
         assert sorted(z.files) == ["ir0", "ir1"]
         assert all(np.array_equal(z[k], irs[k]) for k in z.files)

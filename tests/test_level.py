@@ -72,7 +72,8 @@ def test_a_quiet_recording_transcribes_as_the_loud_one_and_no_level_keeps_its_le
     np.testing.assert_array_equal(b.velocities, a.velocities)
     c, report = notes_of(quiet, tmp_path / "c", "--no-level")
     assert report["settings"]["infer"]["level_db"] is None
-    assert len(c) < len(a) - 2  # at its own level most of the soft notes sink under the features' floor
+    # At its own level (-66 dBFS) soft notes sink under the features' floor, velocities squeeze.
+    assert len(c) <= len(a) - 2 and np.ptp(c.velocities) < np.ptp(a.velocities) - 10, (a, c)
 
 
 def test_the_api_on_an_array_applies_the_same_level(pieces):
@@ -84,3 +85,5 @@ def test_the_api_on_an_array_applies_the_same_level(pieces):
     streamed = tr.transcribe_file(loud)
     np.testing.assert_array_equal(whole.pitches, streamed.pitches)
     np.testing.assert_allclose(whole.onsets, streamed.onsets, atol=1e-3)
+    off = Transcriber.from_checkpoint(level_db=None)  # None turns it off (not "unchanged")
+    assert off.infer.level_db is None and len(off.transcribe(y * QUIET, SR)) < len(whole)

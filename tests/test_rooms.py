@@ -56,8 +56,6 @@ def test_room_bank_is_seeded_and_cached(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     other = room_bank(room_cfg(tmp_path, bank_size=3, seed=1), SR)
     assert len(list(tmp_path.glob("rooms-*.npz"))) == 2 and not np.array_equal(other[0], first[0])
-    smaller = room_bank(room_cfg(tmp_path, bank_size=2), SR)  # a device pack carries a prefix of the bank
-    assert all(np.array_equal(a, b) for a, b in zip(smaller, first[:2]))
 
 
 def test_augment_draws_a_room_from_the_bank(tmp_path):

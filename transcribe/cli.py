@@ -12,7 +12,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from dataclasses import replace
 
 from .audio import AUDIO_EXTENSIONS
 from .files import clear_dead_claim
@@ -453,7 +452,7 @@ def run_batch(args: argparse.Namespace, pending: list[Job], results: list[Result
         infer = InferConfig.default().with_overrides(backend=args.backend, threads=threads, int8=args.int8,
                                                      device=args.device)
         if args.no_level:
-            infer = replace(infer, level_db=None)
+            infer = infer.with_overrides(level_db=None)
         settings = WorkerSettings(str(args.model) if args.model else None, decode, infer, overwrite=args.overwrite,
                                   midi_tempo=args.midi_tempo, sonify=args.sonify_config)
         transcriber = load_transcriber(settings)  # once up front: a bad --model is one clear error

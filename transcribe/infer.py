@@ -36,6 +36,9 @@ from .notes import MIN_PITCH, N_KEYS, Notes
 from .runtime import DEVICES, HEADS, NetworkRunner, TorchRunner, make_runner
 
 
+_NONE_IS_A_VALUE = ("level_db",)  # with_overrides: None means "off" here, not "unchanged"
+
+
 @dataclass(frozen=True)
 class InferConfig:
     """How the network is run over a recording (``conf/infer/default.yaml``)."""
@@ -68,11 +71,12 @@ class InferConfig:
         return _default_infer()
 
     def with_overrides(self, **overrides) -> "InferConfig":
-        """A copy with the given fields changed (``None`` values leave a field as it is)."""
+        """A copy with the given fields changed. ``None`` leaves a field as it is, except for
+        ``level_db``, where it turns the level step off (``level_db=None``)."""
         unknown = set(overrides) - {f.name for f in fields(self)}
         if unknown:
             raise ValueError(f"unknown inference setting(s): {', '.join(sorted(unknown))}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None or k in _NONE_IS_A_VALUE})
 
     def chunking(self, features: FeatureConfig) -> tuple[int, int]:
         """(chunk frames, context frames) at the feature frame rate."""
@@ -279,7 +283,7 @@ class Transcriber:
         settings stored in the checkpoint, e.g. ``{"onset_threshold": 0.4}``. ``infer``: how to
         run the network (default ``conf/infer/default.yaml``); keyword arguments override its
         fields, e.g. ``backend="torch"``, ``threads=1``, ``int8=True``, ``chunk_seconds=30``,
-        ``device="cuda"`` (a :class:`~transcribe.runtime.DeviceError`, a ValueError, where there is no GPU).
+        ``level_db=None`` (the recording's own level), ``device="cuda"`` (a :class:`~transcribe.runtime.DeviceError`, a ValueError, where there is no GPU).
         """
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
         infer = (infer or InferConfig.default()).with_overrides(**infer_overrides)

@@ -80,7 +80,9 @@ def bank_path(cfg, sample_rate: int) -> Path:
 def room_bank(cfg, sample_rate: int, progress=None) -> list[np.ndarray]:
     """``cfg.bank_size`` room impulse responses drawn with ``cfg.seed``: read from the cache when
     this configuration was simulated before, else simulated (minutes) and cached. A bank's first
-    rooms are those of any larger bank with the same seed."""
+    rooms have the shapes, absorptions and placements of those of any larger bank with the same
+    seed, but not the same samples: pyroomacoustics's ray tracer draws its own random numbers
+    (a device pack therefore copies rooms out of the bank file, scripts/pack_device_data.py)."""
     path = bank_path(cfg, sample_rate)
     if path.is_file():
         with np.load(path) as z:
