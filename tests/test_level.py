@@ -16,10 +16,13 @@ from transcribe.level import level_db, level_gain
 from transcribe.notefiles import read_csv
 from transcribe.notes import Notes
 
-from .conftest import SR, synth
+from .conftest import SR, synth, write_tsv
 from .test_cli import transcribe
 
 QUIET = 0.003  # -50 dB
+_ONSETS = 0.4 + 0.5 * np.arange(10)
+PIECE = Notes(_ONSETS, _ONSETS + 0.4, np.array([40, 47, 52, 55, 60, 64, 67, 71, 76, 83]),
+              np.array([30, 60, 90, 110, 45, 70, 100, 55, 85, 40]))
 
 
 def test_the_level_of_a_tone_is_its_rms_whatever_the_silence_and_the_blocks():
@@ -47,9 +50,7 @@ def test_the_gain_reaches_the_target_within_its_limit_and_leaves_silence_and_off
 @pytest.fixture(scope="module")
 def pieces(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
     """The same notes at a usual level and 50 dB quieter (float WAV: no quantisation)."""
-    pitches = [40, 47, 52, 55, 60, 64, 67, 71, 76, 83]
-    onsets = 0.4 + 0.5 * np.arange(len(pitches))
-    y = synth(Notes(onsets, onsets + 0.4, pitches, np.array([30, 60, 90, 110, 45, 70, 100, 55, 85, 40])))
+    y = synth(PIECE)
     folder = tmp_path_factory.mktemp("levels")
     sf.write(folder / "loud.wav", y, SR, subtype="FLOAT")
     sf.write(folder / "quiet.wav", y * QUIET, SR, subtype="FLOAT")
@@ -87,3 +88,28 @@ def test_the_api_on_an_array_applies_the_same_level(pieces):
     np.testing.assert_allclose(whole.onsets, streamed.onsets, atol=1e-3)
     off = Transcriber.from_checkpoint(level_db=None)  # None turns it off (not "unchanged")
     assert off.infer.level_db is None and len(off.transcribe(y * QUIET, SR)) < len(whole)
+
+
+def test_training_validation_sees_the_level_the_command_sees(pieces, tmp_path):
+    """Validation during training scores features made as `transcribe` makes them: the quiet copy
+    gives the loud copy's features; with the level step off, the cached features as they are."""
+    from transcribe.data.cache import FeatureCache
+    from transcribe.data.dataset import CropDataset
+    from transcribe.features import FeatureConfig, cqt_features
+    from transcribe.train import validation_features
+
+    loud, quiet, y = pieces
+    for path in (loud, quiet):
+        write_tsv(PIECE, path.with_suffix(".tsv"))
+    cfg = FeatureConfig()
+    data = CropDataset([(loud, loud.with_suffix(".tsv")), (quiet, quiet.with_suffix(".tsv"))], cfg,
+                       FeatureCache(tmp_path / "cache", cfg))
+    on, off = InferConfig.default(), InferConfig.default().with_overrides(level_db=None)
+    a, b = (validation_features(rec, cfg, on) for rec in data.recordings)
+    np.testing.assert_allclose(a, b, atol=1e-3)
+    np.testing.assert_allclose(a, cqt_features(y * np.float32(10 ** ((on.level_db - level_db([y], SR)) / 20)), cfg),
+                               atol=1e-3)
+    cached = validation_features(data.recordings[1], cfg, off)
+    assert np.array_equal(cached, np.asarray(data.recordings[1].features, dtype=np.float32))
+    heard = a > np.log(cfg.log_floor) + 3  # bins well above the floor at the training level
+    assert np.median((a - cached)[heard]) > 3  # the quiet copy at its own level: far lower (33 dB = 3.8 in log)

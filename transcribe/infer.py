@@ -403,8 +403,9 @@ class Transcriber:
         stretch is cut with a margin, equal to float32 rounding). ``keep_seconds``: also return the
         activations of the first this many seconds (for a plot)."""
         stream = audio if isinstance(audio, AudioStream) else AudioStream(audio, self.sample_rate)
-        # The level needs the whole recording: a first decoding pass (about 2 % of the time of a
-        # transcription, scripts/benchmark_speed.py), so memory stays flat.
+        # The level needs the whole recording: a first decoding pass, so memory stays flat. Decoding
+        # is 0.2 s of the 2.0-2.2 s a 5-minute file takes; whole-process times with and without
+        # the pass were within run-to-run noise (scripts/benchmark_speed.py, 3 repeats each).
         gain = np.float32(self.level_gain(AudioStream(stream.path, self.sample_rate)))
         window = _AudioWindow(stream if gain == 1.0 else (block * gain for block in stream))
         window.need(self.features.hop_length)

@@ -35,8 +35,10 @@ from .data.pairs import dataset_splits
 from .decode import DecodeConfig, decode_pedal
 from .distributed import (Dist, average_buffers, export_submitit_ranks, fill_cache_shared, mean_over_ranks,
                           quiet_hydra_on_other_ranks, rank_seed, setup_distributed, state_digest, wrap_ddp)
-from .features import FeatureConfig
+from .audio import load_audio
+from .features import FeatureConfig, cqt_features
 from .infer import InferConfig, run_network
+from .level import level_db, level_gain
 from .metrics import mean_metrics, pedal_metrics
 from .model import PEDAL_PREFIX, ModelConfig, OnsetsAndFrames, loss
 from .runtime import TorchRunner
@@ -201,9 +203,20 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
     return state
 
 
+def validation_features(rec, features: FeatureConfig, infer: InferConfig) -> np.ndarray:
+    """A validation recording's features as ``transcribe`` computes them: from its audio brought to
+    ``infer.level_db`` (:mod:`transcribe.level`; about a second per 5 minutes), or the cached
+    features where the level step is off (``infer.level_db=null``)."""
+    if infer.level_db is None:
+        return np.asarray(rec.features, dtype=np.float32)
+    y = load_audio(rec.audio, features.sample_rate)
+    gain = level_gain(level_db([y], features.sample_rate), infer.level_db, infer.level_max_gain_db)
+    return cqt_features(y * np.float32(gain), features)
+
+
 def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig, decode: DecodeConfig,
              infer: InferConfig, max_files: int | None, thresholds: DictConfig | None = None) -> dict[str, float]:
-    """Transcribe whole validation recordings (from cached features) with ``model`` on the CPU
+    """Transcribe whole validation recordings (:func:`validation_features`) with ``model`` on the CPU
     and score them with ``decode``'s thresholds (the sustain pedal too, where the model has a
     pedal head and the recording's pedal is known); with ``thresholds`` (``train.val_thresholds``:
     onset and frame lists), also with the best pair of that grid (``tuned_*`` keys, and the
@@ -214,7 +227,7 @@ def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig,
     net.eval()
     recordings, pedal_rows = [], []
     for rec in data.recordings[:max_files]:
-        act = run_network(runner, np.asarray(rec.features, dtype=np.float32), *infer.chunking(features),
+        act = run_network(runner, validation_features(rec, features, infer), *infer.chunking(features),
                           batch_chunks=infer.batch_chunks)
         recordings.append((act, rec.notes))
         if "pedal" in act and rec.pedal is not None:
