@@ -118,6 +118,28 @@ def test_sigterm_mid_batch_stops_everything_reports_and_resumes(tmp_path, jobs):
     assert sorted(p.name for p in out.iterdir()) == [f"f{i:02d}.mid" for i in range(10)]
 
 
+def test_outputs_renamed_into_place_just_before_a_signal_count_as_done(tmp_path):
+    """The race the SIGTERM test met in CI: a file's last output lands, then the signal comes
+    before its result is recorded. The report follows the disk: done, not interrupted; outputs
+    older than the run, or incomplete sets, do not count."""
+    from transcribe.cli import finished_when_stopped
+    from transcribe.jobs import Job, Result
+
+    def job(name: str, *exts: str) -> Job:
+        return Job(tmp_path / f"{name}.wav", [tmp_path / f"{name}.{e}" for e in exts])
+
+    old, both, half, none, recorded = (job("old", "mid"), job("both", "mid", "csv"), job("half", "mid", "csv"),
+                                       job("none", "mid"), job("recorded", "mid"))
+    (tmp_path / "old.mid").write_bytes(b"x")
+    os.utime(tmp_path / "old.mid", (1e9, 1e9))
+    started = time.time() - 1.0
+    for name in ("both.mid", "both.csv", "half.mid", "recorded.mid"):
+        (tmp_path / name).write_bytes(b"x")
+    results = [Result(recorded.audio, "done", recorded.outputs)]
+    found = finished_when_stopped([old, both, half, none, recorded], results, started)
+    assert [(r.audio.stem, r.status) for r in found] == [("both", "done")]
+
+
 def test_kill_9_of_the_parent_leaves_no_live_workers(tmp_path):
     src, out = make_batch(tmp_path / "in", 8), tmp_path / "out"
     proc = start(src, "-o", out, "--jobs", 2)

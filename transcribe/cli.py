@@ -235,10 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         return usage_error(str(err))
     stopped = Interrupts()
-    t0 = time.monotonic()
+    t0, started = time.monotonic(), time.time()
     try:
         with stopped:
             run_batch(args, pending, results)
+        if stopped.signal:
+            results += finished_when_stopped(pending, results, started)
         status = finish(results, pending, args, stopped.signal, time.monotonic() - t0)
         if args.demo and not args.quiet:
             demo_done(results)
@@ -513,6 +515,21 @@ def report_result(r: Result, progress: Progress) -> None:
         line = (f"{r.audio} -> {', '.join(str(o) for o in r.outputs)}  ({r.notes} notes, "
                 f"{r.audio_seconds:.1f} s audio in {r.seconds:.1f} s)")
     progress.advance(r.audio_seconds, line)
+
+
+def finished_when_stopped(pending: list[Job], results: list[Result], started: float) -> list[Result]:
+    """Jobs without a result whose every output was renamed into place by this run (after
+    ``started``, a ``time.time()``) before a signal stopped it: the signal came between the
+    last write and the bookkeeping, so they are reported ``done``, as what is on disk says."""
+    have = {r.audio for r in results}
+    out = []
+    for job in pending:
+        try:
+            if job.audio not in have and all(o.stat().st_mtime >= started for o in job.outputs):
+                out.append(Result(job.audio, "done", job.outputs, reason="finished as the run was stopped"))
+        except OSError:  # an output is missing: not finished
+            continue
+    return out
 
 
 def finish(results: list[Result], pending: list[Job], args: argparse.Namespace, stopped_by: int | None,
