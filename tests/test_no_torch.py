@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,7 +152,8 @@ def test_the_blocker_blocks(tmp_path):
 
 
 def test_command_with_the_default_model_never_imports_torch(tmp_path, scale):
-    blocked = Blocked(tmp_path)
+    """... nor librosa, which only the ``[score]`` extra installs."""
+    blocked = Blocked(tmp_path, ("torch", "librosa"))
     audio, notes = scale
     inputs = [tmp_path / "in" / "a.wav", tmp_path / "in" / "b.flac"]
     inputs[0].parent.mkdir()
@@ -161,7 +163,7 @@ def test_command_with_the_default_model_never_imports_torch(tmp_path, scale):
     # two files, two worker processes: the batch path, and the workers start without torch too
     proc = blocked.transcribe(*inputs, "-o", out, "--jobs", "2", "--format", "mid,csv", "--report", report)
     assert proc.returncode == 0, proc.stderr
-    assert blocked.attempts == [], "torch was imported"
+    assert blocked.attempts == [], "torch or librosa was imported"
     assert "torch" not in proc.stderr
     settings = json.loads(report.read_text())["settings"]
     assert settings["backend"] == "onnx" and settings["model_sha256"] == file_digest(SHIPPED_CHECKPOINT)
@@ -171,6 +173,29 @@ def test_command_with_the_default_model_never_imports_torch(tmp_path, scale):
         assert transcription_metrics(notes, read_midi(out / f"{name}.mid"))["note_f1"] >= 0.6
         assert len(read_csv(out / f"{name}.csv")) == len(read_midi(out / f"{name}.mid"))
     assert not blocked.cache.exists()  # served by the shipped export, nothing exported
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (.ci/run installs it)")
+def test_m4a_is_decoded_by_ffmpeg_on_the_base_install(tmp_path, scale):
+    """Formats libsndfile cannot read go to ffmpeg directly: no librosa/audioread (not in the base
+    install). The m4a (AAC) gives the notes the WAV gives; a damaged one is one clear error."""
+    blocked = Blocked(tmp_path, ("torch", "librosa", "audioread"))
+    audio, notes = scale
+    wav, m4a, bad = tmp_path / "w.wav", tmp_path / "m.m4a", tmp_path / "bad.m4a"
+    sf.write(wav, np.stack([audio, audio], axis=1), SR)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(wav), "-ar", "44100", "-c:a", "aac", "-b:a", "192k",
+                    str(m4a)], check=True)
+    bad.write_bytes(m4a.read_bytes()[:200] + bytes(5000))
+    out = tmp_path / "out"
+    proc = blocked.transcribe(wav, m4a, bad, "-o", out, "--jobs", "1")
+    assert proc.returncode == 1 and blocked.attempts == [], (proc.stderr, blocked.attempts)
+    assert f"failed: {bad}: not a readable audio file" in proc.stderr and "Traceback" not in proc.stderr
+    from transcribe.metrics import transcription_metrics
+
+    assert sorted(p.name for p in out.iterdir()) == ["m.mid", "w.mid"]
+    from_wav, from_m4a = read_midi(out / "w.mid"), read_midi(out / "m.mid")
+    assert transcription_metrics(notes, from_m4a)["note_f1"] >= 0.6
+    assert transcription_metrics(from_wav, from_m4a)["note_f1"] >= 0.9
 
 
 def test_demo_never_imports_torch(tmp_path):
@@ -232,8 +257,12 @@ def test_without_torch_what_needs_it_says_what_to_install(tmp_path, scale):
         assert not wav.with_suffix(".mid").exists()
     proc = blocked.transcribe(wav, "--model", SHIPPED_ONNX)  # the export is not given as the model
     assert proc.returncode == 2 and "not a checkpoint" in proc.stderr and "model.pt" in proc.stderr, proc.stderr
-    proc = Blocked(tmp_path, ("music21",)).transcribe(wav, "--format", "musicxml")
-    assert proc.returncode == 2 and "transcribe-piano[score]" in proc.stderr and "Traceback" not in proc.stderr
+    for missing, option in (("music21", ("--format", "musicxml")), ("librosa", ("--format", "musicxml")),
+                            ("librosa", ("--midi-tempo",))):
+        proc = Blocked(tmp_path, (missing,)).transcribe(wav, *option)
+        assert proc.returncode == 2 and f"needs {missing}" in proc.stderr, (option, proc.stderr)
+        assert "transcribe-piano[score]" in proc.stderr and "Traceback" not in proc.stderr
+        assert not wav.with_suffix(".mid").exists()
     # the other commands: training needs torch; evaluation runs the ONNX network but needs mir_eval and Hydra
     for command, missing, extra in (("train", "torch", "train"), ("evaluate", "mir_eval", "train"),
                                     ("render", "hydra", "render")):

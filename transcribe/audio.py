@@ -158,32 +158,45 @@ NEEDS_FFMPEG = (".m4a", ".aac", ".mp4", ".opus", ".wma")
 
 
 def _decode_other(path: Path, sample_rate: int, sndfile_reason: str) -> np.ndarray:
-    """Formats libsndfile does not read (m4a/aac, some mp3): audioread / ffmpeg via librosa.
-    ``sndfile_reason`` is why libsndfile refused the file, for the error message."""
+    """Formats libsndfile does not read (m4a/aac, opus in mp4, wma, some mp3): ffmpeg decodes
+    the whole file to 32-bit float AU on a pipe (its own rate and channels), which soundfile
+    reads; then mixed to mono and resampled with soxr as every other format is. ``sndfile_reason``
+    is why libsndfile refused the file, for the error message. (Calling ffmpeg directly, rather
+    than through librosa/audioread, keeps librosa's 420 MB out of the base install.)"""
+    import io
     import shutil
+    import subprocess
 
-    if path.suffix.lower() in NEEDS_FFMPEG and shutil.which("ffmpeg") is None:
-        raise AudioError(path, f"cannot decode {path.suffix} files without ffmpeg: install it "
-                         "(e.g. apt-get install ffmpeg, brew install ffmpeg or conda install ffmpeg)")
+    import soundfile as sf
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        if path.suffix.lower() in NEEDS_FFMPEG:
+            raise AudioError(path, f"cannot decode {path.suffix} files without ffmpeg: install it "
+                             "(e.g. apt-get install ffmpeg, brew install ffmpeg or conda install ffmpeg)")
+        raise AudioError(path, f"not a readable audio file ({sndfile_reason}; "
+                         "with ffmpeg installed, more formats could be tried)")
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-map", "0:a:0", "-f", "au",
+           "-c:a", "pcm_f32be", "-"]
     try:
-        import warnings
-
-        import librosa
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            y, sr = librosa.load(str(path), sr=None, mono=True)
-    except Exception as err:  # noqa: BLE001 - any decoder failure becomes one clear message
-        raise AudioError(path, f"not a readable audio file ({sndfile_reason or type(err).__name__})") from err
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+    except OSError as err:
+        raise AudioError(path, f"cannot run ffmpeg ({err.strerror or err})") from err
+    if proc.returncode != 0 or len(proc.stdout) <= 24:  # 24 bytes: an AU header and no samples
+        said = proc.stderr.decode(errors="replace").strip().splitlines()
+        reason = said[-1].replace(str(path), "").strip(": ") if said else sndfile_reason
+        if proc.returncode == 0:
+            raise AudioError(path, "contains no audio samples")
+        raise AudioError(path, f"not a readable audio file ({reason or sndfile_reason})")
+    try:
+        y, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(path, f"not a readable audio file (ffmpeg's output: {err})") from err
     if y.size == 0:
         raise AudioError(path, "contains no audio samples")
     if not np.all(np.isfinite(y)):
         raise AudioError(path, "contains NaN or infinite samples")
-    if sr != sample_rate:
-        import soxr
-
-        y = soxr.resample(y, sr, sample_rate, quality="HQ")
-    return np.ascontiguousarray(y, dtype=np.float32)
+    return to_mono_rate(y, sr, sample_rate)
 
 
 def _check_readable(path: Path) -> None:

@@ -292,11 +292,14 @@ def check_options(args: argparse.Namespace) -> list[str]:
 
         if not matplotlib_available():
             raise UsageError("--plot needs matplotlib: pip install 'transcribe-piano[plot]'")
-    if "musicxml" in formats:
+    if "musicxml" in formats or args.midi_tempo:
         from .deps import MissingDependency, require
 
+        what = "--format musicxml" if "musicxml" in formats else "--midi-tempo"
         try:
-            require("music21", "--format musicxml", extra="score")
+            if "musicxml" in formats:
+                require("music21", what, extra="score")
+            require("librosa", f"{what} (its beat tracker)", extra="score")
         except MissingDependency as err:
             raise UsageError(str(err)) from None
     args.sonify_config = check_sonify(args)

@@ -135,6 +135,13 @@ def note_onset_envelope(notes: Notes, n_frames: int | None = None, fps: int = EN
     return np.convolve(env, kernel / kernel.max(), mode="same")
 
 
+def _librosa():
+    """librosa (the ``[score]`` extra), or :class:`~transcribe.deps.MissingDependency` saying so."""
+    from .deps import require
+
+    return require("librosa", "beat tracking (--format musicxml, --midi-tempo)", extra="score")
+
+
 AUDIO_ONSET_LAG = 0.015  # s: how late the flux of a 32 ms window peaks after a labelled onset (MAPS)
 
 
@@ -144,7 +151,7 @@ def audio_onset_envelope(audio: np.ndarray, sample_rate: int, n_frames: int | No
     moved earlier by :data:`AUDIO_ONSET_LAG` so that its peaks fall on the note onsets (with
     librosa's default 128 ms window at 16 kHz they lag by 40 ms, which puts the beats behind
     the notes)."""
-    import librosa
+    librosa = _librosa()
 
     y = np.asarray(audio, dtype=np.float32)
     if y.ndim > 1:  # channels first or last: average to mono
@@ -160,7 +167,7 @@ def audio_onset_envelope(audio: np.ndarray, sample_rate: int, n_frames: int | No
 
 def track_beats(envelope: np.ndarray, fps: int = ENVELOPE_FPS, start_bpm: float = DEFAULT_TEMPO) -> np.ndarray:
     """Beat times (s) that librosa's beat tracker finds in an onset-strength curve."""
-    import librosa
+    librosa = _librosa()
 
     _, beats = librosa.beat.beat_track(onset_envelope=np.asarray(envelope, dtype=np.float64), sr=fps,
                                        hop_length=1, start_bpm=start_bpm, units="time", trim=True)
