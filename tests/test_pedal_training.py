@@ -187,3 +187,12 @@ def test_eval_scores_a_pedal_head_whose_output_is_off_by_default(runs, folder, t
             f"hydra.run.dir={tmp_path / name}", *extra)
         scored[name] = json.loads(out.read_text())["mean"]
     assert "pedal_onset_f1" in scored["default"] and "pedal_onset_f1" not in scored["off"]
+
+
+def test_eval_refuses_key_release_offsets(folder, tmp_path):
+    """decode.notes=key (estimated key releases, a --notes choice for scores and DAWs) is not what
+    the labels hold; transcribe-eval says so instead of scoring it as offset errors."""
+    proc = run("transcribe.evaluate", f"data.root={folder}", "split=all", "+decode.notes=key",
+               f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 1 and "decode.notes=key cannot be scored" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "mean over" not in proc.stdout

@@ -88,6 +88,10 @@ def _hydra_main(cfg: DictConfig) -> None:
     from .files import atomic_write
     from .infer import InferConfig, Transcriber
 
+    if str(cfg.decode.get("notes", "sounding")) != "sounding":
+        sys.exit(f"transcribe-eval: decode.notes={cfg.decode.notes} cannot be scored: the labels end each note "
+                 "where its sound ends (the pedal holding it), so estimated key releases would count as offset "
+                 "errors; evaluate with decode.notes=sounding (the default)")
     try:
         # a pedal head is scored even where its checkpoint writes no pedal by default (decode.pedal
         # switches the output, not the head); decode.pedal=false on the command line still turns it off
