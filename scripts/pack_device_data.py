@@ -4,6 +4,11 @@ their labels and pedal sidecars in one tar.gz, the first rooms of the room bank,
 the device image lacks. `scripts/device_train.sh` trains from the pack there.
 
     python scripts/pack_device_data.py --roots data/renders_sampled --max-mb 36 --out data/device_pack
+    python scripts/pack_device_data.py --roots data/renders_sampled --max-mb 24 --maps-mb 12 ...
+
+``--maps-mb`` adds a seeded share of MAPS's training side (``conf/data/maps``: every piano but the
+held-out one its ``val_glob`` names), under ``maps/`` in the pack: packs of renders alone moved
+the network away from the MAPS pianos (stage 6 lost 0.046 note+offset F1 on SptkBGCl).
 
 Opus because it is the smallest lossless-enough form measured here: 16 kHz FLAC takes 37 MB an
 hour and float16 CQT features 59 MB; training already applies Opus round trips up to this
@@ -25,7 +30,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from transcribe.data.pairs import find_pairs  # noqa: E402
+from transcribe.data.pairs import find_pairs, split_pairs  # noqa: E402
 
 # The packages the device image (Python 3.12, torch and numpy/scipy present) lacks; --wheels fetches them.
 DEVICE_PYTHON, DEVICE_PLATFORM = "3.12", "manylinux_2_28_x86_64"
@@ -69,11 +74,54 @@ def download_wheels(folder: Path) -> None:
     subprocess.run([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder), *SDIST_ONLY], check=True)
 
 
+def maps_training_pairs(root: str | None) -> list[tuple[Path, Path, Path]]:
+    """MAPS's training side: the labelled files under ``root`` (default: ``conf/data/maps``'s
+    root) whose names do not match that config's ``val_glob`` (the held-out piano)."""
+    from transcribe.config import compose
+
+    data = compose("train", ["data=maps"]).data
+    root = Path(root or data.root)
+    train, _ = split_pairs(find_pairs(root), data.val_glob)
+    return [(root, a, lab) for a, lab in train]
+
+
+def pack_group(pool, pairs: list[tuple[Path, Path, Path]], prefix: Path, budget_mb: float, taken: set[Path],
+               audio_dir: Path, args) -> tuple[list[Path], list[tuple[Path, Path]], int, float]:
+    """Encode a seeded order of ``pairs`` (not in ``taken``) under ``audio_dir / prefix`` until
+    ``budget_mb`` is passed; returns the packed files (relative, no suffix), their label files
+    (source, relative destination), bytes and seconds."""
+    pairs = [(r, a, lab) for r, a, lab in pairs if prefix / a.relative_to(r).with_suffix("") not in taken]
+    order = np.random.default_rng(args.seed).permutation(len(pairs))
+    jobs, labels = [], []
+    for i in order:
+        root, audio, label = pairs[i]
+        rel = prefix / audio.relative_to(root).with_suffix(".ogg")
+        jobs.append((str(audio), str(audio_dir / rel), args.level))
+        labels.append((label, rel.with_suffix(label.suffix)))
+        pedal = label.with_name(audio.stem + ".pedal.tsv")
+        if pedal.is_file():
+            labels.append((pedal, rel.with_name(audio.stem + ".pedal.tsv")))
+    total, seconds, kept = 0, 0.0, []
+    batch = args.jobs * 4
+    for start in range(0, len(jobs), batch):
+        for dst, size, secs in pool.map(encode, jobs[start:start + batch]):
+            total += size
+            seconds += secs
+            kept.append(Path(dst).relative_to(audio_dir).with_suffix(""))
+        print(f"{prefix or 'renders'}: {len(kept)} files, {seconds / 3600:.2f} h, {total / 1e6:.1f} MB", flush=True)
+        if total / 1e6 >= budget_mb:
+            break
+    return kept, labels, total, seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--roots", nargs="+", required=True, help="labelled training folders (renders)")
     ap.add_argument("--out", default="data/device_pack")
-    ap.add_argument("--max-mb", type=float, default=36.0, help="stop adding audio past this many MB")
+    ap.add_argument("--max-mb", type=float, default=36.0, help="stop adding renders past this many MB")
+    ap.add_argument("--maps-mb", type=float, default=0.0,
+                    help="also pack MAPS's training side (not its held-out piano) up to this many MB")
+    ap.add_argument("--maps", default=None, help="the MAPS folder (default: conf/data/maps's root)")
     ap.add_argument("--level", type=float, default=0.95, help="Opus compression level (0 best .. 1 smallest)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
@@ -90,35 +138,17 @@ def main() -> None:
 
     out = Path(args.out)
     audio_dir = out / "train"
-    pairs = []
-    for root in args.roots:
-        pairs += [(Path(root), a, lab) for a, lab in find_pairs(root)]
     taken = {p.relative_to(Path(e) / "train").with_suffix("") for e in args.exclude
              for p in (Path(e) / "train").rglob("*.ogg")}
-    pairs = [(r, a, lab) for r, a, lab in pairs if a.relative_to(r).with_suffix("") not in taken]
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(pairs))
-    # Bytes per second from a first file, to plan how many files fit; the loop stops at --max-mb.
-    jobs, labels = [], []
-    for i in order:
-        root, audio, label = pairs[i]
-        rel = audio.relative_to(root).with_suffix(".ogg")
-        jobs.append((str(audio), str(audio_dir / rel), args.level))
-        labels.append((label, rel.with_suffix(label.suffix)))
-        pedal = label.with_name(audio.stem + ".pedal.tsv")
-        if pedal.is_file():
-            labels.append((pedal, rel.with_name(audio.stem + ".pedal.tsv")))
-    total, seconds, kept = 0, 0.0, []
+    groups = [([(Path(root), a, lab) for root in args.roots for a, lab in find_pairs(root)], Path(), args.max_mb)]
+    if args.maps_mb > 0:
+        groups.insert(0, (maps_training_pairs(args.maps), Path("maps"), args.maps_mb))
+    kept, labels, total, seconds, counts = [], [], 0, 0.0, {}
     with ProcessPoolExecutor(args.jobs) as pool:
-        batch = args.jobs * 4
-        for start in range(0, len(jobs), batch):
-            for dst, size, secs in pool.map(encode, jobs[start:start + batch]):
-                total += size
-                seconds += secs
-                kept.append(Path(dst).relative_to(audio_dir).with_suffix(""))
-            print(f"{len(kept)} files, {seconds / 3600:.2f} h, {total / 1e6:.1f} MB", flush=True)
-            if total / 1e6 >= args.max_mb:
-                break
+        for pairs, prefix, budget in groups:
+            k, lab, mb, secs = pack_group(pool, pairs, prefix, budget, taken, audio_dir, args)
+            kept, labels, total, seconds = kept + k, labels + lab, total + mb, seconds + secs
+            counts[str(prefix) if prefix.parts else "renders"] = len(k)
     # Files encoded past the budget in the last batch stay: the budget is approximate.
     keep = {str(k) for k in kept}
     with tarfile.open(out / "labels.tar.gz", "w:gz") as tar:
@@ -140,7 +170,8 @@ def main() -> None:
         download_wheels(out / "wheels")
     (out / "pack.json").write_text(json.dumps({"files": len(kept), "hours": round(seconds / 3600, 3),
                                                "audio_mb": round(total / 1e6, 1), "level": args.level,
-                                               "seed": args.seed, "roots": args.roots}, indent=1))
+                                               "seed": args.seed, "roots": args.roots, "files_by_group": counts},
+                                              indent=1))
     print(f"packed {len(kept)} files, {seconds / 3600:.2f} h of audio, {total / 1e6:.1f} MB, in {out}")
 
 

@@ -94,3 +94,27 @@ def test_pack_carries_the_first_rooms_of_the_bank(tmp_path):
     with np.load(tmp_path / "pack" / "rooms" / bank_path(room, SR).name) as z:
         assert sorted(z.files) == ["ir0", "ir1"]
         assert all(np.array_equal(z[k], irs[k]) for k in z.files)
+
+
+def test_maps_share_holds_only_the_training_pianos(tmp_path):
+    """``--maps-mb``: MAPS's training side goes under ``maps/`` beside the renders, with its labels
+    (from the MAPS ``labels/`` folder); the held-out piano (``val_glob`` of conf/data/maps) never."""
+    maps = tmp_path / "maps"
+    (maps / "audio").mkdir(parents=True)
+    (maps / "labels").mkdir()
+    for i, piano in enumerate(["AkPnBcht", "SptkBGCl", "AkPnStgb", "SptkBGCl"]):
+        notes = random_notes(10 + i, seconds=SECONDS - 0.5, n=8)
+        sf.write(maps / "audio" / f"MAPS_MUS-p{i}_{piano}.flac", synth(notes, seed=i), SR)
+        write_tsv(notes, maps / "labels" / f"MAPS_MUS-p{i}_{piano}.tsv")
+    root = tmp_path / "renders"
+    renders(root, 2)
+    info = pack(tmp_path / "pack", "--roots", str(root), "--maps", str(maps), "--maps-mb", "100")
+    train = tmp_path / "pack" / "train"
+    with tarfile.open(tmp_path / "pack" / "labels.tar.gz") as tar:
+        tar.extractall(train, filter="data")
+    found = sorted(str(a.relative_to(train)) for a, _ in find_pairs(train))
+    assert found == ["asap/pianoA/piece1.ogg", "asap/pianoB/piece0.ogg",
+                     "maps/audio/MAPS_MUS-p0_AkPnBcht.ogg", "maps/audio/MAPS_MUS-p2_AkPnStgb.ogg"]
+    assert info["files_by_group"] == {"maps": 2, "renders": 2}
+    label = train / "maps" / "audio" / "MAPS_MUS-p2_AkPnStgb.tsv"
+    assert label.read_bytes() == (maps / "labels" / "MAPS_MUS-p2_AkPnStgb.tsv").read_bytes()
