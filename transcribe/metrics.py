@@ -99,3 +99,107 @@ def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     pedal is known)."""
     keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if isinstance(v, float)))
     return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
+
+
+VELOCITY_BANDS = ((0, 40, "soft (< 40)"), (40, 80, "medium (40-79)"), (80, 128, "loud (>= 80)"))
+REGISTERS = ((21, 48, "bass (< C3)"), (48, 84, "middle (C3-B5)"), (84, 109, "treble (>= C6)"))
+TIMING_WINDOW_S = 0.15  # a same-pitch note this close but outside the 50 ms tolerance: a timing error
+
+
+def error_breakdown(ref: Notes, est: Notes) -> dict:
+    """Where the note errors of one transcription are, as counts (sum them over files, then
+    :func:`breakdown_rates`): notes matched at 25/50/100 ms onset tolerance; reference notes and
+    their matches by velocity band and register; estimated notes and their matches by register;
+    each unmatched estimate (at 50 ms) classed as ``timing`` (a same-pitch reference within
+    150 ms that is itself unmatched), ``octave`` (a reference note 12 or 24 semitones away sounds
+    at its onset), ``semitone`` (1 away), ``repeat`` (the same pitch sounds: a re-struck held
+    note) or ``other``; each unmatched reference as ``timing`` (the same test) or ``missed``; and
+    the matched notes' velocities (for the spread of the estimates against the truth)."""
+    from mir_eval.transcription import match_notes
+
+    out: dict = {"ref": len(ref), "est": len(est)}
+    ri, rp, _ = _mir_eval_args(ref) if len(ref) else (np.zeros((0, 2)), np.zeros(0), None)
+    ei, ep, _ = _mir_eval_args(est) if len(est) else (np.zeros((0, 2)), np.zeros(0), None)
+    matches = {}
+    for tol in (0.025, 0.05, 0.1):
+        m = match_notes(ri, rp, ei, ep, onset_tolerance=tol, offset_ratio=None) if len(ref) and len(est) else []
+        out[f"matched@{int(tol * 1000)}ms"] = len(m)
+        matches[tol] = m
+    pairs = matches[0.05]
+    ref_hit = np.zeros(len(ref), bool)
+    est_hit = np.zeros(len(est), bool)
+    for i, j in pairs:
+        ref_hit[i], est_hit[j] = True, True
+    for lo, hi, name in VELOCITY_BANDS:
+        sel = (ref.velocities >= lo) & (ref.velocities < hi)
+        out[f"ref {name}"], out[f"hit {name}"] = int(sel.sum()), int((sel & ref_hit).sum())
+    for lo, hi, name in REGISTERS:
+        r = (ref.pitches >= lo) & (ref.pitches < hi)
+        e = (est.pitches >= lo) & (est.pitches < hi)
+        out[f"ref {name}"], out[f"hit {name}"] = int(r.sum()), int((r & ref_hit).sum())
+        out[f"est {name}"], out[f"true {name}"] = int(e.sum()), int((e & est_hit).sum())
+
+    def near_same_pitch(onset: float, pitch: int, other: Notes, free: np.ndarray) -> bool:
+        return bool(np.any(free & (other.pitches == pitch) & (np.abs(other.onsets - onset) <= TIMING_WINDOW_S)))
+
+    def sounding(onset: float, pitches: np.ndarray) -> bool:
+        on = (ref.onsets <= onset + 0.05) & (ref.offsets >= onset)
+        return bool(np.any(on & np.isin(ref.pitches, pitches)))
+
+    fp = {"timing": 0, "octave": 0, "semitone": 0, "repeat": 0, "other": 0}
+    for j in np.flatnonzero(~est_hit):
+        t, p = float(est.onsets[j]), int(est.pitches[j])
+        if near_same_pitch(t, p, ref, ~ref_hit):
+            fp["timing"] += 1
+        elif sounding(t, np.array([p - 24, p - 12, p + 12, p + 24])):
+            fp["octave"] += 1
+        elif sounding(t, np.array([p - 1, p + 1])):
+            fp["semitone"] += 1
+        elif sounding(t, np.array([p])):
+            fp["repeat"] += 1
+        else:
+            fp["other"] += 1
+    fn = {"timing": 0, "missed": 0}
+    for i in np.flatnonzero(~ref_hit):
+        fn["timing" if near_same_pitch(float(ref.onsets[i]), int(ref.pitches[i]), est, ~est_hit) else "missed"] += 1
+    out.update({f"false {k}": v for k, v in fp.items()})
+    out.update({f"miss {k}": v for k, v in fn.items()})
+    out["velocity pairs"] = [(float(ref.velocities[i]), float(est.velocities[j])) for i, j in pairs]
+    return out
+
+
+def breakdown_rates(total: dict) -> dict[str, float]:
+    """Rates from summed :func:`error_breakdown` counts: note F1 at each tolerance, recall per
+    velocity band and register, precision per register, the share of each kind of false and
+    missed note, and the matched velocities' 5-95 % ranges (truth and estimate)."""
+    out: dict[str, float] = {}
+    for key in [k for k in total if k.startswith("matched@")]:
+        out[f"note F1 {key[8:]}"] = _prf(total[key], total["est"], total["ref"])[2]
+    for lo, hi, name in VELOCITY_BANDS + REGISTERS:
+        if total.get(f"ref {name}"):
+            out[f"recall {name}"] = total[f"hit {name}"] / total[f"ref {name}"]
+        if total.get(f"est {name}"):
+            out[f"precision {name}"] = total[f"true {name}"] / total[f"est {name}"]
+    n_fp = sum(v for k, v in total.items() if k.startswith("false "))
+    n_fn = sum(v for k, v in total.items() if k.startswith("miss "))
+    for k, v in total.items():
+        if k.startswith("false ") and n_fp:
+            out[f"share of false notes: {k[6:]}"] = v / n_fp
+        if k.startswith("miss ") and n_fn:
+            out[f"share of missed notes: {k[5:]}"] = v / n_fn
+    pairs = np.asarray(total.get("velocity pairs", []), float).reshape(-1, 2)
+    if len(pairs) > 1:
+        for col, who in ((0, "truth"), (1, "estimate")):
+            lo, hi = np.percentile(pairs[:, col], [5, 95])
+            out[f"velocity 5% {who}"], out[f"velocity 95% {who}"] = float(lo), float(hi)
+        out["velocity correlation"] = float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1])
+    return out
+
+
+def sum_breakdowns(parts: list[dict]) -> dict:
+    """Add the counts (and concatenate the velocity pairs) of several :func:`error_breakdown`\\ s."""
+    total: dict = {}
+    for part in parts:
+        for k, v in part.items():
+            total[k] = total.get(k, [] if isinstance(v, list) else 0) + v
+    return total
