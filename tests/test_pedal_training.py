@@ -196,3 +196,29 @@ def test_eval_refuses_key_release_offsets(folder, tmp_path):
                f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode == 1 and "decode.notes=key cannot be scored" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "mean over" not in proc.stdout
+
+
+def test_a_narrower_checkpoint_is_widened_without_changing_what_it_computes(runs, folder):
+    """``train.init_from`` a narrower network (:mod:`transcribe.widen`): a real run with wider
+    model sizes starts from it. With only the pedal head learning, the note network that the run
+    saves is the widened init itself, so its note outputs must equal the narrow checkpoint's."""
+    import torch
+
+    from transcribe.checkpoint import Checkpoint
+
+    wide = runs["tmp"] / "wide"
+    sizes = {"model.conv_channels": "[6,6,12]", "model.frontend_size": "48", "model.lstm_hidden": "24"}
+    args = [a for a in common(folder, runs["tmp"]) if a.split("=")[0] not in sizes]
+    init = runs["tuned"] / "checkpoints" / "last.pt"
+    run(*args, *(f"{k}={v}" for k, v in sizes.items()), f"hydra.run.dir={wide}", "model.pedal_head=true",
+        "train.max_steps=4", "train.val_every=1000", "train.train_only=pedal", f"train.init_from={init}")
+    assert "widening" in (wide / "train.log").read_text()
+    narrow, widened = Checkpoint(init).build_model().eval(), Checkpoint(wide / "checkpoints" / "last.pt").build_model().eval()
+    assert (widened.cfg.lstm_hidden, widened.cfg.frontend_size, tuple(widened.cfg.conv_channels)) == (24, 48, (6, 6, 12))
+    assert sum(p.numel() for p in widened.parameters()) > 1.5 * sum(p.numel() for p in narrow.parameters())
+    x = torch.randn(2, 150, narrow.n_bins)
+    with torch.no_grad():
+        a, b = narrow(x), widened(x)
+    for head in ("onset", "offset", "frame", "velocity"):
+        assert torch.allclose(a[head], b[head], atol=1e-5), head
+    assert not torch.allclose(a["pedal"], b["pedal"], atol=1e-5)  # the head that trained did change

@@ -43,6 +43,7 @@ from .metrics import mean_metrics, pedal_metrics
 from .model import PEDAL_PREFIX, ModelConfig, OnsetsAndFrames, loss
 from .runtime import TorchRunner
 from .tuning import best_thresholds, sweep_thresholds
+from .widen import can_widen, widen_state
 
 log = logging.getLogger("transcribe.train")
 
@@ -111,11 +112,12 @@ def _check_same_config(state: dict, stored_config: dict, path: Path, fine_tune: 
     """Refuse a checkpoint of other features or another network. Model configs are compared as
     networks (:meth:`ModelConfig.same_network`: a config written before the pedal head existed
     equals one with ``pedal_head: false``); when fine-tuning, only the note network must match
-    (a pedal head the checkpoint lacks starts fresh; one the new model lacks is left out)."""
+    (a pedal head the checkpoint lacks starts fresh; one the new model lacks is left out), or be a
+    narrower one that :mod:`transcribe.widen` widens into ours."""
     theirs, ours = ModelConfig.from_dict(state["config"]["model"]), ModelConfig.from_dict(stored_config["model"])
     both_pedal = theirs.pedal_head and ours.pedal_head
     same_model = (theirs.without_pedal() == ours.without_pedal() and (not both_pedal or theirs.same_network(ours))
-                  if fine_tune else theirs.same_network(ours))
+                  or can_widen(theirs, ours) if fine_tune else theirs.same_network(ours))
     for part, same in (("features", state["config"]["features"] == stored_config["features"]), ("model", same_model)):
         if not same:
             raise SystemExit(
@@ -123,9 +125,15 @@ def _check_same_config(state: dict, stored_config: dict, path: Path, fine_tune: 
                 f"({state['config'][part]}); use another run_name, delete that folder or match the config")
 
 
-def _load_for_fine_tuning(model: OnsetsAndFrames, weights: dict, init: Path) -> None:
-    """Load ``weights`` into ``model``; a pedal head the checkpoint lacks keeps its fresh weights,
-    one the model lacks is left out. Any other missing or extra tensor is an error."""
+def _load_for_fine_tuning(model: OnsetsAndFrames, weights: dict, init: Path, theirs: ModelConfig) -> None:
+    """Load ``weights`` (of a network of config ``theirs``) into ``model``; a pedal head the
+    checkpoint lacks keeps its fresh weights, one the model lacks is left out. Any other missing
+    or extra tensor is an error. A narrower network is widened first (:mod:`transcribe.widen`:
+    the same outputs, new units free to learn)."""
+    if can_widen(theirs, model.cfg):
+        log.info("widening %s from %s to %s (outputs unchanged; the new units start with zero fan-out)",
+                 init, theirs, model.cfg)
+        weights = widen_state(weights, theirs, model)
     result = model.load_state_dict(weights, strict=False)
     other = [k for k in [*result.missing_keys, *result.unexpected_keys] if not k.startswith(PEDAL_PREFIX)]
     if other:
@@ -198,7 +206,7 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
             raise SystemExit(f"transcribe-train: train.init_from={t.init_from}: no such checkpoint")
         saved = _read_on_rank0(init, dist, torch.device("cpu"))
         _check_same_config(saved, stored_config, init, fine_tune=True)
-        _load_for_fine_tuning(model, saved["model_state"], init)
+        _load_for_fine_tuning(model, saved["model_state"], init, ModelConfig.from_dict(saved["config"]["model"]))
         log.info("initialised the weights from %s (step %s of its run)", init, saved.get("step"))
     return state
 
