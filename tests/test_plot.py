@@ -40,3 +40,31 @@ def test_piano_roll_is_readable_and_leaves_matplotlib_alone(tmp_path):
     assert "matplotlib.pyplot" not in sys.modules  # no global backend switch
     write_piano_roll(notes, activations(), 31.25, tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_onset_peaks_need_no_scipy():
+    """The running maximum that finds onset peaks is scipy's maximum_filter1d (mirrored edges),
+    in numpy: ``--plot`` needs only matplotlib on top of the base install."""
+    from scipy.ndimage import maximum_filter1d
+
+    from transcribe.plot import _running_max
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 2, 4, 5, 300):
+        x = rng.random((n, 88)).astype(np.float32)
+        assert np.array_equal(_running_max(x, 5), maximum_filter1d(x, 5, axis=0)), n
+
+
+def test_plot_on_the_base_install_with_matplotlib(tmp_path):
+    """``transcribe --plot`` in a process where torch, librosa and scipy cannot be imported."""
+    import soundfile as sf
+
+    from .conftest import SR, random_notes, synth
+    from .test_no_torch import Blocked
+
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, synth(random_notes(3, seconds=6.0, n=12), seed=3), SR)
+    blocked = Blocked(tmp_path, ("torch", "librosa", "scipy"))
+    proc = blocked.transcribe(wav, "--plot", "--jobs", "1")
+    assert proc.returncode == 0 and blocked.attempts == [], (proc.stderr, blocked.attempts)
+    assert wav.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"

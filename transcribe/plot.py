@@ -79,9 +79,7 @@ def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: 
     ax.imshow(activations["frame"][a:b].T, origin="lower", aspect="auto", extent=extent, cmap="Greys", vmin=0,
               vmax=1, interpolation="nearest")
     onset = activations["onset"][a:b]
-    from scipy.ndimage import maximum_filter1d
-
-    peak = (onset >= 0.5) & (onset == maximum_filter1d(onset, 5, axis=0))  # the peak of each onset bump
+    peak = (onset >= 0.5) & (onset == _running_max(onset, 5))  # the peak of each onset bump
     frames, keys = np.nonzero(peak)
     ax.vlines(t0 + frames / frame_rate, keys + MIN_PITCH - 0.5, keys + MIN_PITCH + 0.5, colors="tab:red",
               linewidth=1.2)
@@ -96,6 +94,17 @@ def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: 
     ax.set_xlim(t0, t0 + row_len)
     ax.set_ylim(*_pitch_span(notes, activations["frame"]))
     ax.set_ylabel("pitch")
+
+
+def _running_max(x: np.ndarray, width: int) -> np.ndarray:
+    """The maximum over ``width`` frames centred on each frame (edges mirrored), along axis 0:
+    ``scipy.ndimage.maximum_filter1d(x, width, axis=0)`` in numpy (scipy is not in the base
+    install or the ``[plot]`` extra)."""
+    if len(x) == 0:
+        return x
+    half = width // 2
+    padded = np.pad(x, [(half, width - 1 - half)] + [(0, 0)] * (x.ndim - 1), mode="symmetric")
+    return np.lib.stride_tricks.sliding_window_view(padded, width, axis=0).max(axis=-1)
 
 
 def _pitch_span(notes: Notes, frame: np.ndarray, margin: int = 3, least: int = 24) -> tuple[float, float]:
