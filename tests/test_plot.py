@@ -4,6 +4,7 @@ and no change to the caller's matplotlib state."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,3 +69,34 @@ def test_plot_on_the_base_install_with_matplotlib(tmp_path):
     proc = blocked.transcribe(wav, "--plot", "--jobs", "1")
     assert proc.returncode == 0 and blocked.attempts == [], (proc.stderr, blocked.attempts)
     assert wav.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_comparison_shows_found_false_and_missed_notes(tmp_path):
+    """scripts/compare_midi.py's picture: one box per note in the window, coloured by what the
+    note-F1 matching says, and the counts in the legend."""
+    import subprocess
+
+    from matplotlib.patches import Rectangle
+
+    from transcribe.notefiles import write_midi, write_tsv
+    from transcribe.plot import comparison_figure
+
+    from .test_error_breakdown import EST, REF
+
+    fig = comparison_figure(EST, REF, 0.0, 12.0, "piece")
+    ax = fig.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
+    kinds = ["missed" if p.get_facecolor()[3] == 0 else "found" if p.get_facecolor()[1] > 0.5 else "false"
+             for p in boxes]
+    # 2 found, 5 false (one a timing error), 2 missed reference notes (one the late one's reference)
+    assert sorted(kinds) == ["false"] * 5 + ["found"] * 2 + ["missed"] * 2
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["found (2)", "false (5)", "missed (2)"]
+    assert "note F1 0.364" in ax.get_title()
+    write_midi(EST, tmp_path / "est.mid")
+    write_tsv(REF, tmp_path / "ref.tsv")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_midi.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "est.mid"), str(tmp_path / "ref.tsv"),
+                           "--seconds", "12", "--out", str(tmp_path / "cmp.png")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"

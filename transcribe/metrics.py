@@ -106,6 +106,18 @@ REGISTERS = ((21, 48, "bass (< C3)"), (48, 84, "middle (C3-B5)"), (84, 109, "tre
 TIMING_WINDOW_S = 0.15  # a same-pitch note this close but outside the 50 ms tolerance: a timing error
 
 
+def note_matches(ref: Notes, est: Notes, onset_tolerance: float = 0.05) -> list[tuple[int, int]]:
+    """(reference index, estimate index) of the notes matched as note F1 matches them: the
+    same pitch, onsets within ``onset_tolerance`` seconds, one to one (mir_eval)."""
+    from mir_eval.transcription import match_notes
+
+    if len(ref) == 0 or len(est) == 0:
+        return []
+    ri, rp, _ = _mir_eval_args(ref)
+    ei, ep, _ = _mir_eval_args(est)
+    return list(match_notes(ri, rp, ei, ep, onset_tolerance=onset_tolerance, offset_ratio=None))
+
+
 def error_breakdown(ref: Notes, est: Notes) -> dict:
     """Where the note errors of one transcription are, as counts (sum them over files, then
     :func:`breakdown_rates`): notes matched at 25/50/100 ms onset tolerance; reference notes and
@@ -115,17 +127,10 @@ def error_breakdown(ref: Notes, est: Notes) -> dict:
     at its onset), ``semitone`` (1 away), ``repeat`` (the same pitch sounds: a re-struck held
     note) or ``other``; each unmatched reference as ``timing`` (the same test) or ``missed``; and
     the matched notes' velocities (for the spread of the estimates against the truth)."""
-    from mir_eval.transcription import match_notes
-
     out: dict = {"ref": len(ref), "est": len(est)}
-    ri, rp, _ = _mir_eval_args(ref) if len(ref) else (np.zeros((0, 2)), np.zeros(0), None)
-    ei, ep, _ = _mir_eval_args(est) if len(est) else (np.zeros((0, 2)), np.zeros(0), None)
-    matches = {}
+    pairs = note_matches(ref, est)
     for tol in (0.025, 0.05, 0.1):
-        m = match_notes(ri, rp, ei, ep, onset_tolerance=tol, offset_ratio=None) if len(ref) and len(est) else []
-        out[f"matched@{int(tol * 1000)}ms"] = len(m)
-        matches[tol] = m
-    pairs = matches[0.05]
+        out[f"matched@{int(tol * 1000)}ms"] = len(pairs) if tol == 0.05 else len(note_matches(ref, est, tol))
     ref_hit = np.zeros(len(ref), bool)
     est_hit = np.zeros(len(est), bool)
     for i, j in pairs:

@@ -68,6 +68,55 @@ def write_piano_roll(notes: Notes, activations: dict[str, np.ndarray], frame_rat
         fig.savefig(tmp, format="png")
 
 
+def comparison_figure(est: Notes, ref: Notes, start: float = 0.0, seconds: float = 30.0, title: str = ""):
+    """A :class:`matplotlib.figure.Figure` of a transcription against reference notes, as a MIDI
+    editor would show both: notes found (onset within 50 ms, same pitch) filled green, false
+    notes filled red, reference notes missed outlined blue; seconds ``start`` to ``start +
+    seconds``; the title gives the counts and note F1 of the whole pieces."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch, Rectangle
+
+    from .metrics import error_breakdown, note_matches
+
+    pairs = note_matches(ref, est)
+    found = np.zeros(len(est), bool)
+    hit = np.zeros(len(ref), bool)
+    for i, j in pairs:
+        hit[i], found[j] = True, True
+    b = error_breakdown(ref, est)
+    n_true = b["matched@50ms"]
+    f1 = 2 * n_true / (len(ref) + len(est)) if len(ref) + len(est) else 1.0
+    t1 = start + seconds
+    fig = Figure(figsize=(float(np.clip(seconds * 0.4, 8, 16)), 4.5), dpi=100)
+    ax = fig.subplots()
+    drawn = []
+    for notes, mask, style in ((est, found, dict(facecolor="tab:green", alpha=0.6, edgecolor="darkgreen")),
+                               (est, ~found, dict(facecolor="tab:red", alpha=0.7, edgecolor="darkred")),
+                               (ref, ~hit, dict(facecolor="none", edgecolor="tab:blue", linewidth=1.4))):
+        show = mask & (notes.onsets < t1) & (notes.offsets > start)
+        for on, off, p in zip(notes.onsets[show], notes.offsets[show], notes.pitches[show]):
+            ax.add_patch(Rectangle((on, p - 0.45), off - on, 0.9, **style))
+        drawn.append(notes.pitches[show])
+    used = np.concatenate(drawn)
+    lo, hi = (int(used.min()) - 3, int(used.max()) + 3) if used.size else (MIN_PITCH, MAX_PITCH)
+    cs = np.arange(24, MAX_PITCH + 1, 12)
+    ax.set_yticks(cs, [note_name(int(c)) for c in cs])
+    for c in cs:
+        ax.axhline(c - 0.5, color="grey", linewidth=0.4, alpha=0.6)
+    ax.set_xlim(start, t1)
+    ax.set_ylim(lo - 0.5, hi + 0.5)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("pitch")
+    ax.legend(handles=[Patch(facecolor="tab:green", alpha=0.6, label=f"found ({n_true})"),
+                       Patch(facecolor="tab:red", alpha=0.7, label=f"false ({len(est) - n_true})"),
+                       Patch(facecolor="none", edgecolor="tab:blue", label=f"missed ({len(ref) - n_true})")],
+              loc="upper right", fontsize=8)
+    ax.set_title(f"{title}  (whole piece: {len(est)} notes transcribed, {len(ref)} in the reference, "
+                 f"note F1 {f1:.3f})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, t0: float, t1: float,
               row_len: float) -> None:
     """One row of the piano roll: seconds ``t0`` to ``t1``."""
