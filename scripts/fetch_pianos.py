@@ -36,6 +36,7 @@ Never fetch a repository holding the MAPS Disklavier (ENSTDk) recordings.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import shutil
 import subprocess
 import sys
@@ -50,7 +51,7 @@ REPOS = {  # destination: (repository, paths kept (git pathspecs; None = all))
     "pianos/splendid": ("sfzinstruments/SplendidGrandPiano", None),
     "pianos/headroom": ("sfzinstruments/BengtNilsson.HeadroomPiano", None),
     "pianos/maestro-cg": ("sfzinstruments/MatsHelgesson.MaestroConcertGrandPiano", None),
-    "midi/asap": ("fosfrancesco/asap-dataset", [":(glob)**/*.mid", "metadata.csv", "README.md", "LICENSE*"]),
+    "midi/asap": ("fosfrancesco/asap-dataset", ["*.mid", "metadata.csv", "README.md", "LICENSE*"]),
     "midi/giantmidi_eval": ("bytedance/GiantMIDI-Piano", ["midis_for_evaluation", "README.md", "LICENSE*"]),
 }
 # name: (SFZ relative to data/pianos, region filter on the resolved opcodes)
@@ -150,9 +151,15 @@ def fetch_repo(data: Path, dest_rel: str, repo: str, paths: list[str] | None, sn
 
 
 def _existing(gitdir: Path, paths: list[str]) -> list[str]:
-    """The pathspecs of ``paths`` that match something in HEAD (git archive fails on the others)."""
-    return [p for p in paths if subprocess.run(["git", "-C", str(gitdir), "ls-tree", "-r", "--name-only", "HEAD", "--", p],
-                                               capture_output=True, text=True).stdout.strip()]
+    """The pathspecs of ``paths`` that match something in HEAD (git archive fails on the others).
+
+    Matched here with :func:`fnmatch.fnmatchcase` on the full listing, as git matches a plain
+    pathspec (``*`` crosses ``/``; a folder name matches what is under it): ``git ls-tree``
+    takes no wildcards, and git 2.39 refuses ``:(glob)`` magic there."""
+    names = subprocess.run(["git", "-C", str(gitdir), "ls-tree", "-r", "--name-only", "HEAD"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    return [p for p in paths
+            if any(fnmatch.fnmatchcase(n, p) or n.startswith(p.rstrip("/") + "/") for n in names)]
 
 
 def check_samples(data: Path) -> list[str]:
