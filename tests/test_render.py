@@ -4,6 +4,7 @@ humanised scores). Tests that play audio need the FluidSynth command and Debian'
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -236,6 +237,41 @@ def test_render_command_writes_pairs_the_datasets_find(tmp_path):
     assert sf.info(pairs[1][0]).samplerate == 16000 and sf.info(pairs[1][0]).channels == 1
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and '"rendered": 0, "skipped": 3' in again.stdout
+
+
+@needs_fluidsynth
+def test_two_shards_rendering_at_once_make_the_whole_render_and_one_manifest(tmp_path):
+    """shard=0/2 and shard=1/2 started together into one folder: every piece rendered once, by
+    one of them, and manifest.json lists all of them (each process merges under a lock)."""
+    base = [sys.executable, "-m", "transcribe.render", "sources.maps.enabled=false", "sources.music21.enabled=false",
+            "sources.generated.count=5", "sources.generated.seconds=3", "sources.generated.pianos=[timgm6mb-piano]",
+            "sources.generated.pianos_per_piece=1"]
+    whole = subprocess.run(base + [f"output_dir={tmp_path / 'whole'}"], capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "shared"
+    procs = [subprocess.Popen(base + [f"output_dir={out}", f"shard={i}/2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    assert all(rc == 0 for _, _, rc in results), [err for _, err, _ in results]
+    rendered = [json.loads(stdout.strip().splitlines()[-1])["rendered"] for stdout, _, _ in results]
+    assert sorted(rendered) == [2, 3]
+    names = sorted(str(a.relative_to(out)) for a, _ in find_pairs(out))
+    assert names == sorted(str(a.relative_to(tmp_path / "whole")) for a, _ in find_pairs(tmp_path / "whole"))
+    assert len(names) == 5
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["renders"]) == [n for n in names] and manifest["summary"]["files"] == 5
+    for n in names:  # the same seeded pieces as the unsharded render
+        np.testing.assert_array_equal(read_tsv((out / n).with_suffix(".tsv")).pitches,
+                                      read_tsv((tmp_path / "whole" / n).with_suffix(".tsv")).pitches)
+    # a run stopped before it wrote its records: the next run records what it finds rendered
+    (out / "manifest.json").unlink()
+    again = subprocess.run(base + [f"output_dir={out}"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and '"rendered": 0, "skipped": 5' in again.stdout
+    recovered = json.loads((out / "manifest.json").read_text())
+    assert recovered["renders"] == manifest["renders"]
+    bad = subprocess.run(base + [f"output_dir={tmp_path / 'bad'}", "shard=2/2"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode != 0 and "shard must be I/N" in bad.stderr
 
 
 # ------------------------------------------------------------------------------ note sources

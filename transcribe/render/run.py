@@ -24,6 +24,7 @@ equal the rendered ones byte for byte.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
 import tempfile
@@ -31,10 +32,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from ..data.layout import render_path
 from ..files import atomic_write
-from ..notefiles import tsv_text, write_tsv
+from ..notefiles import read_tsv, tsv_text, write_tsv
 from ..notes import Notes
 from ..pedal import pedal_sidecar, read_pedal, write_pedal
 from .latency import piano_latency
@@ -73,8 +75,6 @@ def render_piece(notes: Notes | Piece, piano: Piano, cfg, audio: str | Path) -> 
     (``cfg.audio_format``) and write the labels (the notes as rendered) beside it as
     ``<stem>.tsv``, and a piece's known sustain pedal, in the labels' time frame, as
     ``<stem>.pedal.tsv`` (:mod:`transcribe.pedal`). Returns (labels, seconds)."""
-    import soundfile as sf
-
     audio = Path(audio)
     piece = notes if isinstance(notes, Piece) else Piece(notes, None)
     y, rendered = render_notes(piece.notes, piano, cfg)
@@ -144,20 +144,30 @@ def backfill_all(cfg, progress=print) -> dict:
 def render_all(cfg, progress=print) -> dict:
     """Render every source piece through its pianos into ``cfg.output_dir`` (existing renders
     are kept unless ``cfg.overwrite``). Returns a summary and writes it, with every render, to
-    ``<output_dir>/manifest.json``."""
+    ``<output_dir>/manifest.json``. With ``cfg.shard`` = ``"I/N"`` only the pieces whose
+    position in the (seeded, fixed) source order is I modulo N are rendered, so N processes can
+    share one render; each merges its records into the manifest under a lock."""
     out_root = Path(cfg.output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
     pianos = pianos_from_cfg(cfg)
     manifest_path = out_root / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"renders": {}}
+    shard = parse_shard(cfg.get("shard"))
+    ours: dict[str, dict] = {}  # this run's renders, merged into the manifest on disk
+    known = set(json.loads(manifest_path.read_text())["renders"]) if manifest_path.is_file() else set()
     t0, done, skipped, seconds = time.time(), 0, 0, 0.0
-    for source, stem, notes_of, origin in iter_sources(cfg):
+    for i, (source, stem, notes_of, origin) in enumerate(iter_sources(cfg)):
+        if shard is not None and i % shard[1] != shard[0]:
+            continue
         src_cfg = cfg.sources[source]
         todo = []
         for piano in pianos_for(src_cfg, stem, pianos, int(cfg.seed), tuple(cfg.held_out_pianos), bool(cfg.held_out)):
             audio = render_path(out_root, source, piano.name, stem, cfg.audio_format)
             if audio.is_file() and audio.with_suffix(".tsv").is_file() and not cfg.overwrite:
                 skipped += 1
+                rel = str(audio.relative_to(out_root))
+                if rel not in known:  # rendered by a run stopped before it wrote its records
+                    ours[rel] = _record(source, piano, origin, len(read_tsv(audio.with_suffix(".tsv"))),
+                                        sf.info(str(audio)).duration)
             else:
                 todo.append((piano, audio))
         if not todo:
@@ -171,14 +181,11 @@ def render_all(cfg, progress=print) -> dict:
             rendered, dur = render_piece(piece, piano, cfg, audio)
             seconds += dur
             done += 1
-            manifest["renders"][str(audio.relative_to(out_root))] = {
-                "source": source, "piano": piano.name, "soundfont": piano.soundfont, "bank": piano.bank,
-                "program": piano.program, "release_soundfont": piano.release_soundfont, "notes": len(rendered),
-                "seconds": round(dur, 3), "from": origin, "room": "dry (rooms are added in training: conf/augment)"}
+            ours[str(audio.relative_to(out_root))] = _record(source, piano, origin, len(rendered), dur)
             progress(f"{audio}  {len(rendered)} notes  {dur:.1f} s audio  {time.time() - t1:.1f} s")
             if done % 20 == 0:  # a long render that is stopped keeps its record
-                _write_manifest(manifest, manifest_path)
-    _write_manifest(manifest, manifest_path)
+                _merge_manifest(ours, manifest_path)
+    manifest = _merge_manifest(ours, manifest_path)
     summary = {"rendered": done, "skipped": skipped, "rendered_hours": round(seconds / 3600, 3),
                "wall_seconds": round(time.time() - t0, 1), "total_files": len(manifest["renders"]),
                "total_hours": manifest["summary"]["hours"]}
@@ -186,12 +193,39 @@ def render_all(cfg, progress=print) -> dict:
     return summary
 
 
-def _write_manifest(manifest: dict, path: Path) -> None:
-    total = sum(r["seconds"] for r in manifest["renders"].values())
-    manifest["summary"] = {"files": len(manifest["renders"]), "hours": round(total / 3600, 3),
-                           "by_source_piano": _hours_by(manifest["renders"])}
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+def _record(source: str, piano: Piano, origin: str, notes: int, seconds: float) -> dict:
+    """A render's entry in manifest.json."""
+    return {"source": source, "piano": piano.name, "soundfont": piano.soundfont, "bank": piano.bank,
+            "program": piano.program, "release_soundfont": piano.release_soundfont, "notes": notes,
+            "seconds": round(seconds, 3), "from": origin, "room": "dry (rooms are added in training: conf/augment)"}
+
+
+def parse_shard(value) -> tuple[int, int] | None:
+    """``cfg.shard``: null, or ``"I/N"`` with 0 <= I < N (a usage error otherwise)."""
+    if value is None:
+        return None
+    try:
+        i, n = (int(x) for x in str(value).split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise SystemExit(f"transcribe-render: shard must be I/N with 0 <= I < N (e.g. shard=0/2), not {value!r}")
+    return i, n
+
+
+def _merge_manifest(renders: dict, path: Path) -> dict:
+    """Add ``renders`` to the manifest at ``path`` (re-read under an exclusive lock, so processes
+    rendering shards of one folder keep each other's records) and rewrite it atomically."""
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = json.loads(path.read_text()) if path.is_file() else {"renders": {}}
+        manifest["renders"].update(renders)
+        total = sum(r["seconds"] for r in manifest["renders"].values())
+        manifest["summary"] = {"files": len(manifest["renders"]), "hours": round(total / 3600, 3),
+                               "by_source_piano": _hours_by(manifest["renders"])}
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return manifest
 
 
 def _hours_by(renders: dict) -> dict:
