@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from transcribe.config import compose  # noqa: E402
 from transcribe.features import FeatureConfig  # noqa: E402
 from transcribe.model import PEDAL_MASK, ModelConfig, OnsetsAndFrames, loss  # noqa: E402
-from transcribe.targets import HEADS, N_KEYS, PEDAL_HEADS  # noqa: E402
+from transcribe.targets import N_KEYS, PEDAL_HEADS  # noqa: E402
 
 
 def batch(n: int, frames: int, n_bins: int, pedal: bool, seed: int = 0) -> tuple[torch.Tensor, dict]:

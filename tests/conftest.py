@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,15 @@ from transcribe.notefiles import write_tsv  # noqa: F401 - tests import it from 
 from transcribe.notes import Notes
 
 SR = 16000
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    """The module of ``scripts/NAME.py`` (scripts are not a package), imported afresh."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def synth(notes: Notes, sr: int = SR, tail: float = 0.5, seed: int = 0) -> np.ndarray:

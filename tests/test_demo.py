@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from transcribe.demo import DEMO_ABOUT, DEMO_AUDIO, DEMO_LABELS, DEMO_PEDAL, abo
 from transcribe.metrics import transcription_metrics
 from transcribe.notefiles import read_midi, read_tsv, tsv_text
 from transcribe.pedal import read_pedal
+
+from .conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 # Measured with the shipped model (sampled_v1 step 2250, onnx backend): note F1 0.968
@@ -78,20 +79,13 @@ def test_demo_with_input_paths_is_a_usage_error(tmp_path):
     assert none.returncode == 2 and "INPUT" in none.stderr and "--demo" in none.stderr
 
 
-def _make_demo():
-    spec = importlib.util.spec_from_file_location("make_demo", REPO / "scripts" / "make_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_shipped_labels_are_what_make_demo_plays():
     pytest.importorskip("hydra")
     from transcribe.config import compose
     from transcribe.render.prepare import prepare_piece
 
     cfg = compose("demo")
-    piece = prepare_piece(_make_demo().demo_piece(cfg.demo), cfg.min_duration_s, cfg.min_start_s)
+    piece = prepare_piece(load_script("make_demo").demo_piece(cfg.demo), cfg.min_duration_s, cfg.min_start_s)
     assert tsv_text(piece.notes) == DEMO_LABELS.read_text()
     assert cfg.demo.piano == "splendid" and cfg.sample_rate == 16000
 
@@ -107,6 +101,6 @@ def test_make_demo_renders_the_shipped_clip_exactly(tmp_path):
     if fluidsynth_binary() is None or not (Path(pianos) / "sf2" / "splendid.sf2").is_file():
         pytest.skip("needs FluidSynth and the splendid SoundFont")
     out = tmp_path / "demo.flac"
-    _make_demo().main([f"paths.pianos={pianos}", f"demo.output={out}"])
+    load_script("make_demo").main([f"paths.pianos={pianos}", f"demo.output={out}"])
     for shipped in (DEMO_AUDIO, DEMO_LABELS, DEMO_PEDAL, DEMO_ABOUT):
         assert (tmp_path / shipped.name).read_bytes() == shipped.read_bytes(), shipped.name

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _fetch_pianos():
-    spec = importlib.util.spec_from_file_location("fetch_pianos", REPO / "scripts" / "fetch_pianos.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from .conftest import load_script
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -30,7 +22,7 @@ def test_snapshot_extraction_keeps_nested_performances_and_drops_the_rest(tmp_pa
     MusicXML and annotations. Only performances, metadata and licence files are kept, and the
     score MIDI is removed (a snapshot's git has no ``:(glob)`` support in ``ls-tree``: the
     performances were silently left out before)."""
-    fp = _fetch_pianos()
+    fp = load_script("fetch_pianos")
     work = tmp_path / "work"
     files = {
         "Bach/Fugue/bwv_846/Shi05M.mid": b"MThd-a",

@@ -259,7 +259,7 @@ def test_two_shards_rendering_at_once_make_the_whole_render_and_one_manifest(tmp
     assert names == sorted(str(a.relative_to(tmp_path / "whole")) for a, _ in find_pairs(tmp_path / "whole"))
     assert len(names) == 5
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(manifest["renders"]) == [n for n in names] and manifest["summary"]["files"] == 5
+    assert sorted(manifest["renders"]) == names and manifest["summary"]["files"] == 5
     for n in names:  # the same seeded pieces as the unsharded render
         np.testing.assert_array_equal(read_tsv((out / n).with_suffix(".tsv")).pitches,
                                       read_tsv((tmp_path / "whole" / n).with_suffix(".tsv")).pitches)

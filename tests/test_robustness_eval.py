@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("robustness_eval", REPO / "scripts" / "robustness_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import load_script
 
 
 def _tone(seconds: float = 1.0, amplitude: float = 0.5) -> np.ndarray:
@@ -25,7 +15,7 @@ def _tone(seconds: float = 1.0, amplitude: float = 0.5) -> np.ndarray:
 
 
 def test_gain_conditions_scale_and_clip():
-    rb = _script()
+    rb = load_script("robustness_eval")
     assert rb.CONDITIONS["gain x0.01"] == ("gain x0.01",) and rb.CONDITIONS["gain x30"] == ("gain x30",)
     y = _tone()
     quiet = rb.degrade(y, rb.CONDITIONS["gain x0.01"], seed=0)
@@ -40,7 +30,7 @@ def test_gain_conditions_scale_and_clip():
 
 
 def test_gain_files_are_written_clipped_and_quiet(tmp_path, monkeypatch):
-    rb = _script()
+    rb = load_script("robustness_eval")
     monkeypatch.setattr(rb, "CONDITIONS", {k: rb.CONDITIONS[k] for k in ("clean", "gain x0.01", "gain x30")})
     labels = tmp_path / "piece.tsv"
     labels.write_text("onset\toffset\tnote\tvelocity\n0.1\t0.5\t69\t64\n")
@@ -56,4 +46,4 @@ def test_gain_files_are_written_clipped_and_quiet(tmp_path, monkeypatch):
 
 def test_an_unknown_effect_is_an_error():
     with pytest.raises(ValueError, match="gain x3"):
-        _script().degrade(_tone(), ("gain x3",), seed=0)
+        load_script("robustness_eval").degrade(_tone(), ("gain x3",), seed=0)
