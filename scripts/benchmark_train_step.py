@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from transcribe.config import compose  # noqa: E402
 from transcribe.features import FeatureConfig  # noqa: E402
-from transcribe.model import PEDAL_MASK, ModelConfig, OnsetsAndFrames, loss  # noqa: E402
+from transcribe.model import PEDAL_MASK, ModelConfig, build_network, loss  # noqa: E402
 from transcribe.targets import N_KEYS, PEDAL_HEADS  # noqa: E402
 
 
@@ -92,7 +92,7 @@ def main() -> None:
     frames = int(round(crop_s * features.frame_rate))
     weights, clip = dict(cfg.train.loss_weights), float(cfg.train.grad_clip)
     torch.manual_seed(0)
-    model = OnsetsAndFrames(features.n_bins, mcfg)
+    model = build_network(features.n_bins, mcfg)
     model.train()
     print(f"network: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; reference batch "
           f"{b} x {crop_s:g} s ({frames} frames), {args.threads} threads", flush=True)

@@ -121,10 +121,10 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
 
 def build_model(state: dict[str, Any]) -> OnsetsAndFrames:
     """The network stored in a checkpoint's ``state``, weights loaded, in eval mode."""
-    from .model import ModelConfig, OnsetsAndFrames
+    from .model import ModelConfig, build_network
 
     cfg = state["config"]
-    model = OnsetsAndFrames(FeatureConfig.from_dict(cfg["features"]).n_bins, ModelConfig.from_dict(cfg["model"]))
+    model = build_network(FeatureConfig.from_dict(cfg["features"]).n_bins, ModelConfig.from_dict(cfg["model"]))
     model.load_state_dict(state["model_state"])
     model.eval()
     return model

@@ -8,23 +8,35 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from .harmonic import HarmonicBranch, KeyTrunk
 from .notes import N_KEYS
 from .targets import HEADS, PEDAL_HEADS, PEDAL_MASK
 
 LOGIT_HEADS = ("onset", "offset", "frame", *PEDAL_HEADS)  # heads whose outputs are logits; velocity is already 0..1
 PEDAL_PREFIX = "pedal_"  # names of the pedal head's parameters start with it (fresh when fine-tuning without)
+BRANCH_PREFIX = "harmonic_branch."  # the grafted harmonic branch's parameters (fresh when grafted onto a checkpoint)
+ARCHS = ("onsets_frames", "harmonic")  # values of ModelConfig.arch
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network sizes (conf/model/*.yaml); stored in every checkpoint."""
+    """Network sizes (conf/model/*.yaml); stored in every checkpoint. ``arch`` picks the network
+    (:func:`build_network`): ``onsets_frames`` (:class:`OnsetsAndFrames`; checkpoints without the key)
+    or ``harmonic`` (:class:`HarmonicKeyNet`, sized by the ``front_channels`` .. ``key_lstm`` keys)."""
 
+    arch: str = "onsets_frames"
     conv_channels: Sequence[int] = field(default=(16, 16, 32))
     frontend_size: int = 256
     lstm_hidden: int = 128
     dropout: float = 0.25
     pedal_head: bool = False  # checkpoints from before the pedal head have none (their config lacks the key)
     pedal_hidden: int = 32
+    harmonic_branch: int = 0  # onsets_frames: channels of a residual harmonic branch on the front end (0 = none)
+    n_harmonics: int = 8      # partials a harmonic convolution sees (the fundamental included)
+    front_channels: int = 8   # harmonic: channels of the full-resolution convolution
+    width: int = 48           # harmonic: channels per key after it
+    time_layers: int = 2      # harmonic: convolutions along time within each key
+    key_lstm: int = 32        # harmonic: units per direction of the BiLSTMs shared by all keys
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -34,6 +46,11 @@ class ModelConfig:
     def without_pedal(self) -> "ModelConfig":
         """This config with no pedal head: what the note network is (compared when fine-tuning)."""
         return replace(self, pedal_head=False, pedal_hidden=ModelConfig.pedal_hidden)
+
+    def grafts_onto(self, other: "ModelConfig") -> bool:
+        """Whether this network is ``other``'s (pedal aside) with a harmonic branch added."""
+        return (self.harmonic_branch > 0 and other.harmonic_branch == 0
+                and replace(self, harmonic_branch=0).without_pedal() == other.without_pedal())
 
     def same_network(self, other: "ModelConfig") -> bool:
         """Whether ``other`` builds the same network (pedal sizes count only with a pedal head)."""
@@ -45,7 +62,10 @@ class ModelConfig:
         kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         if "conv_channels" in kw:
             kw["conv_channels"] = tuple(int(c) for c in kw["conv_channels"])
-        return cls(**kw)
+        cfg = cls(**kw)
+        if cfg.arch not in ARCHS:
+            raise ValueError(f"model.arch={cfg.arch!r}: expected one of {', '.join(ARCHS)}")
+        return cfg
 
 
 class ConvFrontEnd(nn.Module):
@@ -119,6 +139,8 @@ class OnsetsAndFrames(nn.Module):
         if cfg.pedal_head:
             self.pedal_rnn = BiLSTM(f + N_KEYS, cfg.pedal_hidden)
             self.pedal_head = nn.Linear(2 * cfg.pedal_hidden + f, len(PEDAL_HEADS))
+        if cfg.harmonic_branch:  # created after everything else: the other weights' initial values do not depend on it
+            self.harmonic_branch = HarmonicBranch(n_bins, cfg.harmonic_branch, f, cfg.n_harmonics)
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -127,6 +149,8 @@ class OnsetsAndFrames(nn.Module):
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         z = self.frontend(features)
+        if self.cfg.harmonic_branch:
+            z = z + self.harmonic_branch(features)
         o = torch.cat([self.onset_rnn(z), z], dim=-1)
         onset = self.onset_head(o)
         offset = self.offset_head(o)
@@ -135,14 +159,73 @@ class OnsetsAndFrames(nn.Module):
         velocity = torch.sigmoid(self.velocity_head(z))
         out = {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
         if self.cfg.pedal_head:
-            # The pedal head reads the note network and never trains it: with the front end's
-            # gradients shared, fine-tuning a pedal head from the shipped weights dropped the
-            # validation note F1 from 0.801 to 0.698 in 250 steps (runs/sampled_v2_pedal).
-            zd = z.detach()
-            p = torch.cat([zd, torch.sigmoid(frame).detach()], dim=-1)
-            pedal = self.pedal_head(torch.cat([self.pedal_rnn(p), zd], dim=-1))
-            out.update({k: pedal[..., i: i + 1] for i, k in enumerate(PEDAL_HEADS)})
+            out.update(pedal_outputs(self, z, frame))
         return out
+
+
+def pedal_outputs(net: nn.Module, z: torch.Tensor, frame: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The pedal heads' logits [B, T, 1] from ``net.pedal_rnn`` / ``net.pedal_head`` over the
+    network's features ``z`` [B, T, F] and its frame logits. The pedal head reads the note network
+    and never trains it: with the front end's gradients shared, fine-tuning a pedal head from the
+    shipped weights dropped the validation note F1 from 0.801 to 0.698 in 250 steps
+    (runs/sampled_v2_pedal)."""
+    zd = z.detach()
+    p = torch.cat([zd, torch.sigmoid(frame).detach()], dim=-1)
+    pedal = net.pedal_head(torch.cat([net.pedal_rnn(p), zd], dim=-1))
+    return {k: pedal[..., i: i + 1] for i, k in enumerate(PEDAL_HEADS)}
+
+
+class HarmonicKeyNet(nn.Module):
+    """A harmonic network with pitch invariance (the shape of HPPNet-sp, Wei et al., ISMIR 2022,
+    cut to a CPU budget): per-key features from :class:`~transcribe.harmonic.KeyTrunk`, then two
+    small BiLSTMs shared by all 88 keys, running along time on each key's features (the keys
+    folded into the batch). The onset BiLSTM feeds the onset and offset heads; the frame BiLSTM
+    also sees the detached onset and offset probabilities, as in :class:`OnsetsAndFrames`. Each
+    head reads its BiLSTM and, through a skip, the key's features; velocity reads the features.
+    Same outputs as :class:`OnsetsAndFrames`; the pedal head (``cfg.pedal_head``) reads the key
+    features pooled over the keys (mean and max) and the frame probabilities."""
+
+    def __init__(self, n_bins: int, cfg: ModelConfig):
+        super().__init__()
+        self.cfg, self.n_bins = cfg, n_bins
+        w, h = cfg.width, cfg.key_lstm
+        self.trunk = KeyTrunk(n_bins, cfg.front_channels, w, cfg.n_harmonics, cfg.time_layers, cfg.dropout)
+        self.onset_rnn = BiLSTM(w, h)
+        self.onset_head = nn.Linear(2 * h + w, 2)  # onset, offset
+        self.frame_rnn = BiLSTM(w + 2, h)
+        self.frame_head = nn.Linear(2 * h + w, 1)
+        self.velocity_head = nn.Linear(w, 1)
+        if cfg.pedal_head:
+            self.pedal_rnn = BiLSTM(2 * w + N_KEYS, cfg.pedal_hidden)
+            self.pedal_head = nn.Linear(2 * cfg.pedal_hidden + 2 * w, len(PEDAL_HEADS))
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The names of the outputs, in order."""
+        return self.cfg.heads
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        b, t, _ = features.shape
+        z = self.trunk(features)  # [B, T, 88, W]
+        k = z.permute(0, 2, 1, 3).reshape(b * N_KEYS, t, -1)  # one sequence per key
+
+        def per_key(x: torch.Tensor) -> torch.Tensor:  # [B*88, T] -> [B, T, 88]
+            return x.reshape(b, N_KEYS, t).permute(0, 2, 1)
+
+        on_off = self.onset_head(torch.cat([self.onset_rnn(k), k], dim=-1))
+        cond = torch.cat([k, torch.sigmoid(on_off).detach()], dim=-1)
+        frame = self.frame_head(torch.cat([self.frame_rnn(cond), k], dim=-1))
+        out = {"onset": per_key(on_off[..., 0]), "offset": per_key(on_off[..., 1]), "frame": per_key(frame[..., 0]),
+               "velocity": per_key(torch.sigmoid(self.velocity_head(k))[..., 0])}
+        if self.cfg.pedal_head:
+            pooled = torch.cat([z.mean(dim=2), z.amax(dim=2)], dim=-1)
+            out.update(pedal_outputs(self, pooled, out["frame"]))
+        return out
+
+
+def build_network(n_bins: int, cfg: ModelConfig) -> nn.Module:
+    """The network ``cfg.arch`` names, for features of ``n_bins`` bins."""
+    return HarmonicKeyNet(n_bins, cfg) if cfg.arch == "harmonic" else OnsetsAndFrames(n_bins, cfg)
 
 
 def probabilities(pred: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -152,15 +235,39 @@ def probabilities(pred: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: torch.sigmoid(pred[k]) if k in LOGIT_HEADS else pred[k] for k in HEADS + PEDAL_HEADS if k in pred}
 
 
-def loss(pred: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], weights: dict) -> dict[str, torch.Tensor]:
+VELOCITY_LOSSES = ("mse", "bce")  # values of train.velocity_loss
+
+
+def loss(pred: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], weights: dict,
+         velocity_loss: str = "mse", soft_onset_gain: float = 0.0) -> dict[str, torch.Tensor]:
     """Per-head losses and their weighted ``total``: binary cross-entropy of the note logit heads
-    against the target rolls; squared error of velocity at onset frames only; for a network with
+    against the target rolls; for velocity at onset frames only, squared error (``mse``) or binary
+    cross-entropy against velocity / 127 (``bce``, Kong et al. 2021); for a network with
     a pedal head, binary cross-entropy of the pedal heads over the frames whose pedal is known
-    (``targets["pedal_mask"]``; none known: a zero loss that moves nothing)."""
+    (``targets["pedal_mask"]``; none known: a zero loss that moves nothing).
+
+    ``soft_onset_gain`` g > 0 weights the onset loss at each note's onset frames by
+    1 + g (1 - velocity / 127), so quiet notes count up to 1 + g times as much as the loudest
+    (soft notes are the ones the network misses; the weights are normalised to a mean of 1 over
+    the onset frames, so the loss keeps its scale)."""
+    if velocity_loss not in VELOCITY_LOSSES:
+        raise ValueError(f"train.velocity_loss={velocity_loss!r}: expected one of {', '.join(VELOCITY_LOSSES)}")
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    losses = {k: bce(pred[k], targets[k]) for k in ("onset", "offset", "frame")}
+    losses = {k: bce(pred[k], targets[k]) for k in ("offset", "frame")}
     mask = targets["onset"]
-    losses["velocity"] = (mask * (pred["velocity"] - targets["velocity"]) ** 2).sum() / mask.sum().clamp(min=1)
+    if soft_onset_gain > 0:
+        quiet = mask * (1 + soft_onset_gain * (1 - targets["velocity"]))
+        quiet = quiet * mask.sum().clamp(min=1) / quiet.sum().clamp(min=1e-6)  # mean 1 over onset frames
+        per_frame = bce(pred["onset"], mask, reduction="none")
+        losses["onset"] = (per_frame * torch.where(mask > 0, quiet, torch.ones_like(mask))).mean()
+    else:
+        losses["onset"] = bce(pred["onset"], mask)
+    if velocity_loss == "bce":
+        per_frame = torch.nn.functional.binary_cross_entropy(pred["velocity"].clamp(1e-6, 1 - 1e-6),
+                                                             targets["velocity"], reduction="none")
+    else:
+        per_frame = (pred["velocity"] - targets["velocity"]) ** 2
+    losses["velocity"] = (mask * per_frame).sum() / mask.sum().clamp(min=1)
     if PEDAL_HEADS[0] in pred:
         known = targets.get(PEDAL_MASK)
         known = torch.ones_like(pred[PEDAL_HEADS[0]]) if known is None else known.to(pred[PEDAL_HEADS[0]].dtype)

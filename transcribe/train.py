@@ -19,7 +19,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
@@ -40,7 +40,7 @@ from .features import FeatureConfig, cqt_features
 from .infer import InferConfig, run_network
 from .level import level_db, level_gain
 from .metrics import mean_metrics, pedal_metrics
-from .model import PEDAL_PREFIX, ModelConfig, OnsetsAndFrames, loss
+from .model import BRANCH_PREFIX, PEDAL_PREFIX, ModelConfig, OnsetsAndFrames, build_network, loss
 from .runtime import TorchRunner
 from .tuning import best_thresholds, sweep_thresholds
 from .widen import can_widen, widen_state
@@ -66,6 +66,14 @@ class TrainingState:
     step: int = 0
     best_f1: float = -1.0
     val_key: str | None = None  # what best_f1 was measured on (validation_key)
+    cpu_seconds: float = 0.0  # CPU time (all threads of this process) the run had spent when it was last saved
+    cpu_start: float = field(default_factory=time.process_time)  # this process's CPU clock when the state was made
+
+    def cpu_now(self) -> float:
+        """CPU seconds this run has spent training, over all its sessions (validation not counted;
+        nor are loader processes: ``train.loader_workers=0`` makes them part of it, for
+        comparisons at equal compute)."""
+        return self.cpu_seconds + time.process_time() - self.cpu_start
 
 
 def validation_key(val: CropDataset | None, max_files: int | None, thresholds: DictConfig | None,
@@ -113,11 +121,12 @@ def _check_same_config(state: dict, stored_config: dict, path: Path, fine_tune: 
     networks (:meth:`ModelConfig.same_network`: a config written before the pedal head existed
     equals one with ``pedal_head: false``); when fine-tuning, only the note network must match
     (a pedal head the checkpoint lacks starts fresh; one the new model lacks is left out), or be a
-    narrower one that :mod:`transcribe.widen` widens into ours."""
+    narrower one that :mod:`transcribe.widen` widens into ours, or ours with a harmonic branch grafted on
+    (:meth:`ModelConfig.grafts_onto`)."""
     theirs, ours = ModelConfig.from_dict(state["config"]["model"]), ModelConfig.from_dict(stored_config["model"])
     both_pedal = theirs.pedal_head and ours.pedal_head
     same_model = (theirs.without_pedal() == ours.without_pedal() and (not both_pedal or theirs.same_network(ours))
-                  or can_widen(theirs, ours) if fine_tune else theirs.same_network(ours))
+                  or can_widen(theirs, ours) or ours.grafts_onto(theirs) if fine_tune else theirs.same_network(ours))
     for part, same in (("features", state["config"]["features"] == stored_config["features"]), ("model", same_model)):
         if not same:
             raise SystemExit(
@@ -127,18 +136,23 @@ def _check_same_config(state: dict, stored_config: dict, path: Path, fine_tune: 
 
 def _load_for_fine_tuning(model: OnsetsAndFrames, weights: dict, init: Path, theirs: ModelConfig) -> None:
     """Load ``weights`` (of a network of config ``theirs``) into ``model``; a pedal head the
-    checkpoint lacks keeps its fresh weights, one the model lacks is left out. Any other missing
-    or extra tensor is an error. A narrower network is widened first (:mod:`transcribe.widen`:
-    the same outputs, new units free to learn)."""
+    checkpoint lacks keeps its fresh weights, one the model lacks is left out; so does a grafted
+    harmonic branch (its output starts at zero: the network computes what the checkpoint did). Any
+    other missing or extra tensor is an error. A narrower network is widened first
+    (:mod:`transcribe.widen`: the same outputs, new units free to learn)."""
     if can_widen(theirs, model.cfg):
         log.info("widening %s from %s to %s (outputs unchanged; the new units start with zero fan-out)",
                  init, theirs, model.cfg)
         weights = widen_state(weights, theirs, model)
     result = model.load_state_dict(weights, strict=False)
-    other = [k for k in [*result.missing_keys, *result.unexpected_keys] if not k.startswith(PEDAL_PREFIX)]
+    grafted = model.cfg.grafts_onto(theirs)
+    if grafted:
+        log.info("grafting a harmonic branch (%d channels) onto %s: it starts at zero", model.cfg.harmonic_branch, init)
+    other = [k for k in [*result.missing_keys, *result.unexpected_keys]
+             if not (k.startswith(PEDAL_PREFIX) or grafted and k.startswith(BRANCH_PREFIX))]
     if other:
         raise SystemExit(f"transcribe-train: {init}: weights do not fit the network: {other[:5]}")
-    if result.missing_keys:
+    if any(k.startswith(PEDAL_PREFIX) for k in result.missing_keys):
         log.info("%s has no pedal head: the pedal head starts fresh (%d tensors)", init, len(result.missing_keys))
     if result.unexpected_keys:
         log.info("%s has a pedal head this model does not (model.pedal_head=false): left out", init)
@@ -169,6 +183,18 @@ def trainable_parameters(model: OnsetsAndFrames, train_only: str | None) -> list
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def parameter_groups(model: torch.nn.Module, params: list[torch.nn.Parameter], t: DictConfig) -> list[dict]:
+    """The optimizer's parameter groups: a grafted harmonic branch learns at ``train.branch_lr_scale``
+    times the learning rate (it starts from nothing while the rest of the network fine-tunes);
+    everything else at the learning rate."""
+    branch = {id(p) for n, p in model.named_parameters() if n.startswith(BRANCH_PREFIX)}
+    groups = [{"params": [p for p in params if id(p) not in branch]}]
+    if branch:
+        groups.append({"params": [p for p in params if id(p) in branch],
+                       "lr": t.learning_rate * float(t.get("branch_lr_scale", 1.0))})
+    return groups
+
+
 def set_training_mode(model: OnsetsAndFrames, train_only: str | None) -> None:
     """Training mode for the modules that learn; with ``train_only="pedal"`` the frozen note
     network stays in eval mode (batch-norm statistics unchanged, no dropout), as at inference."""
@@ -185,8 +211,9 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
     the weights of ``train.init_from`` when set (fine-tuning). Only the parameters that
     ``train.train_only`` names learn."""
     t = cfg.train
-    model = OnsetsAndFrames(n_bins, ModelConfig.from_dict(cfg.model)).to(device)
-    optimizer = torch.optim.Adam(trainable_parameters(model, t.train_only), lr=t.learning_rate)
+    model = build_network(n_bins, ModelConfig.from_dict(cfg.model)).to(device)
+    optimizer = torch.optim.Adam(parameter_groups(model, trainable_parameters(model, t.train_only), t),
+                                 lr=t.learning_rate)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.lr_decay_steps, gamma=t.lr_decay_rate)
     state = TrainingState(model, optimizer, scheduler)
     if dist.enabled:
@@ -198,6 +225,7 @@ def build_state(cfg: DictConfig, stored_config: dict, n_bins: int, last: Path, d
         optimizer.load_state_dict(saved["optimizer_state"])
         scheduler.load_state_dict(saved["scheduler_state"])
         state.step, state.best_f1 = saved["step"], saved.get("best_f1", -1.0)
+        state.cpu_seconds = saved.get("cpu_seconds", 0.0)
         state.val_key = saved.get("val_key", "unknown")
         log.info("resumed from %s at step %d", last, state.step)
     elif t.init_from:
@@ -279,14 +307,16 @@ class MetricsLog:
             self.running[k] = self.running.get(k, 0.0) + v.item()
         self.waited += waited
 
-    def flush(self, step: int, n: int, lr: float, device: torch.device, dist: Dist) -> None:
-        """Write the mean of the last ``n`` steps' losses (averaged over the ranks)."""
+    def flush(self, step: int, n: int, lr: float, device: torch.device, dist: Dist, cpu_s: float = 0.0) -> None:
+        """Write the mean of the last ``n`` steps' losses (averaged over the ranks) and the run's CPU
+        seconds so far (``cpu_s``, rank 0's)."""
         running, self.running = mean_over_ranks(self.running, device, dist), {}
         now = time.time()
         elapsed = now - self.t0  # since the last row: steps, and any validation and checkpoints between
         sec = elapsed / max(step - self.last_step, 1)
         row = {"step": step, **{f"loss_{k}": v / n for k, v in running.items()}, "lr": lr, "sec_per_step": sec,
-               "frames_per_sec": self.frames_per_step / sec, "data_wait_fraction": self.waited / max(elapsed, 1e-9)}
+               "frames_per_sec": self.frames_per_step / sec, "data_wait_fraction": self.waited / max(elapsed, 1e-9),
+               "cpu_s": cpu_s}
         self.t0, self.last_step, self.waited = now, step, 0.0
         if dist.is_main:
             pedal = f" pedal {row['loss_pedal']:.4f}" if "loss_pedal" in row else ""
@@ -340,7 +370,7 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
 
     def checkpoint(name: str, **extra) -> None:
         save_checkpoint(ckpt_dir / name, st.model, stored_config, step=st.step, best_f1=st.best_f1,
-                        val_key=st.val_key, **extra)
+                        val_key=st.val_key, cpu_seconds=st.cpu_now(), **extra)
 
     crop_frames = int(round(t.crop_seconds * features.frame_rate))
     weights = OmegaConf.to_container(t.loss_weights)
@@ -361,7 +391,8 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast:
             pred = net(batch["features"])
-        losses = loss({k: v.float() for k, v in pred.items()}, batch, weights)
+        losses = loss({k: v.float() for k, v in pred.items()}, batch, weights, t.get("velocity_loss", "mse"),
+                      float(t.get("soft_onset_gain", 0.0)))
         st.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(st.model.parameters(), t.grad_clip)
@@ -371,7 +402,7 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
         metrics.add({k: v.detach() for k, v in losses.items()}, waited)
         if st.step % t.log_every == 0 or st.step == t.max_steps:
             metrics.flush(st.step, t.log_every if st.step % t.log_every == 0 else st.step % t.log_every,
-                          st.scheduler.get_last_lr()[0], device, dist)
+                          st.scheduler.get_last_lr()[0], device, dist, st.cpu_now())
         val_metrics = _validate_and_save(st, data, t, features, decode, infer, metrics, checkpoint, dist) or val_metrics
         fetched = time.time()
     if data.val is None and dist.is_main:
@@ -397,12 +428,14 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
     average_buffers(st.model, dist)
     val_metrics = None
     if validating:
+        cpu0 = time.process_time()
         val_metrics = validate(st.model, data.val, features, decode, infer, t.val_max_files, t.val_thresholds)
+        st.cpu_start += time.process_time() - cpu0  # validation's CPU time is not training's
         _log_validation(st.step, val_metrics)
         if "pedal_onset_f1" in val_metrics:
             log.info("validation at step %d: pedal press F1 %.4f  lift F1 %.4f  frame F1 %.4f", st.step,
                      val_metrics["pedal_onset_f1"], val_metrics["pedal_offset_f1"], val_metrics["pedal_frame_f1"])
-        metrics.write({"step": st.step, **{f"val_{k}": v for k, v in val_metrics.items()}})
+        metrics.write({"step": st.step, "cpu_s": st.cpu_now(), **{f"val_{k}": v for k, v in val_metrics.items()}})
         selected = _selection_score(val_metrics, t.select_by)
         if selected > st.best_f1:
             st.best_f1 = selected

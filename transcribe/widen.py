@@ -24,6 +24,8 @@ def can_widen(old: ModelConfig, new: ModelConfig) -> bool:
     """Whether ``new`` is ``old`` with every size the same or larger (and at least one larger)."""
     if len(old.conv_channels) != len(new.conv_channels) or old.without_pedal() == new.without_pedal():
         return False
+    if not old.arch == new.arch == "onsets_frames" or old.harmonic_branch != new.harmonic_branch:
+        return False  # only the onsets-and-frames sizes widen (a harmonic branch is grafted instead)
     sizes = [*zip(old.conv_channels, new.conv_channels), (old.frontend_size, new.frontend_size),
              (old.lstm_hidden, new.lstm_hidden)]
     if old.pedal_head and new.pedal_head:
