@@ -44,7 +44,8 @@ def test_a_key_hears_its_harmonics_and_not_its_neighbours():
     def response(source_key: int) -> float:
         x = torch.zeros(1, 1, 1, 88)
         x[..., source_key] = 1.0
-        return float(conv(x)[0, 0, 0, key])
+        with torch.no_grad():
+            return float(conv(x)[0, 0, 0, key])
 
     assert [response(key + o) for o in harmonic_offsets(8)] == [1.0] * 8  # itself and its partials
     assert response(key + 13) == response(key + 1) == response(key - 12) == 0.0  # not a neighbour, not below
@@ -144,10 +145,12 @@ def test_train_a_harmonic_network_then_transcribe_with_it(tmp_path: Path):
         f"train.init_from={plain / 'checkpoints' / 'last.pt'}", "train.learning_rate=0", "train.max_steps=1",
         "train.val_every=1")
 
-    def val_f1(run_dir: Path) -> list[float]:
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        return [r["val_frame_f1"] for r in rows if "val_frame_f1" in r]
-
-    assert val_f1(grafted) == val_f1(plain)[-1:]  # learning rate 0: the graft changed nothing
-    state = torch.load(grafted / "checkpoints" / "last.pt", weights_only=False)
-    assert any(k.startswith("harmonic_branch.") for k in state["model_state"])
+    before = torch.load(plain / "checkpoints" / "last.pt", weights_only=False)
+    after = torch.load(grafted / "checkpoints" / "last.pt", weights_only=False)
+    params = {n for n, _ in build_network(N_BINS, ModelConfig.from_dict(after["config"]["model"])).named_parameters()}
+    branch = {k for k in after["model_state"] if k.startswith("harmonic_branch.")}
+    assert branch and set(after["model_state"]) == set(before["model_state"]) | branch
+    # learning rate 0: every weight is the plain checkpoint's (batch-norm statistics move in a training step),
+    # and the branch's output layer is still zero, so the network computes what the checkpoint did
+    assert all(torch.equal(before["model_state"][k], after["model_state"][k]) for k in before["model_state"] if k in params)
+    assert not after["model_state"]["harmonic_branch.fc.weight"].any()
