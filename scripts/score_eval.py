@@ -35,7 +35,8 @@ COMPATIBLE = {"2/2": "duple", "2/4": "duple", "4/4": "duple", "6/8": "compound d
 
 def written(xml: bytes) -> dict:
     """Time signature, key signature (sharps) and accidental counts of a MusicXML score, read
-    back by music21: ``notes`` (every note, chords counted per note), ``redundant`` (an accidental
+    back by music21: ``notes`` (every struck note, chords counted per note; tied-over notes
+    not), ``redundant`` (an accidental
     printed that the key signature and the bar's earlier accidentals on that staff already give),
     ``missing`` (an alteration the reader would not play: none printed where the key signature and
     the bar's earlier accidentals give another)."""
@@ -54,6 +55,9 @@ def written(xml: bytes) -> dict:
             state: dict[tuple[str, int], float] = {}  # (step, octave) → alteration in force in this bar
             for el in m.recurse().notes:
                 for p in getattr(el, "pitches", ()):
+                    tie = el.tie if len(el.pitches) == 1 else el.getTie(p)
+                    if tie is not None and tie.type in ("stop", "continue"):
+                        continue  # a tied-over note is not struck: it takes no accidental
                     n += 1
                     k = (p.step, p.octave)
                     given = state.get(k)

@@ -186,13 +186,26 @@ def _normalised(env: np.ndarray) -> np.ndarray:
     return env / scale if scale > 0 else env
 
 
+def configured_beats() -> str:
+    """Where ``method="auto"`` beats come from: ``beats`` of ``conf/score/default.yaml``
+    (``tracker`` or ``model``); another value is an error naming the file."""
+    from .config import group_defaults, group_file
+
+    value = group_defaults("score").get("beats", "tracker")
+    if value not in ("tracker", "model"):
+        raise ValueError(f"{group_file('score')}: beats: {value!r} is not one of tracker, model")
+    return value
+
+
 def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Notes, *,
                    method: str = "auto") -> Beats:
     """Beats, tempo and meter of a performance.
 
     ``method``: ``notes`` (onset curve of the notes only), ``audio`` (the audio's onset
-    strength only), ``combined`` (both, normalised and summed) or ``auto`` (= ``notes``, which
-    measured best: on 16 MAPS pieces transcribed by the shipped model, the tempo from the
+    strength only), ``combined`` (both, normalised and summed), ``model`` (the beat model
+    learned from ASAP, :mod:`transcribe.beatmodel`; beats, downbeats and metre from the notes)
+    or ``auto`` (what ``beats`` of ``conf/score/default.yaml`` says: ``model``, or ``tracker`` =
+    ``notes``, which of the tracker's curves measured best: on 16 MAPS pieces transcribed by the shipped model, the tempo from the
     transcribed notes agreed with the tempo from the true labels on 15, the audio's on 11,
     both together on 12; on synthetic pieces the audio doubled a 2/4 march's tempo where the
     notes, whose velocities tell beats from off-beats, did not). With fewer than :data:`MIN_ONSETS` distinct onsets, or
@@ -201,10 +214,10 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
     """
     notes = notes.sorted()
     if method == "auto":
-        method = "notes"
-    if method not in ("notes", "audio", "combined"):
+        method = "model" if configured_beats() == "model" else "notes"
+    if method not in ("notes", "audio", "combined", "model"):
         raise ValueError(f"unknown beat method {method!r}")
-    if method != "notes" and (audio is None or not sample_rate):
+    if method in ("audio", "combined") and (audio is None or not sample_rate):
         raise ValueError(f"method {method!r} needs the audio and its sample rate")
     start = float(notes.onsets[0]) if len(notes) else 0.0
     end = max(notes.duration, start + 1.0)
@@ -213,6 +226,13 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
         reason = (f"only {n_groups} distinct note onset{'s' if n_groups != 1 else ''} "
                   f"(fewer than {MIN_ONSETS}): too few to estimate a tempo; fixed {DEFAULT_TEMPO:g} BPM grid")
         return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, reason))
+    if method == "model":
+        from .beatmodel import estimate_beats_model
+
+        try:
+            return estimate_beats_model(notes)
+        except ValueError as err:  # too few beats found
+            return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, f"{err}; fixed {DEFAULT_TEMPO:g} BPM grid"))
     seconds = end + 1.0
     if audio is not None and sample_rate:
         seconds = max(seconds, max(np.shape(audio)) / sample_rate)  # samples along the longer axis
@@ -592,6 +612,26 @@ def _rest_pieces(start: float, end: float, beat: float, bar: float) -> list[tupl
     return pieces
 
 
+def _mark_accidentals(part, key) -> None:
+    """Accidentals printed where the key signature and the bar's earlier notes on the staff do not
+    already give the pitch, and only there: music21's default also repeats them on later notes of a
+    bar, in other octaves and as courtesy signs in the next bar (on ASAP's held-out performances
+    that printed an accidental on about one note in eight whose signature already gave it); a note
+    tied over a bar line takes none."""
+    from music21 import note, stream
+    from music21.stream.makeNotation import getTiePitchSet
+
+    measures = list(part.getElementsByClass(stream.Measure))
+    for i, m in enumerate(measures):
+        ties = None
+        if i > 0:
+            previous = list(measures[i - 1].recurse().getElementsByClass(note.NotRest))
+            ties = getTiePitchSet(previous[-1]) if previous else None
+        m.makeAccidentals(useKeySignature=key, searchKeySignatureByContext=False, cautionaryPitchClass=False,
+                          cautionaryNotImmediateRepeat=False, overrideStatus=True, inPlace=True, tiePitchSet=ties)
+    part.streamStatus.accidentals = True
+
+
 def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str | None = None,
                    key=None):
     """A music21 ``Score`` for piano: two staves (treble: right hand, bass: left hand) joined
@@ -600,7 +640,6 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
     :func:`split_hands`, one voice per staff."""
     from music21 import (chord, clef, instrument, key as m21key, layout, metadata, meter, note, stream,
                          tempo as m21tempo)
-    from music21.stream.makeNotation import makeAccidentalsInMeasureStream
 
     q = quantise(notes, beats, divisions)
     spelled = ps13_fifths(q) if len(q) else None
@@ -661,10 +700,7 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
             m0.paddingLeft = pickup
             for i, m in enumerate(measures):
                 m.number = i
-        # accidentals where the signature and the bar's earlier notes do not already give them, and
-        # only there (music21's default also repeats them on later notes of a bar and in other octaves)
-        makeAccidentalsInMeasureStream(part, useKeySignature=True, cautionaryPitchClass=False,
-                                       cautionaryNotImmediateRepeat=False, overrideStatus=True)
+        _mark_accidentals(part, key)
         staves.append(part)
     for part in staves:
         score.insert(0, part)
