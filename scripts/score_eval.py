@@ -18,6 +18,7 @@ quantisation, key, MusicXML), and what comes out is compared with ASAP's annotat
 
     python scripts/score_eval.py --asap data/asap --shared-data ../shared/data --out runs/score_eval.json
     python scripts/score_eval.py --seconds 60 ...      # the first 60 s of every performance
+    python scripts/score_eval.py --beats model ...     # beats from the learned model (transcribe/beatmodel.py)
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def written(xml: bytes) -> dict:
             "notes": n, "redundant": redundant, "missing": missing}
 
 
-def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None) -> dict:
+def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, beats_method: str = "auto") -> dict:
     """The metrics of one performance (see the module docstring)."""
     import mir_eval
 
@@ -95,7 +96,7 @@ def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None) -> 
         ref_beats, ref_down = ref_beats[ref_beats < seconds], ref_down[ref_down < seconds]
     music_min = max(float(notes.offsets.max() - notes.onsets.min()), 1e-3) / 60.0
     t0 = time.process_time()
-    beats = estimate_beats(None, None, notes)
+    beats = estimate_beats(None, None, notes, method=beats_method)
     xml = score_bytes(notes_to_score(notes, beats, title=midi.stem))
     cpu = time.process_time() - t0
     per_bar = beats.beats_per_bar
@@ -141,7 +142,7 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
-def warm_up() -> None:
+def warm_up(beats_method: str = "auto") -> None:
     """Import and compile (numba) what the score stage uses, once before any timing: the stage's
     time is measured, not the imports'."""
     from transcribe.notes import Notes
@@ -149,7 +150,7 @@ def warm_up() -> None:
 
     t = np.arange(16) * 0.5
     notes = Notes(t, t + 0.4, np.full(16, 60), np.full(16, 80))
-    score_bytes(notes_to_score(notes, estimate_beats(None, None, notes)))
+    score_bytes(notes_to_score(notes, estimate_beats(None, None, notes, method=beats_method)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,17 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--asap", type=Path, default=Path("data/asap"), help="the ASAP folder (metadata.csv, works)")
     ap.add_argument("--shared-data", type=Path, default=None, help="where test_pieces.csv is (paths.shared_data)")
     ap.add_argument("--seconds", type=float, default=None, help="evaluate the first this many seconds only")
+    ap.add_argument("--beats", choices=["auto", "notes", "model"], default="auto",
+                    help="estimate_beats method: notes (the tracker), model, auto (conf/score/default.yaml)")
     ap.add_argument("--out", type=Path, default=None, help="write per-performance rows and the summary as JSON")
     args = ap.parse_args(argv)
 
     from transcribe.data.asap import annotation_path, split
 
     files = args.files or split(args.asap, args.shared_data)["val"]
-    warm_up()
+    warm_up(args.beats)
     rows = []
     for f in files:
         try:
-            rows.append(evaluate_one(f, annotation_path(f), args.seconds))
+            rows.append(evaluate_one(f, annotation_path(f), args.seconds, args.beats))
         except Exception as err:  # a bad file is reported and the batch goes on
             rows.append({"file": str(f), "error": f"{type(err).__name__}: {err}"})
             print(f"{f}: {rows[-1]['error']}", file=sys.stderr)

@@ -440,8 +440,10 @@ def split_hands(q: Quantised, split: int = MIDDLE_C, span: int = 14, max_notes: 
 
 
 def estimate_key(q: Quantised, margin: float = 0.05, spelled: np.ndarray | None = None):
-    """The key (a ``music21.key.Key``) of the quantised notes: music21's ``analyze('key')``
-    (Aarden-Essen profiles, pitch classes weighted by duration). A major key and its relative
+    """The key (a ``music21.key.Key``) of the quantised notes: music21's key analysis with the
+    Temperley-Kostka-Payne profiles, pitch classes weighted by duration (on the first 60 s of
+    119 ASAP training performances its key signature was right on 80.7 %, the default
+    Aarden-Essen profiles' on 77.3 %, Krumhansl's on 57.1 %). A major key and its relative
     minor often score alike (a C major scale comes out A minor, 0.824 against 0.818): when the
     relative key is within ``margin`` of the best, the one whose tonic is the bass of the last
     chord (else of the first) wins, as pieces end (and usually begin) on the tonic. The key is
@@ -457,7 +459,7 @@ def estimate_key(q: Quantised, margin: float = 0.05, spelled: np.ndarray | None 
         n = note.Note(int(p))
         n.quarterLength = float(dur)
         s.insert(float(on), n)
-    best = s.analyze("key")
+    best = s.analyze("key.temperleykostkapayne")
     lean = 0 if spelled is None or not len(spelled) else int(np.sign(np.median(spelled) - 2))
     relative = next((k for k in best.alternateInterpretations
                      if k.tonic.pitchClass == best.relative.tonic.pitchClass and k.mode == best.relative.mode), None)
