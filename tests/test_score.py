@@ -327,3 +327,71 @@ def test_cli_writes_a_score_and_beat_aligned_midi(tmp_path):
     pm = pretty_midi.PrettyMIDI(str(midi))
     _, tempi = pm.get_tempo_changes()
     assert abs(np.median(tempi) - 100) < 5  # not the fixed 120 BPM grid
+
+
+# ----------------------------------------------------------------------------- key signature and spelling
+
+
+def _scale_piece(pitches: list[int], chord: list[int]) -> tuple[Notes, Beats]:
+    """A scale in eighths at 120 BPM then a long chord, on a steady beat grid."""
+    t = 0.25 * np.arange(len(pitches))
+    end = float(t[-1]) + 0.5
+    notes = Notes(np.r_[t, [end] * len(chord)], np.r_[t + 0.22, [end + 1.9] * len(chord)],
+                  np.array(pitches + chord, dtype=np.int64), np.full(len(pitches) + len(chord), 80))
+    return notes.sorted(), Beats(0.5 * np.arange(int(end / 0.5) + 8), 120.0)
+
+
+def _accidentals(xml: bytes) -> dict:
+    from .conftest import load_script
+
+    return load_script("score_eval").written(xml)
+
+
+def test_d_flat_major_is_written_in_five_flats_with_no_printed_accidental():
+    from transcribe.score import score_bytes
+
+    scale = [61, 63, 65, 66, 68, 70, 72, 73, 75, 77, 78, 80, 82, 84, 85, 84, 82, 80, 78, 77, 75, 73]
+    notes, beats = _scale_piece(scale, [49, 56, 61, 65])
+    q = quantise(notes, beats)
+    key = estimate_key(q)
+    assert (key.tonic.name, key.mode, key.sharps) == ("D-", "major", -5)  # not C# major in 7 sharps
+    xml = score_bytes(notes_to_score(notes, beats))
+    got = _accidentals(xml)
+    assert got["key_signature"] == -5 and got["notes"] == len(notes)
+    assert got["redundant"] == 0 and got["missing"] == 0
+    assert b"<accidental>" not in xml  # every note is in the key: nothing printed
+    assert b"<mode>major</mode>" in xml
+
+
+def test_signature_key_picks_the_fewer_accidentals_and_leans_at_six():
+    from music21 import key as m21key
+
+    from transcribe.score import signature_key
+
+    assert signature_key(m21key.Key("C#")).sharps == -5
+    assert signature_key(m21key.Key("a-", "minor")).tonic.name == "G#"
+    assert signature_key(m21key.Key("E")).sharps == 4  # fine as it is
+    assert signature_key(m21key.Key("F#"), lean=-1).tonic.name == "G-"
+    assert signature_key(m21key.Key("G-"), lean=1).tonic.name == "F#"
+    assert signature_key(m21key.Key("F#")).tonic.name == "F#"  # no lean: as given
+
+
+def test_spelling_in_the_key_and_accidentals_printed_once_per_bar():
+    from music21 import converter
+
+    from transcribe.score import score_bytes, spell
+
+    # in D major the F and C are sharp without printing; in B-flat the E-flat is a flat
+    assert spell(np.array([66, 73, 62]), 2) == ["F#4", "C#5", "D4"]
+    assert spell(np.array([63, 70]), -2) == ["E-4", "B-4"]
+    # a chromatic note with no context is spelled toward the signature: G#/A- in D major / E-flat major
+    assert spell(np.array([68]), 2) == ["G#4"] and spell(np.array([68]), -3) == ["A-4"]
+    # G major, with a C# twice in one bar: printed the first time only
+    scale = [67, 69, 71, 72, 74, 76, 78, 79, 78, 76, 74, 73, 74, 73, 71, 69]
+    notes, beats = _scale_piece(scale, [43, 55, 59, 62, 67])
+    xml = score_bytes(notes_to_score(notes, beats))
+    got = _accidentals(xml)
+    assert got["key_signature"] == 1 and got["redundant"] == 0 and got["missing"] == 0
+    parsed = converter.parse(xml, format="musicxml")
+    shown = [str(p) for p in parsed.flatten().pitches if p.accidental is not None and p.accidental.displayStatus]
+    assert shown == ["C#5"]

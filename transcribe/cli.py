@@ -299,6 +299,7 @@ def check_options(args: argparse.Namespace) -> list[str]:
         try:
             if "musicxml" in formats:
                 require("music21", what, extra="score")
+                require("partitura", f"{what} (its pitch spelling)", extra="score")
             require("librosa", f"{what} (its beat tracker)", extra="score")
         except MissingDependency as err:
             raise UsageError(str(err)) from None

@@ -1,0 +1,196 @@
+"""Score-stage evaluation on held-out ASAP performance MIDI (issue 25).
+
+For every held-out performance (the 41 of ``conf/render.yaml``'s ``sources.asap`` split, see
+:mod:`transcribe.data.asap`; or the files given), its notes (sustain pedal applied, as the
+transcriber writes them) go through the score stage of :mod:`transcribe.score` (beats, meter,
+quantisation, key, MusicXML), and what comes out is compared with ASAP's annotations:
+
+- beat / downbeat F-measure (``mir_eval.beat.f_measure``, ±70 ms, beats before 5 s trimmed as
+  mir_eval does) of the estimated beats and bar starts;
+- time signature of the written MusicXML = the annotated main one (and "compatible": the same
+  after 2/2, 2/4, 4/4 are taken as one, and 6/8, 12/8);
+- key signature (number of sharps) of the written MusicXML = the annotated main one;
+- tempo within 8 % of the annotated beat level's (60 / median beat interval);
+- redundant accidentals: notes of the MusicXML (read back by music21) whose printed accidental
+  the key signature and the bar's earlier accidentals already give; and missing ones (an
+  alteration not printed where the reader would play another pitch);
+- the score stage's CPU time per minute of music.
+
+    python scripts/score_eval.py --asap data/asap --shared-data ../shared/data --out runs/score_eval.json
+    python scripts/score_eval.py --seconds 60 ...      # the first 60 s of every performance
+    python scripts/score_eval.py --beats model ...     # beats from the learned model (transcribe/beatmodel.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+COMPATIBLE = {"2/2": "duple", "2/4": "duple", "4/4": "duple", "6/8": "compound duple", "12/8": "compound duple"}
+
+
+def written(xml: bytes) -> dict:
+    """Time signature, key signature (sharps) and accidental counts of a MusicXML score, read
+    back by music21: ``notes`` (every struck note, chords counted per note; tied-over notes
+    not), ``redundant`` (an accidental
+    printed that the key signature and the bar's earlier accidentals on that staff already give),
+    ``missing`` (an alteration the reader would not play: none printed where the key signature and
+    the bar's earlier accidentals give another)."""
+    from music21 import converter, key as m21key, meter, stream
+
+    score = converter.parse(xml, format="musicxml")
+    ts = next(iter(score.recurse().getElementsByClass(meter.TimeSignature)), None)
+    ks = next(iter(score.recurse().getElementsByClass(m21key.KeySignature)), None)
+    n = redundant = missing = 0
+    for part in score.parts:
+        sig = m21key.KeySignature(0)
+        for m in part.getElementsByClass(stream.Measure):
+            found = m.getElementsByClass(m21key.KeySignature)
+            if found:
+                sig = found[0]
+            state: dict[tuple[str, int], float] = {}  # (step, octave) → alteration in force in this bar
+            for el in m.recurse().notes:
+                for p in getattr(el, "pitches", ()):
+                    tie = el.tie if len(el.pitches) == 1 else el.getTie(p)
+                    if tie is not None and tie.type in ("stop", "continue"):
+                        continue  # a tied-over note is not struck: it takes no accidental
+                    n += 1
+                    k = (p.step, p.octave)
+                    given = state.get(k)
+                    if given is None:
+                        acc = sig.accidentalByStep(p.step)
+                        given = acc.alter if acc is not None else 0.0
+                    alter = p.accidental.alter if p.accidental is not None else 0.0
+                    shown = p.accidental is not None and p.accidental.displayStatus is True
+                    if shown and alter == given:
+                        redundant += 1
+                    if not shown and alter != given:
+                        missing += 1
+                    if shown:
+                        state[k] = alter
+    return {"time_signature": ts.ratioString if ts is not None else None,
+            "key_signature": int(ks.sharps) if ks is not None else None,
+            "notes": n, "redundant": redundant, "missing": missing}
+
+
+def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, beats_method: str = "auto") -> dict:
+    """The metrics of one performance (see the module docstring)."""
+    import mir_eval
+
+    from transcribe.data.asap import read_annotations
+    from transcribe.notefiles import read_midi
+    from transcribe.notes import Notes
+    from transcribe.score import estimate_beats, notes_to_score, score_bytes
+
+    notes = read_midi(midi).sorted()
+    ann = read_annotations(annotation)
+    ref_beats, ref_down = ann.beats, ann.downbeats
+    if seconds is not None:
+        keep = notes.onsets < seconds
+        notes = Notes(notes.onsets[keep], notes.offsets[keep], notes.pitches[keep], notes.velocities[keep])
+        ref_beats, ref_down = ref_beats[ref_beats < seconds], ref_down[ref_down < seconds]
+    music_min = max(float(notes.offsets.max() - notes.onsets.min()), 1e-3) / 60.0
+    t0 = time.process_time()
+    beats = estimate_beats(None, None, notes, method=beats_method)
+    xml = score_bytes(notes_to_score(notes, beats, title=midi.stem))
+    cpu = time.process_time() - t0
+    per_bar = beats.beats_per_bar
+    first = beats.downbeat % per_bar
+    est_down = beats.times[first::per_bar]
+    w = written(xml)
+    trim = mir_eval.beat.trim_beats
+    ref_tempo = 60.0 / float(np.median(np.diff(ref_beats)))
+    ts_ref = ann.time_signature
+    return {
+        "file": str(midi), "minutes": round(music_min, 3), "notes": len(notes),
+        "beat_f": float(mir_eval.beat.f_measure(trim(ref_beats), trim(beats.times))),
+        "downbeat_f": float(mir_eval.beat.f_measure(trim(ref_down), trim(est_down))) if len(ref_down) else None,
+        "time_signature": w["time_signature"], "time_signature_ref": ts_ref,
+        "time_signature_right": w["time_signature"] == ts_ref,
+        "time_signature_compatible": (w["time_signature"] == ts_ref
+                                      or COMPATIBLE.get(w["time_signature"] or "", "a") == COMPATIBLE.get(ts_ref, "b")),
+        "key_signature": w["key_signature"], "key_signature_ref": ann.key_signature,
+        "key_signature_right": w["key_signature"] == ann.key_signature,
+        "tempo": round(beats.tempo, 2), "tempo_ref": round(ref_tempo, 2),
+        "tempo_right": abs(beats.tempo / ref_tempo - 1.0) <= 0.08,
+        "written_notes": w["notes"], "redundant": w["redundant"], "missing": w["missing"],
+        "cpu_s": round(cpu, 3), "cpu_s_per_min": round(cpu / music_min, 3),
+    }
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Means over performances (F-measures, accuracies) and note-weighted accidental shares."""
+    ok = [r for r in rows if "error" not in r]
+    if not ok:
+        return {"performances": 0, "errors": len(rows)}
+    mean = lambda k: round(float(np.mean([float(r[k]) for r in ok if r[k] is not None])), 4)  # noqa: E731
+    notes = sum(r["written_notes"] for r in ok)
+    return {
+        "performances": len(ok), "errors": len(rows) - len(ok),
+        "beat_f": mean("beat_f"), "downbeat_f": mean("downbeat_f"),
+        "time_signature_right": mean("time_signature_right"),
+        "time_signature_compatible": mean("time_signature_compatible"),
+        "key_signature_right": mean("key_signature_right"), "tempo_right": mean("tempo_right"),
+        "redundant_share": round(sum(r["redundant"] for r in ok) / max(notes, 1), 4),
+        "missing_share": round(sum(r["missing"] for r in ok) / max(notes, 1), 4),
+        "cpu_s_per_min": round(sum(r["cpu_s"] for r in ok) / sum(r["minutes"] for r in ok), 3),
+    }
+
+
+def warm_up(beats_method: str = "auto") -> None:
+    """Import and compile (numba) what the score stage uses, once before any timing: the stage's
+    time is measured, not the imports'."""
+    from transcribe.notes import Notes
+    from transcribe.score import estimate_beats, notes_to_score, score_bytes
+
+    t = np.arange(16) * 0.5
+    notes = Notes(t, t + 0.4, np.full(16, 60), np.full(16, 80))
+    score_bytes(notes_to_score(notes, estimate_beats(None, None, notes, method=beats_method)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="*", type=Path, help="performance MIDI files (default: the held-out ASAP split)")
+    ap.add_argument("--asap", type=Path, default=Path("data/asap"), help="the ASAP folder (metadata.csv, works)")
+    ap.add_argument("--shared-data", type=Path, default=None, help="where test_pieces.csv is (paths.shared_data)")
+    ap.add_argument("--seconds", type=float, default=None, help="evaluate the first this many seconds only")
+    ap.add_argument("--beats", choices=["auto", "notes", "model"], default="auto",
+                    help="estimate_beats method: notes (the tracker), model, auto (conf/score/default.yaml)")
+    ap.add_argument("--out", type=Path, default=None, help="write per-performance rows and the summary as JSON")
+    args = ap.parse_args(argv)
+
+    from transcribe.data.asap import annotation_path, split
+
+    files = args.files or split(args.asap, args.shared_data)["val"]
+    warm_up(args.beats)
+    rows = []
+    for f in files:
+        try:
+            rows.append(evaluate_one(f, annotation_path(f), args.seconds, args.beats))
+        except Exception as err:  # a bad file is reported and the batch goes on
+            rows.append({"file": str(f), "error": f"{type(err).__name__}: {err}"})
+            print(f"{f}: {rows[-1]['error']}", file=sys.stderr)
+            continue
+        r = rows[-1]
+        print(f"{f.parent.name}/{f.stem}: beat F {r['beat_f']:.3f} downbeat F {r['downbeat_f'] or 0:.3f} "
+              f"ts {r['time_signature']} ({r['time_signature_ref']}) key {r['key_signature']} "
+              f"({r['key_signature_ref']}) tempo {r['tempo']} ({r['tempo_ref']}) "
+              f"redundant {r['redundant']}/{r['written_notes']} cpu {r['cpu_s_per_min']} s/min", flush=True)
+    summary = summarise(rows)
+    print(json.dumps(summary, indent=1))
+    if args.out:
+        from transcribe.files import atomic_write
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(args.out) as tmp:
+            tmp.write_text(json.dumps({"summary": summary, "performances": rows}, indent=1))
+    return 1 if summary.get("errors") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

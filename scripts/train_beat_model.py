@@ -1,0 +1,281 @@
+"""Train the beat / downbeat / metre model of :mod:`transcribe.beatmodel` on ASAP's training side
+(CPU; torch) and export it to ONNX for the package.
+
+The split is the renders' (:func:`transcribe.data.asap.split`): performances of the test set's
+works never, the 41 held-out performances only for validation (loss and per-note F), the rest
+for training. Labels per note: on a beat / downbeat (onset within 50 ms of an annotated one), the
+local annotated inter-beat interval, the bar's number of annotated beats (2, 3, 4; else not
+scored) and whether the beat divides in three (x/8 metres whose bar holds a third of its
+eighths as beats: 6/8, 9/8, 12/8). Crops of notes, stretched in time (x0.85-1.15), velocities
+shifted, pitches transposed.
+
+    nice -n 10 python scripts/train_beat_model.py --asap data/asap --shared-data ../shared/data \\
+        --minutes 18 --out transcribe/weights/beats.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+TOLERANCE = 0.05  # s: a note is on a beat when its onset is this close to an annotated one
+
+
+def note_labels(notes, ann) -> dict[str, np.ndarray]:
+    """Per-note targets (notes sorted by :func:`transcribe.beatmodel.sort_notes`): ``beat``,
+    ``downbeat`` (0/1), ``ibi`` (class), ``per_bar`` (class index or -1), ``ternary`` (0/1 or -1)."""
+    from transcribe.beatmodel import PER_BAR, ibi_class
+
+    on = notes.onsets
+
+    def near(ref: np.ndarray) -> np.ndarray:
+        if len(ref) == 0:
+            return np.zeros(len(on), dtype=np.float32)
+        i = np.clip(np.searchsorted(ref, on), 1, len(ref) - 1) if len(ref) > 1 else np.zeros(len(on), dtype=int)
+        d = np.minimum(np.abs(ref[i] - on), np.abs(ref[np.maximum(i - 1, 0)] - on))
+        return (d <= TOLERANCE).astype(np.float32)
+
+    b = ann.beats
+    mids, gaps = (b[1:] + b[:-1]) / 2, np.diff(b)
+    ibi = np.interp(on, mids, gaps)
+    # beats per bar: annotated beats between the downbeats around each note
+    down = ann.downbeats
+    per_bar = np.full(len(on), -1, dtype=np.int64)
+    ternary = np.full(len(on), -1, dtype=np.int64)
+    if len(down) >= 2:
+        counts = np.array([np.sum((b >= s - 1e-6) & (b < e - 1e-6)) for s, e in zip(down[:-1], down[1:])])
+        k = np.clip(np.searchsorted(down, on, side="right") - 1, 0, len(counts) - 1)
+        bpb = counts[k]
+        ts_times = np.array([t for t, _ in ann.time_signatures]) if ann.time_signatures else np.zeros(1)
+        ts_names = [s for _, s in ann.time_signatures] or ["4/4"]
+        ts = [ts_names[j] for j in np.clip(np.searchsorted(ts_times, on, side="right") - 1, 0, len(ts_names) - 1)]
+        for i, (c, name) in enumerate(zip(bpb, ts)):
+            if c in PER_BAR:
+                per_bar[i] = PER_BAR.index(int(c))
+            try:
+                num, den = (int(x) for x in name.split("/"))
+            except ValueError:
+                continue
+            if c > 0:
+                ternary[i] = int(den == 8 and num % 3 == 0 and num == 3 * c)
+    return {"beat": near(b), "downbeat": near(down), "ibi": ibi_class(ibi), "per_bar": per_bar, "ternary": ternary}
+
+
+def load_side(files: list[Path]) -> list[dict]:
+    """Features and labels of performances (notes sustain-extended, as transcribed)."""
+    from transcribe.beatmodel import note_features, sort_notes
+    from transcribe.data.asap import annotation_path, read_annotations
+    from transcribe.notefiles import read_midi
+
+    out = []
+    for f in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            notes = sort_notes(read_midi(f))
+        ann = read_annotations(annotation_path(f))
+        out.append({"file": str(f), "notes": notes, "ann": ann, "labels": note_labels(notes, ann)})
+    return out
+
+
+def build_net(hidden: int = 64):
+    import torch.nn as nn
+
+    from transcribe.beatmodel import N_FEATURES, OUTPUTS
+
+    class BeatNet(nn.Module):
+        """Convolutions over neighbouring notes, then a bidirectional GRU over the sequence."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv1d(N_FEATURES, hidden, 5, padding=2), nn.ReLU(),
+                                      nn.Conv1d(hidden, hidden, 5, padding=2), nn.ReLU())
+            self.gru = nn.GRU(hidden, hidden, num_layers=2, batch_first=True, bidirectional=True, dropout=0.1)
+            self.head = nn.Linear(2 * hidden, OUTPUTS)
+
+        def forward(self, x):
+            h = self.conv(x.transpose(1, 2)).transpose(1, 2)
+            h, _ = self.gru(h)
+            return self.head(h)
+
+    return BeatNet()
+
+
+def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length: int):
+    """A batch of crops: features [B, T, F] and labels, augmented."""
+    import torch
+
+    from transcribe.beatmodel import note_features
+    from transcribe.notes import Notes
+
+    xs, ys = [], {k: [] for k in ("beat", "downbeat", "ibi", "per_bar", "ternary")}
+    for _ in range(batch):
+        p = pieces[rng.integers(len(pieces))]
+        n = len(p["notes"])
+        start = int(rng.integers(0, max(1, n - length)))
+        sl = slice(start, start + length)
+        nt = p["notes"]
+        stretch = float(rng.uniform(0.85, 1.15))
+        shift = int(rng.integers(-3, 4))
+        vel = np.clip(nt.velocities[sl] + rng.integers(-12, 13), 1, 127)
+        crop = Notes(nt.onsets[sl] * stretch, nt.offsets[sl] * stretch, np.clip(nt.pitches[sl] + shift, 21, 108), vel)
+        f = note_features(crop)
+        lab = {k: v[sl] for k, v in p["labels"].items()}
+        from transcribe.beatmodel import ibi_centres, ibi_class
+
+        lab["ibi"] = ibi_class(ibi_centres()[lab["ibi"]] * stretch)
+        pad = length - len(f)
+        xs.append(np.pad(f, ((0, pad), (0, 0))))
+        for k in ys:
+            fill = -1 if k in ("per_bar", "ternary", "ibi") else -1
+            ys[k].append(np.pad(lab[k].astype(np.float32 if k in ("beat", "downbeat") else np.int64),
+                                (0, pad), constant_values=fill))
+    return torch.from_numpy(np.stack(xs)), {k: torch.from_numpy(np.stack(v)) for k, v in ys.items()}
+
+
+def loss_of(logits, y):
+    import torch.nn.functional as F
+
+    from transcribe.beatmodel import IBI_BINS, PER_BAR
+
+    mask = y["beat"] >= 0
+    bce = F.binary_cross_entropy_with_logits
+    loss = bce(logits[..., 0][mask], y["beat"][mask], pos_weight=logits.new_tensor(2.0))
+    loss = loss + bce(logits[..., 1][mask], y["downbeat"][mask], pos_weight=logits.new_tensor(4.0))
+    i = 2
+    loss = loss + 0.5 * F.cross_entropy(logits[..., i:i + IBI_BINS].reshape(-1, IBI_BINS), y["ibi"].reshape(-1),
+                                        ignore_index=-1)
+    i += IBI_BINS
+    if (y["per_bar"] >= 0).any():
+        loss = loss + 0.3 * F.cross_entropy(logits[..., i:i + len(PER_BAR)].reshape(-1, len(PER_BAR)),
+                                            y["per_bar"].reshape(-1), ignore_index=-1)
+    i += len(PER_BAR)
+    if (y["ternary"] >= 0).any():
+        loss = loss + 0.3 * F.cross_entropy(logits[..., i:i + 2].reshape(-1, 2), y["ternary"].reshape(-1),
+                                            ignore_index=-1)
+    return loss
+
+
+def _head(notes, n: int):
+    from transcribe.notes import Notes
+
+    return Notes(notes.onsets[:n], notes.offsets[:n], notes.pitches[:n], notes.velocities[:n])
+
+
+def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
+    """Mean loss and per-note beat / downbeat F (threshold 0.5) over the first ``max_notes``
+    notes of every validation piece."""
+    import torch
+
+    from transcribe.beatmodel import note_features
+
+    net.eval()
+    tp = fp = fn = dtp = dfp = dfn = 0
+    losses = []
+    with torch.no_grad():
+        for p in pieces:
+            sl = slice(0, max_notes)  # the first notes of each piece: a cheap, fixed sample
+            x = torch.from_numpy(note_features(_head(p["notes"], max_notes)))[None]
+            y = {k: torch.from_numpy(v[sl].astype(np.float32 if k in ("beat", "downbeat") else np.int64))[None]
+                 for k, v in p["labels"].items()}
+            out = net(x)
+            losses.append(float(loss_of(out, y)))
+            pb, pd = (out[0, :, 0] > 0).numpy(), (out[0, :, 1] > 0).numpy()
+            tb, td = p["labels"]["beat"][sl] > 0, p["labels"]["downbeat"][sl] > 0
+            tp, fp, fn = tp + np.sum(pb & tb), fp + np.sum(pb & ~tb), fn + np.sum(~pb & tb)
+            dtp, dfp, dfn = dtp + np.sum(pd & td), dfp + np.sum(pd & ~td), dfn + np.sum(~pd & td)
+    net.train()
+    f = lambda a, b, c: 2 * a / max(2 * a + b + c, 1)  # noqa: E731
+    return {"loss": float(np.mean(losses)), "beat_f": round(f(tp, fp, fn), 4), "downbeat_f": round(f(dtp, dfp, dfn), 4)}
+
+
+def export(net, path: Path, meta: dict) -> None:
+    """The network as ONNX (input ``features`` [1, n, F], output ``logits`` [1, n, OUTPUTS]), with
+    ``meta`` in its metadata, written atomically."""
+    import onnx
+    import torch
+
+    from transcribe.beatmodel import N_FEATURES
+    from transcribe.files import atomic_write
+
+    net.eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 16, N_FEATURES),), buf, input_names=["features"],
+                          output_names=["logits"], dynamic_axes={"features": {1: "notes"}, "logits": {1: "notes"}},
+                          opset_version=17, dynamo=False)
+    proto = onnx.load_from_string(buf.getvalue())
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "training", json.dumps(meta)
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--asap", type=Path, default=Path("data/asap"))
+    ap.add_argument("--shared-data", type=Path, default=None)
+    ap.add_argument("--minutes", type=float, default=18.0, help="CPU time budget of the training loop")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--length", type=int, default=256, help="notes per crop")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None, help="at most this many training performances")
+    ap.add_argument("--out", type=Path, default=Path("transcribe/weights/beats.onnx"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from transcribe.data.asap import split
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(args.seed)
+    sides = split(args.asap, args.shared_data)
+    t0 = time.time()
+    order = rng.permutation(len(sides["train"]))[: args.limit]  # a seeded subset of the works' performances
+    train = load_side([sides["train"][i] for i in sorted(order)])
+    val = load_side(sides["val"])
+    print(f"{len(train)} training, {len(val)} validation performances loaded in {time.time() - t0:.0f} s", flush=True)
+    net = build_net()
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    start, step, best, log = time.process_time(), 0, None, []
+    budget = args.minutes * 60
+    while time.process_time() - start < budget:
+        x, y = make_batch(train, rng, args.batch, args.length)
+        loss = loss_of(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 250 == 0:
+            frac = (time.process_time() - start) / budget
+            for g in opt.param_groups:  # cosine decay over the CPU budget
+                g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
+            v = validate(net, val)
+            log.append({"step": step, "cpu_s": round(time.process_time() - start), "train_loss": round(float(loss), 4), **v})
+            print(json.dumps(log[-1]), flush=True)
+            if best is None or v["loss"] < best[0]:
+                best = (v["loss"], {k: t.clone() for k, t in net.state_dict().items()}, log[-1])
+    if best is not None:
+        net.load_state_dict(best[1])
+    meta = {"data": "ASAP (fosfrancesco/asap-dataset), training side of the renders' split",
+            "train_performances": len(train), "val_performances": len(val), "steps": step,
+            "cpu_minutes": round((time.process_time() - start) / 60, 1), "best": best[2] if best else None,
+            "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    export(net, args.out, meta)
+    print(json.dumps(meta), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

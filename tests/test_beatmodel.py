@@ -1,0 +1,127 @@
+"""The beat model (transcribe/beatmodel.py, weights/beats.onnx): features, loading, inference and
+the beats it gives, on synthetic material."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transcribe import beatmodel
+from transcribe.notes import Notes
+
+
+def _march(bpm: float = 100.0, bars: int = 16, meter: int = 4) -> tuple[Notes, np.ndarray]:
+    """A loud bass on every downbeat, soft chords on the other beats, eighths in the melody."""
+    period = 60.0 / bpm
+    beats = 1.0 + period * np.arange(bars * meter)
+    rows = []
+    for k, t in enumerate(beats):
+        rows.append((t, t + (meter - 0.2) * period, 43, 100) if k % meter == 0 else (t, t + 0.8 * period, 55, 50))
+        rows += [(t, t + 0.45 * period, [72, 74, 76, 77][k % 4], 85),
+                 (t + period / 2, t + 0.95 * period, [71, 79, 81, 76][k % 4], 60)]
+    a = np.array(rows)
+    return Notes(a[:, 0], a[:, 1], a[:, 2].astype(int), a[:, 3].astype(int)), beats
+
+
+def test_features_are_per_note_in_onset_then_pitch_order():
+    notes = beatmodel.sort_notes(Notes(np.array([1.0, 0.0, 0.0]), np.array([1.5, 0.5, 2.0]),
+                                       np.array([60, 64, 48]), np.array([80, 90, 100])))
+    assert list(notes.pitches) == [48, 64, 60]
+    f = beatmodel.note_features(notes)
+    assert f.shape == (3, beatmodel.N_FEATURES) and f.dtype == np.float32
+    assert f[:, 0].tolist() == [0.0, 0.0, 1.0]  # time since the previous onset
+    assert f[:, 6].tolist() == [1.0, 0.0, 1.0]  # lowest of its chord
+    assert f[:, 7].tolist() == pytest.approx([0.25, 0.25, 0.125])  # chord size / 8
+    assert beatmodel.note_features(Notes.empty()).shape == (0, beatmodel.N_FEATURES)
+
+
+def test_ibi_classes_round_trip():
+    c = beatmodel.ibi_centres()
+    assert len(c) == beatmodel.IBI_BINS and c[0] == pytest.approx(beatmodel.IBI_MIN)
+    assert beatmodel.ibi_class(c).tolist() == list(range(beatmodel.IBI_BINS))
+    assert beatmodel.ibi_class(np.array([0.01, 10.0])).tolist() == [0, beatmodel.IBI_BINS - 1]
+
+
+def test_missing_weights_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.onnx"):
+        beatmodel.BeatModel(tmp_path / "nothing.onnx")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """An untrained network of the training script, exported to ONNX as the script exports it."""
+    import torch
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("beats") / "beats.onnx"
+    net = train.build_net(hidden=8)
+    train.export(net, path, {"note": "test"})
+    return path, net
+
+
+def test_exported_model_loads_once_and_matches_torch(tiny_model):
+    import torch
+
+    path, net = tiny_model
+    notes, _ = _march()
+    feats = beatmodel.note_features(beatmodel.sort_notes(notes))
+    model = beatmodel.load(path)
+    assert beatmodel.load(path) is model  # loaded once per process
+    logits = model(feats)
+    assert logits.shape == (len(notes), beatmodel.OUTPUTS)
+    with torch.no_grad():
+        want = net.eval()(torch.from_numpy(feats)[None])[0].numpy()
+    assert logits == pytest.approx(want, abs=1e-4)  # onnxruntime runs what torch trained
+    out = beatmodel.split_outputs(logits)
+    assert out["ibi"].sum(axis=1) == pytest.approx(np.ones(len(notes)), abs=1e-5)
+    assert out["per_bar"].shape == (len(notes), len(beatmodel.PER_BAR))
+    assert np.all((out["beat"] >= 0) & (out["beat"] <= 1))
+
+
+def test_beats_from_outputs_follow_the_beat_probabilities():
+    """Outputs that say "beat" on the notes at the true beats, 3 beats per bar, the downbeats on
+    the bass, and a 0.6 s interval give those beats, 3/4 and the first downbeat."""
+    notes, truth = _march(meter=3)
+    notes = beatmodel.sort_notes(notes)
+    n = len(notes)
+    on_beat = np.isin(np.round(notes.onsets, 6), np.round(truth, 6))
+    ibi = np.zeros((n, beatmodel.IBI_BINS))
+    ibi[:, beatmodel.ibi_class(np.array([0.6]))[0]] = 1.0
+    per_bar = np.tile([0.0, 1.0, 0.0], (n, 1))
+    out = {"beat": on_beat * 0.9 + 0.05, "downbeat": (on_beat & (notes.pitches == 43)) * 0.9 + 0.05,
+           "ibi": ibi, "per_bar": per_bar, "ternary": np.full(n, 0.1)}
+    beats = beatmodel.beats_from_outputs(notes, out)
+    import mir_eval
+
+    assert mir_eval.beat.f_measure(truth, beats.times, 0.07) > 0.95
+    assert beats.time_signature == "3/4" and beats.tempo == pytest.approx(100.0, rel=0.03)
+    first_bar = beats.times[beats.downbeat % 3]
+    assert np.min(np.abs(truth[::3] - first_bar)) < 0.07  # bars start on the bass notes
+
+
+def test_configured_beats_reads_the_score_group_and_names_the_file_on_a_bad_value(monkeypatch):
+    from transcribe import config, score
+
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"beats": "model"})
+    assert score.configured_beats() == "model"
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"beats": "oracle"})
+    with pytest.raises(ValueError, match=r"score/default.yaml: beats: 'oracle'"):
+        score.configured_beats()
+
+
+def test_estimate_beats_model_method_gives_a_score(tmp_path, tiny_model, monkeypatch):
+    from music21 import converter
+
+    from transcribe.score import estimate_beats, write_musicxml
+
+    monkeypatch.setattr(beatmodel, "WEIGHTS", tiny_model[0])
+    monkeypatch.setattr(beatmodel.estimate_beats_model, "__defaults__", (tiny_model[0],))
+    notes, truth = _march(meter=3)
+    beats = estimate_beats(None, None, notes, method="model")  # an untrained model: any beats, or a fixed grid
+    assert beats.source in ("model", "fixed") and beats.beats_per_bar in (1, 2, 3, 4)
+    write_musicxml(notes, tmp_path / "m.musicxml", beats=beats)
+    parsed = converter.parse(str(tmp_path / "m.musicxml"))
+    assert len(parsed.parts) == 2 and len(parsed.flatten().notes) > 0

@@ -1,0 +1,85 @@
+"""scripts/score_eval.py and transcribe/data/asap.py on a tiny ASAP-like fixture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import load_script
+from transcribe.data.asap import annotation_path, read_annotations
+from transcribe.notefiles import write_midi
+from transcribe.notes import Notes
+
+XML = """<?xml version="1.0"?><score-partwise version="3.1"><part-list><score-part id="P1"><part-name>x</part-name>
+</score-part></part-list><part id="P1"><measure number="1"><attributes><divisions>1</divisions><key><fifths>2</fifths>
+</key><time><beats>3</beats><beat-type>4</beat-type></time></attributes>{}</measure></part></score-partwise>"""
+
+
+def _note(step: str, alter: int, shown: str | None) -> str:
+    acc = f"<accidental>{shown}</accidental>" if shown else ""
+    alt = f"<alter>{alter}</alter>" if alter else ""
+    return (f"<note><pitch><step>{step}</step>{alt}<octave>4</octave></pitch><duration>1</duration>"
+            f"<type>quarter</type>{acc}</note>")
+
+
+def test_written_counts_redundant_and_missing_accidentals():
+    ev = load_script("score_eval")
+    # D major: F# printed (redundant), F# again (fine), G# printed (needed), then G natural printed
+    # (needed after the G#), C natural not printed (missing: the signature gives C#), G natural again
+    # printed (redundant: the natural is in force)
+    body = (_note("F", 1, "sharp") + _note("F", 1, None) + _note("G", 1, "sharp")
+            + _note("G", 0, "natural") + _note("C", 0, None) + _note("G", 0, "natural"))
+    got = ev.written(XML.format(body).encode())
+    assert got == {"time_signature": "3/4", "key_signature": 2, "notes": 6, "redundant": 2, "missing": 1}
+
+
+def _march(path, bpm: float = 100.0, bars: int = 16) -> np.ndarray:
+    """A 4/4 march (loud bass on 1, chords on 2-4, eighths in the melody) written as MIDI, with
+    ASAP-style annotations beside it (D major); returns the beat times."""
+    period = 60.0 / bpm
+    beats = 1.0 + period * np.arange(bars * 4)
+    rows = []
+    for k, t in enumerate(beats):
+        if k % 4 == 0:
+            rows.append((t, t + 3.8 * period, 38, 105))
+        else:
+            rows += [(t, t + 0.8 * period, p, 55) for p in (54, 57)]
+        rows.append((t, t + 0.45 * period, [74, 76, 78, 79][k % 4], 85))
+        rows.append((t + period / 2, t + 0.95 * period, [73, 78, 81, 76][k % 4], 60))
+    a = np.array(rows)
+    write_midi(Notes(a[:, 0], a[:, 1], a[:, 2].astype(int), a[:, 3].astype(int)).sorted(), path)
+    lines = []
+    for k, t in enumerate(beats):
+        label = "db" if k % 4 == 0 else "b"
+        if k == 0:
+            label += ",4/4,2"
+        lines.append(f"{t}\t{t}\t{label}")
+    annotation_path(path).write_text("\n".join(lines) + "\n")
+    return beats
+
+
+def test_evaluate_one_on_a_march(tmp_path):
+    ev = load_script("score_eval")
+    midi = tmp_path / "March" / "Perf01.mid"
+    midi.parent.mkdir()
+    beats = _march(midi)
+    ann = read_annotations(annotation_path(midi))
+    assert ann.time_signature == "4/4" and ann.key_signature == 2 and len(ann.downbeats) == 16
+    assert ann.tempo == pytest.approx(100.0)
+    row = ev.evaluate_one(midi, annotation_path(midi))
+    assert row["beat_f"] > 0.95 and row["tempo_right"]
+    assert row["key_signature"] == 2 and row["key_signature_right"]
+    assert row["time_signature_ref"] == "4/4"
+    assert row["redundant"] == 0 and row["written_notes"] == row["notes"] == 2 * len(beats) + 2 * 48 + 16  # no ties needed
+    # a shorter window: only what starts in it
+    short = ev.evaluate_one(midi, annotation_path(midi), seconds=10.0)
+    assert short["notes"] < row["notes"] and short["minutes"] < 10.0 / 60 + 0.01
+    summary = ev.summarise([row, {"file": "bad.mid", "error": "ValueError: broken"}])
+    assert summary["performances"] == 1 and summary["errors"] == 1 and summary["beat_f"] == round(row["beat_f"], 4)
+
+
+def test_a_malformed_annotation_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "x_annotations.txt"
+    bad.write_text("1.0\t1.0\tdb,4/4,0\n1.5\t1.5\tzz\n")
+    with pytest.raises(ValueError, match=r"x_annotations.txt: line 2: unknown beat type 'zz'"):
+        read_annotations(bad)

@@ -1,0 +1,176 @@
+"""Beats, downbeats and metre from the note sequence by a small learned model (issue 25).
+
+A CRNN over the notes (sorted by onset, then pitch), in the manner of PM2S (Liu et al., ISMIR
+2022): per note, a few features (:func:`note_features`) → two 1-D convolutions → a two-layer
+bidirectional GRU → per note: is it on a beat, on a downbeat, the local inter-beat interval
+(:data:`IBI_BINS` classes), beats per bar (2, 3, 4) and the beat's subdivision (binary,
+ternary). Trained on ASAP's training side by ``scripts/train_beat_model.py``; shipped as
+``weights/beats.onnx`` (run by onnxruntime, so no torch at inference) with its card
+``weights/BEATS_CARD.md``.
+
+From the per-note outputs (:func:`beats_from_outputs`): the tempo is the beat-weighted median of
+the predicted intervals; librosa's dynamic-programming tracker runs at that tempo on an onset
+curve of the beat probabilities (so the beats fill the gaps between notes, steadily); the
+metre is the piece's mean of the bar and subdivision outputs; the first downbeat is the phase
+whose beats carry the most downbeat probability.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .notes import Notes
+
+WEIGHTS = Path(__file__).parent / "weights" / "beats.onnx"
+N_FEATURES = 8
+IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the model tells apart (log-spaced)
+PER_BAR = (2, 3, 4)  # beats per bar the model tells apart
+CHORD_S = 0.035  # s: notes starting this close to the group's first onset are one chord (as in score.py)
+OUTPUTS = 2 + IBI_BINS + len(PER_BAR) + 2  # beat, downbeat, IBI classes, per-bar classes, subdivision
+
+
+def ibi_centres() -> np.ndarray:
+    """The inter-beat interval (s) of every IBI class."""
+    return np.exp(np.linspace(np.log(IBI_MIN), np.log(IBI_MAX), IBI_BINS))
+
+
+def ibi_class(ibi: np.ndarray) -> np.ndarray:
+    """The IBI class of intervals (s), clipped to the range."""
+    x = (np.log(np.clip(ibi, IBI_MIN, IBI_MAX)) - np.log(IBI_MIN)) / (np.log(IBI_MAX) - np.log(IBI_MIN))
+    return np.round(x * (IBI_BINS - 1)).astype(np.int64)
+
+
+def sort_notes(notes: Notes) -> Notes:
+    """Notes in the model's order: by onset, then pitch."""
+    order = np.lexsort((notes.pitches, notes.onsets))
+    return Notes(notes.onsets[order], notes.offsets[order], notes.pitches[order], notes.velocities[order])
+
+
+def note_features(notes: Notes) -> np.ndarray:
+    """[n, :data:`N_FEATURES`] float32 per note (sorted by :func:`sort_notes`): the time since the
+    previous note's onset (s, clipped to 4, and its log), to the next one's (log), the duration
+    (log), pitch and velocity (scaled to about 0..1), whether the note is the lowest of its chord
+    and the chord's size / 8."""
+    on = notes.onsets.astype(np.float64)
+    n = len(on)
+    prev = np.diff(on, prepend=on[0] if n else 0.0)
+    nxt = np.diff(on, append=on[-1] if n else 0.0)
+    dur = np.clip(notes.offsets - notes.onsets, 0.0, 8.0)
+    groups = np.zeros(n, dtype=np.int64)
+    start, g = -np.inf, -1
+    for i, t in enumerate(on):
+        if t - start > CHORD_S:
+            g, start = g + 1, t
+        groups[i] = g
+    size = np.bincount(groups)[groups] if n else np.zeros(0)
+    lowest = np.r_[True, groups[1:] != groups[:-1]] if n else np.zeros(0, dtype=bool)
+    feats = np.stack([
+        np.clip(prev, 0, 4), np.log(np.clip(prev, 0, 4) + 0.01), np.log(np.clip(nxt, 0, 4) + 0.01),
+        np.log(dur + 0.01), (notes.pitches - 21) / 87.0, notes.velocities / 127.0, lowest.astype(np.float64),
+        size / 8.0,
+    ], axis=1) if n else np.zeros((0, N_FEATURES))
+    return feats.astype(np.float32)
+
+
+class BeatModel:
+    """The shipped network (``weights/beats.onnx``) in onnxruntime: note features → per-note
+    outputs (:data:`OUTPUTS` logits)."""
+
+    def __init__(self, path: str | Path = WEIGHTS):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no beat model (scripts/train_beat_model.py writes it)")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """[n, OUTPUTS] logits of [n, N_FEATURES] features (one sequence)."""
+        (out,) = self.session.run(None, {"features": features[None].astype(np.float32)})
+        return out[0]
+
+
+_MODEL: dict[str, BeatModel] = {}
+
+
+def load(path: str | Path = WEIGHTS) -> BeatModel:
+    """The model at ``path``, loaded once per process."""
+    key = str(Path(path).resolve())
+    if key not in _MODEL:
+        _MODEL[key] = BeatModel(path)
+    return _MODEL[key]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def split_outputs(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-note probabilities of the raw outputs: ``beat``, ``downbeat`` [n]; ``ibi`` [n, IBI_BINS];
+    ``per_bar`` [n, 3]; ``ternary`` [n]."""
+    i = 2
+    ibi = _softmax(logits[:, i:i + IBI_BINS])
+    i += IBI_BINS
+    per_bar = _softmax(logits[:, i:i + len(PER_BAR)])
+    i += len(PER_BAR)
+    sub = _softmax(logits[:, i:i + 2])
+    return {"beat": _sigmoid(logits[:, 0]), "downbeat": _sigmoid(logits[:, 1]), "ibi": ibi, "per_bar": per_bar,
+            "ternary": sub[:, 1]}
+
+
+def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100):
+    """:class:`transcribe.score.Beats` from the per-note outputs of the notes (sorted by
+    :func:`sort_notes`); see the module docstring."""
+    from .score import Beats, _librosa, tempo_of
+
+    librosa = _librosa()
+    beat, down = out["beat"], out["downbeat"]
+    w = beat + 1e-3
+    ibi_note = out["ibi"] @ ibi_centres()
+    order = np.argsort(ibi_note)
+    cum = np.cumsum(w[order])
+    period = float(ibi_note[order][np.searchsorted(cum, cum[-1] / 2)])  # beat-weighted median interval
+    n_frames = int(np.ceil((notes.onsets.max() + 2.0) * fps))
+    env = np.zeros(n_frames)
+    np.maximum.at(env, np.round(notes.onsets * fps).astype(np.int64), beat)
+    kernel = np.exp(-0.5 * (np.arange(-3, 4) / 1.5) ** 2)
+    env = np.convolve(env, kernel, mode="same")
+    # the tempo is librosa's estimate from the curve's autocorrelation, its prior centred on the
+    # model's interval (the IBI classes are 5.5 % apart: too coarse to hold a beat over a minute)
+    _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, start_bpm=60.0 / period,
+                                       units="time", trim=False, tightness=100)
+    times = np.unique(np.asarray(times, dtype=np.float64))
+    times = times[(times >= notes.onsets.min() - period / 2) & (times <= notes.onsets.max() + period / 2)]
+    if len(times) < 4:
+        raise ValueError(f"the beat model's tracker found {len(times)} beats")
+    per_bar = PER_BAR[int(np.argmax((out["per_bar"] * w[:, None]).sum(axis=0)))]
+    ternary = float(np.average(out["ternary"], weights=w)) > 0.5
+    # downbeat activation of each beat: the most probable downbeat among the notes near it
+    idx = np.searchsorted(times, notes.onsets)
+    near = np.clip(np.where(np.abs(times[np.clip(idx, 0, len(times) - 1)] - notes.onsets)
+                            < np.abs(times[np.clip(idx - 1, 0, len(times) - 1)] - notes.onsets), idx, idx - 1),
+                   0, len(times) - 1)
+    close = np.abs(times[near] - notes.onsets) < 0.07
+    act = np.zeros(len(times))
+    np.maximum.at(act, near[close], down[close])
+    phase = int(np.argmax([act[p::per_bar].mean() for p in range(per_bar)]))
+    num, den = (per_bar * 3, 8) if ternary else (per_bar, 4)
+    info = {"model_period": round(period, 4), "per_bar": per_bar, "ternary": ternary}
+    return Beats(times, tempo_of(times), numerator=num, denominator=den, downbeat=phase, source="model",
+                 meter_scores=info)
+
+
+def estimate_beats_model(notes: Notes, path: str | Path = WEIGHTS):
+    """:class:`transcribe.score.Beats` of a performance from the shipped beat model."""
+    notes = sort_notes(notes)
+    logits = load(path)(note_features(notes))
+    return beats_from_outputs(notes, split_outputs(logits))
