@@ -103,9 +103,10 @@ def test_sigterm_mid_batch_stops_everything_reports_and_resumes(tmp_path, jobs):
     first = {p.stem for p in out.glob("*.mid")}
     summary = json.loads(report.read_text())["summary"]
     sets = report_sets(report)
-    assert summary["signal"] == "SIGTERM" and summary["interrupted"] is True
+    assert summary["signal"] == "SIGTERM" and summary["stopped"] is True
     assert sets["done"] == first and 2 <= len(first) < 10  # nothing written after the report
     assert sets["done"] | sets["interrupted"] == {f"f{i:02d}" for i in range(10)}
+    assert summary["interrupted"] == len(sets["interrupted"]) and summary["done"] == len(sets["done"])
     assert leftovers(out) == []
     for p in out.glob("*.mid"):
         read_midi(p)
@@ -116,6 +117,24 @@ def test_sigterm_mid_batch_stops_everything_reports_and_resumes(tmp_path, jobs):
     assert sets["skipped"] == first and sets["done"].isdisjoint(first)
     assert sets["done"] | sets["skipped"] == {f"f{i:02d}" for i in range(10)}
     assert sorted(p.name for p in out.iterdir()) == [f"f{i:02d}.mid" for i in range(10)]
+
+
+def test_report_after_a_signal_keeps_the_count_of_interrupted_files(tmp_path, capsys):
+    """The summary's "interrupted" is how many files were not finished; "stopped" says a signal
+    stopped the run (the boolean once overwrote the count)."""
+    import argparse
+
+    from transcribe.cli import finish
+    from transcribe.jobs import Job, Result
+
+    jobs = [Job(tmp_path / f"f{i}.wav", [tmp_path / f"f{i}.mid"]) for i in range(5)]
+    results = [Result(jobs[0].audio, "done", jobs[0].outputs)]
+    report = tmp_path / "report.json"
+    code = finish(results, jobs, argparse.Namespace(report=report), int(signal.SIGTERM), 1.0)
+    assert code == 128 + signal.SIGTERM and "4 not finished" in capsys.readouterr().err
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["interrupted"] == 4 and summary["done"] == 1 and summary["stopped"] is True
+    assert summary["signal"] == "SIGTERM"
 
 
 def test_outputs_renamed_into_place_just_before_a_signal_count_as_done(tmp_path):

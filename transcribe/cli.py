@@ -569,7 +569,8 @@ def write_report(path: Path, results: list[Result], counts: dict, stopped_by: in
     from .files import atomic_write
 
     audio = sum(r.audio_seconds for r in results if r.status == "done")
-    report = {"summary": {**counts, "interrupted": bool(stopped_by),
+    # "interrupted" stays the count of files not finished; whether the run was stopped has its own key
+    report = {"summary": {**counts, "stopped": bool(stopped_by),
                           "signal": signal.Signals(stopped_by).name if stopped_by else None,
                           "audio_seconds": round(audio, 3), "wall_seconds": round(wall, 3)},
               "settings": settings, "files": [r.to_json() for r in results]}
