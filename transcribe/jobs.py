@@ -295,7 +295,8 @@ class Worker:
                 from .plot import write_piano_roll
 
                 write_piano_roll(res.notes, res.activations, self.transcriber.features.frame_rate, out,
-                                 title=job.audio.name, total_seconds=res.audio_seconds)
+                                 title=job.audio.name, total_seconds=res.audio_seconds,
+                                 onset_threshold=self.transcriber.decode.onset_threshold)
             elif ext == "mid" and self.settings.midi_tempo:
                 from .score import beat_aligned_midi, estimate_beats
 

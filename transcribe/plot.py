@@ -31,11 +31,14 @@ def note_name(pitch: int) -> str:
 
 
 def piano_roll_figure(notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, title: str = "",
-                      total_seconds: float | None = None):
+                      total_seconds: float | None = None, *, onset_threshold: float):
     """A :class:`matplotlib.figure.Figure` (no pyplot, no global backend change) of a
     transcription: frame activations in grey, onset peaks as red ticks at the start of a key's
     cell (so they never hide the frame activations of held notes), notes as outlines filled by
     velocity, the pitch axis labelled by note names with a line at every C.
+
+    ``onset_threshold`` is the decoder's (``DecodeConfig.onset_threshold``, what the notes were
+    decoded with): a peak is ticked where the decoder would start a note, so every note has its tick.
 
     ``activations`` may cover only the start of a recording of ``total_seconds`` (the
     ``transcribe`` command passes at most 10 minutes): the picture then says how much it
@@ -50,7 +53,8 @@ def piano_roll_figure(notes: Notes, activations: dict[str, np.ndarray], frame_ra
     fig = Figure(figsize=(width, 1.0 + 3.2 * rows), dpi=100)
     axes = fig.subplots(rows, 1, squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
-        _draw_row(ax, notes, activations, frame_rate, i * row_len, min((i + 1) * row_len, seconds), row_len)
+        _draw_row(ax, notes, activations, frame_rate, i * row_len, min((i + 1) * row_len, seconds), row_len,
+                  onset_threshold)
     shown = "" if total_seconds is None or total_seconds <= seconds + 1e-6 else (
         f"; the first {seconds / 60:.0f} of {total_seconds / 60:.0f} minutes shown")
     axes[0, 0].set_title(f"{title}  ({len(notes)} notes{shown}; grey: frame activation, red: onset peaks, "
@@ -61,9 +65,9 @@ def piano_roll_figure(notes: Notes, activations: dict[str, np.ndarray], frame_ra
 
 
 def write_piano_roll(notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, path: str | Path,
-                     title: str = "", total_seconds: float | None = None) -> None:
+                     title: str = "", total_seconds: float | None = None, *, onset_threshold: float) -> None:
     """Write :func:`piano_roll_figure` as a PNG (atomically)."""
-    fig = piano_roll_figure(notes, activations, frame_rate, title, total_seconds)
+    fig = piano_roll_figure(notes, activations, frame_rate, title, total_seconds, onset_threshold=onset_threshold)
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png")
 
@@ -118,7 +122,7 @@ def comparison_figure(est: Notes, ref: Notes, start: float = 0.0, seconds: float
 
 
 def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, t0: float, t1: float,
-              row_len: float) -> None:
+              row_len: float, onset_threshold: float) -> None:
     """One row of the piano roll: seconds ``t0`` to ``t1``."""
     from matplotlib.cm import Blues
     from matplotlib.patches import Rectangle
@@ -128,7 +132,8 @@ def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: 
     ax.imshow(activations["frame"][a:b].T, origin="lower", aspect="auto", extent=extent, cmap="Greys", vmin=0,
               vmax=1, interpolation="nearest")
     onset = activations["onset"][a:b]
-    peak = (onset >= 0.5) & (onset == _running_max(onset, 5))  # the peak of each onset bump
+    # the peak of each onset bump above the decoder's threshold (decode_notes starts a note at onset > threshold)
+    peak = (onset > onset_threshold) & (onset == _running_max(onset, 5))
     frames, keys = np.nonzero(peak)
     ax.vlines(t0 + frames / frame_rate, keys + MIN_PITCH - 0.5, keys + MIN_PITCH + 0.5, colors="tab:red",
               linewidth=1.2)
