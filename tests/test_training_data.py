@@ -19,6 +19,7 @@ from transcribe.data.dataset import BatchStream, CropDataset
 from transcribe.data.layout import partners_of
 from transcribe.data.pairs import dataset_splits, find_pairs
 from transcribe.features import FeatureConfig
+from transcribe.notes import Notes
 
 from .conftest import SR, random_notes, synth, write_tsv
 
@@ -84,6 +85,32 @@ def test_augmented_crop_changes_the_features_not_the_targets(dataset):
     assert np.abs(noisy - clean).mean() > 0.5
     for k in targets:
         np.testing.assert_array_equal(noisy_targets[k], targets[k])
+
+
+@pytest.mark.parametrize("cents", [-20.0, 20.0])
+def test_detuned_crop_targets_line_up_with_the_detuned_audio(tmp_path, cents):
+    """Detune moves the crop's events by its time_scale (at 20 cents, about 6 frames 17 s into a
+    crop); the targets move with them: each target onset sits on a rise of the detuned features."""
+    onsets = np.arange(0.4, 21.0, 0.7)
+    notes = Notes(onsets, onsets + 0.3, 48 + (np.arange(len(onsets)) * 5) % 36, np.full(len(onsets), 100))
+    sf.write(tmp_path / "steps.flac", synth(notes, seed=1), SR)
+    write_tsv(notes, tmp_path / "steps.tsv")
+    cfg = FeatureConfig()
+    data = CropDataset(find_pairs(tmp_path), cfg, FeatureCache(tmp_path / "cache", cfg))
+    aug = aug_config(detune=1.0)
+    aug.detune.cents = [cents, cents]
+    start, crop, context = 40, 600, 32
+    feats, targets = data.augmented_crop(0, start, crop, np.random.default_rng(0), aug, context)
+    rise = np.maximum(np.diff(feats, axis=0), 0).sum(axis=1)  # onset strength; rise[i]: frame i -> i + 1
+    hits = np.flatnonzero(targets["onset"].any(axis=1))
+    assert len(hits) >= 25
+    for t in hits[hits > 8]:
+        window = np.arange(t - 8, min(t + 8, crop - 1))
+        peak = window[np.argmax(rise[window])] + 1
+        assert abs(peak - t) <= 1, (t, peak)
+    late = hits[hits > 500]
+    moved = (1 - 2 ** (-cents / 1200)) * (late + context)  # frames the late events moved
+    assert np.abs(moved).max() >= 5  # the check above can tell moved targets from unmoved ones
 
 
 def test_batches_do_not_depend_on_loader_processes_or_resume_point(dataset):
