@@ -3,6 +3,7 @@ do not depend on how many loader processes make them, extra training folders, pa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -131,15 +132,40 @@ def test_batches_do_not_depend_on_loader_processes_or_resume_point(dataset):
 
 
 def test_partners_are_renders_of_the_same_notes_through_other_pianos(tmp_path):
-    for piano in ("grand", "bright", "upright"):
+    """Partners are what the render manifest records (render/run.py's writer), found in the
+    audio's own format (a re-encoded pack keeps them)."""
+    from transcribe.render.run import _merge_manifest, _record
+    from transcribe.render.synth import Piano
+
+    records = {}
+    for piano, stems in (("grand", "x"), ("bright", "x"), ("upright", "xy")):
         (tmp_path / "maps" / piano).mkdir(parents=True)
-        (tmp_path / "maps" / piano / "x.flac").write_bytes(b"")
-    (tmp_path / "maps" / "upright" / "y.flac").write_bytes(b"")
+        for stem in stems:
+            (tmp_path / "maps" / piano / f"{stem}.flac").write_bytes(b"")
+            records[f"maps/{piano}/{stem}.flac"] = _record("maps", stem, Piano(piano, "p.sf2"), stem, 1, 1.0)
+    _merge_manifest(records, tmp_path / "manifest.json")
     assert partners_of(tmp_path / "maps" / "grand" / "x.flac") == (
         tmp_path / "maps" / "bright" / "x.flac", tmp_path / "maps" / "upright" / "x.flac")
     assert partners_of(tmp_path / "maps" / "upright" / "y.flac") == ()
+    (tmp_path / "maps" / "bright" / "x.ogg").write_bytes(b"")  # a pack: the same renders as Opus
+    (tmp_path / "maps" / "grand" / "x.ogg").write_bytes(b"")
+    assert partners_of(tmp_path / "maps" / "grand" / "x.ogg") == (tmp_path / "maps" / "bright" / "x.ogg",)
     (tmp_path / "audio").mkdir()
     assert partners_of(tmp_path / "audio" / "x.flac") == ()  # the MAPS layout has no piano folders
+
+
+def test_same_named_files_in_sibling_folders_are_not_partners_unless_recorded(tmp_path):
+    """Per-year (or per-performer) folders hold different recordings under the same name: without
+    a manifest saying so they are not renders of the same notes; an older manifest that records no
+    partners gives none."""
+    for year in ("2004", "2006"):
+        (tmp_path / "maestro" / year).mkdir(parents=True)
+        (tmp_path / "maestro" / year / "take1.flac").write_bytes(b"")
+    assert partners_of(tmp_path / "maestro" / "2004" / "take1.flac") == ()
+    old = {"renders": {f"maestro/{y}/take1.flac": {"source": "maestro", "piano": y, "seconds": 1.0}
+                       for y in ("2004", "2006")}}
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    assert partners_of(tmp_path / "maestro" / "2004" / "take1.flac") == ()
 
 
 def test_extra_training_folders_join_training_but_never_validation(tmp_path):
