@@ -320,6 +320,28 @@ def test_onnx_cache_entry_of_another_checkpoint_is_not_served(tmp_path, monkeypa
     assert np.abs(shipped.runner(x)["onset"] - expected).max() > 0.01
 
 
+def test_unwritable_onnx_cache_is_said_once_not_silently_reexported(tmp_path, monkeypatch):
+    """A checkpoint without an export beside it, and a cache that cannot be written (here a path
+    under a file, which even root cannot create): the export runs from memory, and one warning
+    names the cache and the way out; a second run in the process does not repeat it."""
+    import warnings
+
+    from transcribe.infer import Transcriber
+
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("TRANSCRIBE_CACHE_DIR", str(tmp_path / "not-a-folder" / "cache"))
+    mine = tmp_path / "mine.pt"
+    shutil.copy(shipped_path(), mine)  # no mine.onnx beside it
+    x = np.random.default_rng(0).normal(-4, 1, (1, 50, 264)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = Transcriber.from_checkpoint(mine, backend="onnx").runner(x)["onset"]
+        second = Transcriber.from_checkpoint(mine, backend="onnx").runner(x)["onset"]
+    said = [str(w.message) for w in caught if "ONNX export cache" in str(w.message)]
+    assert len(said) == 1 and "not-a-folder" in said[0] and "TRANSCRIBE_CACHE_DIR" in said[0], said
+    np.testing.assert_array_equal(first, second)
+
+
 def shipped_path() -> Path:
     from transcribe.checkpoint import SHIPPED_CHECKPOINT
 

@@ -290,9 +290,13 @@ def _cached_runner(path: Path, threads: int | None, checkpoint: "Checkpoint",
         return None
 
 
+_UNWRITABLE: set[Path] = set()  # cache folders already reported as not writable (said once per process)
+
+
 def _store(path: Path, data: bytes) -> None:
     """Cache ``data`` at ``path`` with its digest beside it (the digest last, so an entry without
-    one is incomplete)."""
+    one is incomplete). Where the cache cannot be written, the network runs from memory and a
+    warning says so, once per process and folder: every run then exports again."""
     try:
         from .files import atomic_write
 
@@ -300,8 +304,15 @@ def _store(path: Path, data: bytes) -> None:
             tmp.write_bytes(data)
         with atomic_write(_sidecar(path)) as tmp:
             tmp.write_text(hashlib.sha256(data).hexdigest() + "\n")
-    except OSError:
-        pass  # read-only cache: run from memory this time
+    except OSError as err:
+        if path.parent not in _UNWRITABLE:
+            import warnings
+
+            _UNWRITABLE.add(path.parent)
+            warnings.warn(f"transcribe: the ONNX export cache {path.parent} cannot be written "
+                          f"({err.strerror or err}); the export is made again on every run (torch, a few "
+                          "seconds): set TRANSCRIBE_CACHE_DIR to a writable folder, or write the export beside "
+                          "the checkpoint (python -m transcribe.runtime CHECKPOINT)", stacklevel=2)
 
 
 def export_paths(checkpoint_path: str | Path) -> tuple[Path, Path]:
