@@ -140,23 +140,31 @@ def test_report_after_a_signal_keeps_the_count_of_interrupted_files(tmp_path, ca
 def test_outputs_renamed_into_place_just_before_a_signal_count_as_done(tmp_path):
     """The race the SIGTERM test met in CI: a file's last output lands, then the signal comes
     before its result is recorded. The report follows the disk: done, not interrupted; outputs
-    older than the run, or incomplete sets, do not count."""
-    from transcribe.cli import finished_when_stopped
+    that were there before the run, or incomplete sets, do not count. No clock is read: an output
+    written with a modification time far in the past (a file server's skewed or coarse clock)
+    still counts, an old one left as it was does not, an old one replaced does."""
+    from transcribe.cli import finished_when_stopped, output_states
     from transcribe.jobs import Job, Result
 
     def job(name: str, *exts: str) -> Job:
         return Job(tmp_path / f"{name}.wav", [tmp_path / f"{name}.{e}" for e in exts])
 
-    old, both, half, none, recorded = (job("old", "mid"), job("both", "mid", "csv"), job("half", "mid", "csv"),
-                                       job("none", "mid"), job("recorded", "mid"))
-    (tmp_path / "old.mid").write_bytes(b"x")
-    os.utime(tmp_path / "old.mid", (1e9, 1e9))
-    started = time.time() - 1.0
-    for name in ("both.mid", "both.csv", "half.mid", "recorded.mid"):
+    old, both, half, none, recorded, skewed, replaced = (
+        job("old", "mid"), job("both", "mid", "csv"), job("half", "mid", "csv"), job("none", "mid"),
+        job("recorded", "mid"), job("skewed", "mid"), job("replaced", "mid"))
+    for name in ("old.mid", "replaced.mid"):
         (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1e9, 1e9))
+    before = output_states([old, both, half, none, recorded, skewed, replaced])
+    for name in ("both.mid", "both.csv", "half.mid", "recorded.mid", "skewed.mid"):
+        (tmp_path / name).write_bytes(b"x")
+    os.utime(tmp_path / "skewed.mid", (1e9, 1e9))
+    (tmp_path / "new.part").write_bytes(b"y")
+    os.replace(tmp_path / "new.part", tmp_path / "replaced.mid")  # as atomic_write puts an output in place
+    os.utime(tmp_path / "replaced.mid", (1e9, 1e9))
     results = [Result(recorded.audio, "done", recorded.outputs)]
-    found = finished_when_stopped([old, both, half, none, recorded], results, started)
-    assert [(r.audio.stem, r.status) for r in found] == [("both", "done")]
+    found = finished_when_stopped([old, both, half, none, recorded, skewed, replaced], results, before)
+    assert [(r.audio.stem, r.status) for r in found] == [("both", "done"), ("skewed", "done"), ("replaced", "done")]
 
 
 def test_kill_9_of_the_parent_leaves_no_live_workers(tmp_path):

@@ -114,6 +114,52 @@ def test_detuned_crop_targets_line_up_with_the_detuned_audio(tmp_path, cents):
     assert np.abs(moved).max() >= 5  # the check above can tell moved targets from unmoved ones
 
 
+def test_feature_cache_sees_a_same_size_file_replaced_within_a_second(tmp_path):
+    """The cache key has the modification time in nanoseconds: a file replaced by another of the
+    same size within the same second gets fresh features (whole seconds kept the old ones)."""
+    import os
+
+    cfg = FeatureConfig()
+    cache = FeatureCache(tmp_path / "cache", cfg)
+    audio = tmp_path / "a.wav"
+
+    def clip(seed: int) -> np.ndarray:  # 3 s of tones: every version of the file has the same size
+        return np.resize(synth(random_notes(seed, seconds=3.0, n=6), seed=seed), 3 * SR)
+
+    sf.write(audio, clip(1), SR, subtype="FLOAT")
+    os.utime(audio, ns=(1_700_000_000_100_000_000,) * 2)
+    first = np.array(cache.load(audio))
+    size = audio.stat().st_size
+    sf.write(audio, clip(2), SR, subtype="FLOAT")
+    assert audio.stat().st_size == size
+    os.utime(audio, ns=(1_700_000_000_600_000_000,) * 2)  # the same whole second
+    second = np.array(cache.load(audio))
+    assert first.shape == second.shape and np.abs(first.astype(np.float32) - second).max() > 1.0
+
+
+def test_feature_cache_takes_over_whole_second_entries_only_when_newer_than_the_audio(tmp_path):
+    """Caches made before the nanosecond key are not recomputed: an entry under the old name
+    that was written after the audio last changed is renamed to the new one; an older one is not used."""
+    import hashlib
+    import os
+
+    cfg = FeatureConfig()
+    cache = FeatureCache(tmp_path / "cache", cfg)
+    audio = tmp_path / "a.wav"
+    sf.write(audio, synth(random_notes(1, seconds=2.0, n=4), seed=1), SR)
+    st = audio.stat()
+    ident = f"{audio.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+    old = cache.dir / f"a-{hashlib.sha1(ident.encode()).hexdigest()[:10]}.npy"
+    old.parent.mkdir(parents=True)
+    marker = np.full((3, 4), 7, np.float16)  # not what the audio gives: shows which entry is read
+    np.save(old, marker)
+    os.utime(old, ns=(st.st_mtime_ns - 10**9,) * 2)  # written before the audio changed: stale
+    assert not np.array_equal(np.array(cache.load(audio)), marker) and old.exists()
+    cache.path(audio).unlink()
+    os.utime(old, ns=(st.st_mtime_ns + 10**9,) * 2)  # written after: taken over
+    assert np.array_equal(np.array(cache.load(audio)), marker) and not old.exists()
+
+
 def test_batches_do_not_depend_on_loader_processes_or_resume_point(dataset):
     stream = BatchStream(dataset, batch_size=4, crop_frames=64, seed=3, aug=OmegaConf.create(
         {**OmegaConf.to_container(aug_config(noise=0.5, eq=0.5, gain=0.5)), "p": 0.5}), context_frames=16)

@@ -235,12 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         return usage_error(str(err))
     stopped = Interrupts()
-    t0, started = time.monotonic(), time.time()
+    t0, before = time.monotonic(), output_states(pending)
     try:
         with stopped:
             run_batch(args, pending, results)
         if stopped.signal:
-            results += finished_when_stopped(pending, results, started)
+            results += finished_when_stopped(pending, results, before)
         status = finish(results, pending, args, stopped.signal, time.monotonic() - t0)
         if args.demo and not args.quiet:
             demo_done(results)
@@ -520,18 +520,36 @@ def report_result(r: Result, progress: Progress) -> None:
     progress.advance(r.audio_seconds, line)
 
 
-def finished_when_stopped(pending: list[Job], results: list[Result], started: float) -> list[Result]:
-    """Jobs without a result whose every output was renamed into place by this run (after
-    ``started``, a ``time.time()``) before a signal stopped it: the signal came between the
-    last write and the bookkeeping, so they are reported ``done``, as what is on disk says."""
+OutputState = tuple[int, int, int, int] | None  # (device, inode, mtime ns, size) of an output; None: absent
+
+
+def output_states(jobs: list[Job]) -> dict[Path, OutputState]:
+    """What each output of ``jobs`` is on disk before the run: its identity, or None."""
+    states: dict[Path, OutputState] = {}
+    for job in jobs:
+        for o in job.outputs:
+            try:
+                st = o.stat()
+                states[o] = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            except OSError:
+                states[o] = None
+    return states
+
+
+def finished_when_stopped(pending: list[Job], results: list[Result], before: dict[Path, OutputState]) -> list[Result]:
+    """Jobs without a result whose every output was put in place during this run (present, and
+    not the file that was there before it: ``before``, from :func:`output_states`; outputs are
+    renamed into place, so a new one is a new file) before a signal stopped it: the signal came
+    between the last write and the bookkeeping, so they are reported ``done``, as what is on
+    disk says. No clock is compared, so clock skew or coarse modification times do not matter."""
     have = {r.audio for r in results}
     out = []
     for job in pending:
-        try:
-            if job.audio not in have and all(o.stat().st_mtime >= started for o in job.outputs):
-                out.append(Result(job.audio, "done", job.outputs, reason="finished as the run was stopped"))
-        except OSError:  # an output is missing: not finished
+        if job.audio in have:
             continue
+        now = output_states([job])
+        if all(now[o] is not None and now[o] != before.get(o) for o in job.outputs):
+            out.append(Result(job.audio, "done", job.outputs, reason="finished as the run was stopped"))
     return out
 
 
