@@ -135,6 +135,14 @@ def test_threshold_sweep_chooses_the_pair_that_separates_true_from_false_onsets(
 
 # ------------------------------------------------------------------ the notes as written (finish_notes)
 
+def test_notes_end_is_the_last_offset_and_is_not_called_a_duration():
+    """``Notes.end`` is where the notes end, counted from 0 (a piece from 10 s to 12 s ends at
+    12 s; it does not last 12 s); the misleading name ``duration`` is gone."""
+    notes = Notes([10.0, 10.5], [12.0, 11.0], [60, 64], [80, 80])
+    assert notes.end == 12.0 and Notes.empty().end == 0.0
+    assert not hasattr(notes, "duration")
+
+
 def test_pitch_names_and_ranges():
     from transcribe.notes import parse_pitch_range, pitch_number
 

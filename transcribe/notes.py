@@ -85,5 +85,7 @@ class Notes:
         return self.select((self.pitches >= low) & (self.pitches <= high))
 
     @property
-    def duration(self) -> float:
+    def end(self) -> float:
+        """The last offset in seconds (0 without notes): where the notes end, counted from time 0
+        (not how long they last from the first onset)."""
         return float(self.offsets.max()) if len(self) else 0.0

@@ -126,7 +126,7 @@ def note_onset_envelope(notes: Notes, n_frames: int | None = None, fps: int = EN
     per frame, then smoothed over about ±20 ms (so a chord played a few ms apart still
     counts as one strong onset)."""
     if n_frames is None:
-        n_frames = int(np.ceil((notes.duration + 1.0) * fps))
+        n_frames = int(np.ceil((notes.end + 1.0) * fps))
     env = np.zeros(n_frames)
     frames = np.round(notes.onsets * fps).astype(np.int64)
     keep = (frames >= 0) & (frames < n_frames)
@@ -207,7 +207,7 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
     if method != "notes" and (audio is None or not sample_rate):
         raise ValueError(f"method {method!r} needs the audio and its sample rate")
     start = float(notes.onsets[0]) if len(notes) else 0.0
-    end = max(notes.duration, start + 1.0)
+    end = max(notes.end, start + 1.0)
     n_groups = int(onset_groups(notes.onsets)[-1]) + 1 if len(notes) else 0
     if n_groups < MIN_ONSETS:
         reason = (f"only {n_groups} distinct note onset{'s' if n_groups != 1 else ''} "

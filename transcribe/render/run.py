@@ -62,7 +62,7 @@ def render_notes(notes: Notes, piano: Piano, cfg) -> tuple[np.ndarray, Notes]:
         y, sr = synthesize(midi, piano, cfg.synth)
     if sr != cfg.sample_rate:
         y = soxr.resample(y, sr, cfg.sample_rate, quality="HQ")
-    n = int(round((notes.duration + cfg.synth.tail_s) * cfg.sample_rate))
+    n = int(round((notes.end + cfg.synth.tail_s) * cfg.sample_rate))
     y = np.pad(y[:n], (0, max(n - len(y), 0)))
     peak = float(np.abs(y).max()) if n else 0.0
     if peak > cfg.max_peak:

@@ -101,7 +101,7 @@ def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: "La
     for t, _, msg in events:
         track.append(msg.copy(time=t - last))
         last = t
-    end = int(round((notes.duration + tail) * TICKS_PER_BEAT)) if len(notes) else int(tail * TICKS_PER_BEAT)
+    end = int(round((notes.end + tail) * TICKS_PER_BEAT)) if len(notes) else int(tail * TICKS_PER_BEAT)
     track.append(mido.MetaMessage("end_of_track", time=max(end - last, 0)))
     mid = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
     mid.tracks.append(track)
