@@ -24,7 +24,6 @@ equal the rendered ones byte for byte.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import sys
 import tempfile
@@ -219,8 +218,9 @@ def parse_shard(value) -> tuple[int, int] | None:
 def _merge_manifest(renders: dict, path: Path) -> dict:
     """Add ``renders`` to the manifest at ``path`` (re-read under an exclusive lock, so processes
     rendering shards of one folder keep each other's records) and rewrite it atomically."""
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    from filelock import FileLock
+
+    with FileLock(path.with_name(path.name + ".lock")):
         manifest = json.loads(path.read_text()) if path.is_file() else {"renders": {}}
         manifest["renders"].update(renders)
         record_partners(manifest["renders"])
