@@ -434,6 +434,29 @@ def test_truncated_mp3_fails_and_decoder_messages_name_the_file(tmp_path):
         assert line.startswith(("error: ", "warning: ", "transcribe: ", "  failed: ")), line
 
 
+def test_mp3_with_a_large_id3_tag_is_judged_by_its_audio(tmp_path):
+    """The announced length is read with mutagen (Xing/Info or VBRI header), the audio counted from
+    the first frame: a 200 kB cover image does not hide a cut (refused before any audio is
+    decoded, as for an untagged file), nor make a whole file look cut."""
+    from mutagen.id3 import APIC, ID3
+
+    from transcribe.audio import AudioError, AudioStream, load_audio
+
+    full = tmp_path / "full.mp3"
+    sf.write(full, synth(random_notes(9, seconds=20.0, n=20)), SR, format="MP3")
+    audio = full.read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(audio[: len(audio) * 6 // 10])
+    for path in (full, cut):
+        tags = ID3()
+        tags.add(APIC(mime="image/png", type=3, desc="cover", data=os.urandom(200_000)))
+        tags.save(path)
+    assert full.stat().st_size > 200_000 + len(audio)
+    assert len(load_audio(full, SR)) > 19 * SR
+    with pytest.raises(AudioError, match="truncated: the file holds about"):
+        next(iter(AudioStream(cut, SR)))
+
+
 # ---------------------------------------------------------------------------- 8. numbers
 
 @pytest.mark.parametrize("option,value", [("--onset-threshold", "1.5"), ("--onset-threshold", "nan"),
