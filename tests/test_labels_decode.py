@@ -156,6 +156,21 @@ def test_pitch_names_and_ranges():
             parse_pitch_range(bad)
 
 
+def test_note_names_are_pretty_midis_both_ways():
+    """Key names are pretty_midi's (no table of our own): every key's name reads back to the key,
+    sharps and flats (ASCII or ♯ ♭) name the same key, the plot labels keys with the same names."""
+    import pretty_midi
+
+    from transcribe.notes import MAX_PITCH, MIN_PITCH, pitch_number
+
+    for key in range(MIN_PITCH, MAX_PITCH + 1):
+        assert pitch_number(pretty_midi.note_number_to_name(key)) == key
+    assert {pitch_number(n) for n in ("C#4", "Db4", "c#4", "C♯4", "D♭4", "61")} == {61}
+    for bad in ("H4", "C#", "4C", "C4.5", "Cb-2"):
+        with pytest.raises(ValueError):
+            pitch_number(bad)
+
+
 def test_decode_config_checks_and_converts_the_note_settings():
     cfg = DecodeConfig(min_pitch="C2", max_pitch="C7", min_note_ms=50)
     assert (cfg.min_pitch, cfg.max_pitch, cfg.min_note_ms) == (36, 96, 50.0)

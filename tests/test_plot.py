@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from transcribe.notes import MIN_PITCH, Notes  # noqa: E402
-from transcribe.plot import note_name, piano_roll_figure, write_piano_roll  # noqa: E402
+from transcribe.plot import piano_roll_figure, write_piano_roll  # noqa: E402
 
 
 def activations(n_frames: int = 200) -> dict[str, np.ndarray]:
@@ -26,7 +26,6 @@ def activations(n_frames: int = 200) -> dict[str, np.ndarray]:
 
 
 def test_piano_roll_is_readable_and_leaves_matplotlib_alone(tmp_path):
-    assert [note_name(p) for p in (21, 60, 61, 108)] == ["A0", "C4", "C#4", "C8"]
     notes = Notes([0.32, 1.28], [4.8, 1.92], [60, 67], [30, 120])
     fig = piano_roll_figure(notes, activations(), 31.25, title="t", onset_threshold=0.5)
     ax = fig.axes[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pretty_midi import note_number_to_name
 
 from .files import atomic_write
 from .notes import MAX_PITCH, MIN_PITCH, Notes
@@ -20,14 +21,6 @@ def matplotlib_available() -> bool:
 
 
 ROW_SECONDS = 60.0  # one row of the picture per minute
-
-
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-
-def note_name(pitch: int) -> str:
-    """``60`` → ``C4`` (scientific pitch notation)."""
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def piano_roll_figure(notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, title: str = "",
@@ -104,7 +97,7 @@ def comparison_figure(est: Notes, ref: Notes, start: float = 0.0, seconds: float
     used = np.concatenate(drawn)
     lo, hi = (int(used.min()) - 3, int(used.max()) + 3) if used.size else (MIN_PITCH, MAX_PITCH)
     cs = np.arange(24, MAX_PITCH + 1, 12)
-    ax.set_yticks(cs, [note_name(int(c)) for c in cs])
+    ax.set_yticks(cs, [note_number_to_name(int(c)) for c in cs])
     for c in cs:
         ax.axhline(c - 0.5, color="grey", linewidth=0.4, alpha=0.6)
     ax.set_xlim(start, t1)
@@ -142,7 +135,7 @@ def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: 
         ax.add_patch(Rectangle((on, p - 0.5), off - on, 1.0, facecolor=Blues(0.25 + 0.75 * v / 127), alpha=0.45,
                                edgecolor="tab:blue", linewidth=0.8))
     cs = np.arange(24, MAX_PITCH + 1, 12)  # C1 .. C8
-    ax.set_yticks(cs, [note_name(int(c)) for c in cs])
+    ax.set_yticks(cs, [note_number_to_name(int(c)) for c in cs])
     for c in cs:
         ax.axhline(c - 0.5, color="tab:green", linewidth=0.4, alpha=0.6)
     ax.set_xlim(t0, t0 + row_len)
