@@ -156,15 +156,16 @@ def _refuse_outputs_that_are_inputs(jobs: list[Job]) -> None:
                         + "\n  leave that input out, or write the outputs elsewhere with --output-dir")
 
 
-def parse_shard(text: str) -> tuple[int, int]:
+def parse_shard(text: str, option: str = "--shard") -> tuple[int, int]:
     """``"K/N"`` -> (K, N) with 0 <= K < N (K counts from 0, like SLURM array and
-    Kubernetes indexed-job indices)."""
+    Kubernetes indexed-job indices). The one shard parser: ``transcribe --shard`` and
+    ``transcribe-render shard=`` (``option`` names which in the error)."""
     try:
-        k, n = (int(part) for part in text.split("/"))
+        k, n = (int(part) for part in str(text).split("/"))
     except ValueError:
-        raise ValueError(f"--shard expects K/N with whole numbers, e.g. 0/4; got {text!r}") from None
+        raise ValueError(f"{option} expects K/N with whole numbers, e.g. 0/4; got {text!r}") from None
     if n < 1 or not 0 <= k < n:
-        raise ValueError(f"--shard {text}: need N >= 1 and 0 <= K < N")
+        raise ValueError(f"{option} {text}: need N >= 1 and 0 <= K < N")
     return k, n
 
 

@@ -203,16 +203,16 @@ def _record(source: str, stem: str, piano: Piano, origin: str, notes: int, secon
 
 
 def parse_shard(value) -> tuple[int, int] | None:
-    """``cfg.shard``: null, or ``"I/N"`` with 0 <= I < N (a usage error otherwise)."""
+    """``cfg.shard``: null, or ``"I/N"`` with 0 <= I < N (:func:`transcribe.jobs.parse_shard`;
+    a usage error otherwise)."""
+    from ..jobs import parse_shard as parse
+
     if value is None:
         return None
     try:
-        i, n = (int(x) for x in str(value).split("/"))
-    except ValueError:
-        i, n = -1, 0
-    if not 0 <= i < n:
-        raise SystemExit(f"transcribe-render: shard must be I/N with 0 <= I < N (e.g. shard=0/2), not {value!r}")
-    return i, n
+        return parse(value, "shard=I/N")
+    except ValueError as err:
+        raise SystemExit(f"transcribe-render: shard must be I/N with 0 <= I < N (e.g. shard=0/2): {err}") from None
 
 
 def _merge_manifest(renders: dict, path: Path) -> dict:
