@@ -13,11 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+from ._version import __version__
 from .audio import AUDIO_EXTENSIONS
 from .files import clear_dead_claim
-from .jobs import (Job, PlanError, Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs,
+from .jobs import (STOP_SIGNALS, Job, PlanError, Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs,
                    select_shard)
-from .notefiles import OUTPUT_FORMATS
+from .outputs import OUTPUT_FORMATS
 from .progress import Progress, audio_duration
 
 EXIT_FAILED = 1
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also print the effective settings: model and its digest, backend, device, decoder and chunking "
                    "(--report records them always)")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__import__('transcribe').__version__}")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
@@ -396,12 +397,13 @@ def check_paths(args: argparse.Namespace, pending: list[Job]) -> None:
 
 
 class Interrupts:
-    """Within ``with``: SIGINT, SIGTERM and SIGHUP all stop the batch as Ctrl-C does
+    """Within ``with``: SIGINT, SIGTERM and SIGHUP (where there is one: not on Windows,
+    :data:`~transcribe.jobs.STOP_SIGNALS`) all stop the batch as Ctrl-C does
     (KeyboardInterrupt), and :attr:`signal` records which came. From the first one until
     :meth:`restore`, they are ignored, so the workers are stopped and the summary and report
     written whatever else arrives."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    SIGNALS = STOP_SIGNALS
 
     def __init__(self):
         self.signal: int | None = None
@@ -485,7 +487,6 @@ def effective_settings(settings: WorkerSettings, transcriber) -> dict:
     settings (None without --sonify)."""
     from dataclasses import asdict
 
-    from . import __version__
     from .checkpoint import Checkpoint
 
     ckpt = Checkpoint(settings.checkpoint)

@@ -43,8 +43,11 @@ def part_owner(part: str, name: str) -> tuple[str, int] | None:
     return fields[0], int(fields[1])
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
+def pid_alive(pid: int) -> bool | None:
+    """Whether a process with this id exists on this machine; None where that cannot be asked
+    safely (Windows, where ``os.kill(pid, 0)`` would terminate the process)."""
+    if os.name == "nt":
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -69,9 +72,10 @@ def remove_stale_parts(outputs: list[Path]) -> list[Path]:
             if owner is None:
                 continue
             part, stale = out.parent / name, False
-            if owner[0] == _host():
-                stale = owner[1] != os.getpid() and not pid_alive(owner[1])
-            else:
+            alive = pid_alive(owner[1]) if owner[0] == _host() else None
+            if owner[0] == _host() and alive is not None:
+                stale = owner[1] != os.getpid() and not alive
+            else:  # another host's, or liveness unknown (Windows): abandoned once untouched for an hour
                 with contextlib.suppress(OSError):
                     stale = time.time() - part.stat().st_mtime > STALE_FOREIGN_SECONDS
             if stale:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -176,6 +177,12 @@ def select_shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     return ordered[k::n]
 
 
+# The signals that stop a batch (the parent stops its workers; workers ignore them). SIGHUP (terminal
+# closed) is not on Windows: there only SIGINT and SIGTERM are caught (a closed console ends the
+# process without a summary).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def default_jobs() -> int:
     """How many CPU cores this process may use."""
     try:
@@ -283,7 +290,7 @@ class Worker:
         return warnings
 
     def _write(self, job: Job, res) -> None:
-        from .notefiles import write_notes
+        from .outputs import write_notes
 
         remove_stale_parts(job.outputs)
         for out in job.outputs:
@@ -308,14 +315,17 @@ class Worker:
 
 def die_with_parent(parent: int) -> None:
     """Have the kernel kill this process (SIGKILL) when its parent dies, however it dies
-    (Linux ``prctl(PR_SET_PDEATHSIG)``); exit at once if the parent is already gone."""
-    import ctypes
+    (Linux ``prctl(PR_SET_PDEATHSIG)``); exit at once if the parent is already gone. Elsewhere
+    (macOS, Windows: no prctl) the fallback is the process pool's own: a worker whose parent's
+    pipe closes ends when it next asks for work."""
+    if sys.platform.startswith("linux"):
+        import ctypes
 
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):  # not Linux: the parent's pipes still end idle workers
-        pass
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # a libc without prctl: the pool's fallback above
+            pass
     if os.getppid() != parent:
         os._exit(1)
 
@@ -325,7 +335,7 @@ def _init_worker(settings: WorkerSettings, parent: int) -> None:
     stops the workers itself); load the model once."""
     global _worker
     die_with_parent(parent)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     _worker = Worker(settings)
 

@@ -76,12 +76,17 @@ def control_events(ticks: np.ndarray, control: int, values: np.ndarray, channel:
     return Events(ticks, np.full(n, CONTROL_CHANGE | channel), np.full(n, control), values)
 
 
-def pedal_events(spans: np.ndarray, ticks_per_second: float) -> Events:
-    """The sustain pedal spans [n, 2] (down, up seconds) as CC64 127 / 0
-    (:func:`transcribe.pedal.pedal_events`)."""
-    from .pedal import pedal_events as cc64
+def sustain_events(spans: np.ndarray) -> list[tuple[float, int]]:
+    """(time s, CC64 value) events of the sustain pedal spans [n, 2] (down, up seconds): 127 at
+    each press, 0 at each release."""
+    from .notes import as_spans
 
-    events = cc64(spans)
+    return [e for a, b in as_spans(spans) for e in ((float(a), 127), (float(b), 0))]
+
+
+def pedal_events(spans: np.ndarray, ticks_per_second: float) -> Events:
+    """The sustain pedal spans [n, 2] (down, up seconds) as CC64 127 / 0 (:func:`sustain_events`)."""
+    events = sustain_events(spans)
     if not events:
         return Events.empty()
     t, v = np.array(events, dtype=np.float64).T

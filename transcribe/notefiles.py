@@ -19,7 +19,6 @@ from .notes import Notes
 
 LABEL_EXTENSIONS = (".tsv", ".mid", ".midi")
 MIDI_TEMPO_US = 500_000  # the tempo of the .mid outputs: 120 beats a minute (pretty_midi's default)
-OUTPUT_FORMATS = ("mid", "csv", "json", "musicxml")
 
 
 def notes_to_pretty_midi(notes: Notes, program: int = 0, pedal: np.ndarray | None = None):
@@ -27,14 +26,14 @@ def notes_to_pretty_midi(notes: Notes, program: int = 0, pedal: np.ndarray | Non
     ``pedal`` spans [n, 2] (down, up s), sustain pedal control changes (CC64 127 / 0)."""
     import pretty_midi
 
-    from .pedal import pedal_events
+    from .midifile import sustain_events
 
     pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=60e6 / MIDI_TEMPO_US)  # ticks of 0.52 ms
     piano = pretty_midi.Instrument(program=program, name="Piano")
     for on, off, p, v in zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities):
         piano.notes.append(pretty_midi.Note(velocity=int(v), pitch=int(p), start=float(on), end=float(off)))
     if pedal is not None:
-        piano.control_changes += [pretty_midi.ControlChange(64, v, t) for t, v in pedal_events(pedal)]
+        piano.control_changes += [pretty_midi.ControlChange(64, v, t) for t, v in sustain_events(pedal)]
     pm.instruments.append(piano)
     return pm
 
@@ -222,27 +221,3 @@ def write_json(notes: Notes, path: str | Path, pedal: np.ndarray | None = None) 
         doc["pedal"] = [{"down": round(float(a), 6), "up": round(float(b), 6)} for a, b in pedal]
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=1))
-
-
-def write_musicxml(notes: Notes, path: str | Path) -> None:
-    """A score (two staves, beats, meter and key estimated from the notes): :mod:`transcribe.score`."""
-    from .score import write_musicxml as write_score
-
-    write_score(notes, path)
-
-
-WRITERS = {"mid": write_midi, "csv": write_csv, "json": write_json, "musicxml": write_musicxml}
-
-
-PEDAL_WRITERS = ("mid", "json")  # formats that carry the sustain pedal
-
-
-def write_notes(notes: Notes, path: str | Path, fmt: str, pedal: np.ndarray | None = None) -> None:
-    """Write ``notes`` to ``path`` in one of :data:`OUTPUT_FORMATS`; the sustain pedal spans
-    ``pedal``, when given, go into MIDI (CC64) and JSON output."""
-    if fmt not in WRITERS:
-        raise ValueError(f"unknown output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
-    if pedal is not None and fmt in PEDAL_WRITERS:
-        WRITERS[fmt](notes, path, pedal=pedal)
-    else:
-        WRITERS[fmt](notes, path)

@@ -30,6 +30,14 @@ def pitch_number(text: str | int) -> int:
     return n
 
 
+def as_spans(spans) -> np.ndarray:
+    """Sustain pedal spans as float64 [n, 2] (down, up seconds), sorted by down, empty and
+    reversed spans dropped: the pedal's shared form (:mod:`transcribe.pedal`, MIDI CC64)."""
+    a = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    a = a[a[:, 1] > a[:, 0]]
+    return a[np.argsort(a[:, 0], kind="stable")]
+
+
 def parse_pitch_range(text: str) -> tuple[int, int]:
     """``"LOW:HIGH"`` (note names or MIDI numbers, e.g. ``"A0:C8"``, ``"C2:C7"``, ``"21:108"``) ->
     (low, high) MIDI numbers, both keys included. Raises ValueError saying what is wrong (the

@@ -661,7 +661,7 @@ def beat_aligned_midi(notes: Notes, beats: Beats, path: str | Path, resolution: 
     import mido
 
     from . import midifile
-    from .pedal import pedal_events
+    from .midifile import sustain_events
 
     grid, offset = midi_grid(beats)
     ticks_per_beat = int(round(resolution * beats.beat_ql))
@@ -699,7 +699,7 @@ def beat_aligned_midi(notes: Notes, beats: Beats, path: str | Path, resolution: 
     on, off = to_tick(notes.onsets), to_tick(np.maximum(notes.offsets, notes.onsets))
     events = midifile.note_events(on, off, notes.pitches, notes.velocities)
     if pedal is not None and len(pedal):
-        times, values = np.array(pedal_events(pedal)).T
+        times, values = np.array(sustain_events(pedal)).T
         events += midifile.control_events(to_tick(times), midifile.SUSTAIN, values.astype(np.int64))
     head = [(0, midifile.track_name("Piano")), (0, midifile.channel(midifile.PROGRAM_CHANGE, 0))]
     data = midifile.midi_file([midifile.track([(t, m) for t, _, m in timed]), midifile.track(head, events)], resolution)

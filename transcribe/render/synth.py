@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,7 +17,10 @@ from ..notes import Notes
 
 if TYPE_CHECKING:
     from ..midifile import Events
-    from .latency import Latency
+
+# A note's attack latency in seconds from (pitches, velocities): render/latency.py's Latency, which
+# imports this module (synth does not import latency: no circle).
+LatencyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 TICKS_PER_BEAT = 10000  # with a tempo of one beat per second: 0.1 ms ticks
 TEMPO_US = 1_000_000
@@ -65,7 +69,7 @@ def fluidsynth_binary(binary: str = "fluidsynth") -> str | None:
     return shutil.which(binary)
 
 
-def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: "Latency | None" = None,
+def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: LatencyFn | None = None,
                       tail: float = 1.0) -> None:
     """A one-track MIDI file that plays ``notes`` (from :func:`prepare_notes`) with ``piano``'s
     preset on channel 0: bank select, program change, then note-ons ``latency(pitch, velocity)``
