@@ -64,7 +64,8 @@ def test_sonify_plays_the_output_at_the_outputs_tempo_to_the_recordings_end():
     played = mido.MidiFile(file=io.BytesIO(playback_midi(notes, None, cfg, 7.0)))
     assert abs(played.length - 7.0) < 1e-3
     out = mido.MidiFile(file=io.BytesIO(midi_bytes(notes)))
-    notes_of = [[(m.type, m.note, m.velocity) for m in tr if m.type == "note_on"] for tr in (out.tracks[1], played.tracks[1])]
+    notes_of = [[(m.type, m.note, m.velocity) for m in tr if m.type == "note_on"]
+                for tr in (out.tracks[1], played.tracks[1])]
     assert notes_of[0] == notes_of[1]
     assert [m.program for m in played.tracks[1] if m.type == "program_change"] == [cfg.program]
 
@@ -76,7 +77,8 @@ def test_the_writer_is_what_mido_reads():
     events = (midifile.note_events(on, on + rng.integers(1, 30_000, n), rng.integers(21, 109, n),
                                    rng.integers(1, 128, n), channel=3)
               + midifile.control_events(rng.integers(0, 200_000, 50), 64, rng.integers(0, 128, 50)))
-    head = [(0, midifile.track_name("x")), (0, midifile.channel(midifile.PROGRAM_CHANGE | 3, 5)), (0, midifile.tempo(400_000))]
+    head = [(0, midifile.track_name("x")), (0, midifile.channel(midifile.PROGRAM_CHANGE | 3, 5)),
+            (0, midifile.tempo(400_000))]
     data = midifile.midi_file([midifile.track(head, events, end_tick=300_000)], 480)
     mid = mido.MidiFile(file=io.BytesIO(data))
     tick, got = 0, []

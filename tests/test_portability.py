@@ -67,7 +67,8 @@ def test_claims_are_exclusive_released_and_die_with_their_owner(tmp_path, hide):
         else:
             again = try_claim(out)
             claim.release()
-            print("held", "refused-again" if again is None else "twice", "gone" if not lock_path(out).exists() else "left")
+            print("held", "refused-again" if again is None else "twice",
+                  "gone" if not lock_path(out).exists() else "left")
     """)
     done = subprocess.run(cmd + ["-c", check, str(out)], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["held", "refused-again", "gone"], done.stderr
