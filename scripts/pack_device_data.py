@@ -30,6 +30,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from transcribe.data.layout import MANIFEST  # noqa: E402
 from transcribe.data.pairs import find_pairs, split_pairs  # noqa: E402
 
 # The packages the device image (Python 3.12, torch and numpy/scipy present) lacks; --wheels fetches them.
@@ -156,6 +157,15 @@ def main() -> None:
             stem = str(rel.with_suffix("")).removesuffix(".pedal")
             if stem in keep:
                 tar.add(src, arcname=str(rel))
+    # the packed renders' manifest records travel too: they say which renders are partners
+    # (data/layout.partners_of; a partner that was not packed is simply absent)
+    renders = {}
+    for root in args.roots:
+        if (Path(root) / MANIFEST).is_file():
+            renders.update({rel: r for rel, r in json.loads((Path(root) / MANIFEST).read_text())["renders"].items()
+                            if str(Path(rel).with_suffix("")) in keep})
+    if renders:
+        (audio_dir / MANIFEST).write_text(json.dumps({"renders": renders}, indent=1, sort_keys=True))
     room_bank, room_key = configured_rooms(args.rooms)
     args.room_bank = args.room_bank or room_bank
     args.room_key = args.room_key or room_key

@@ -26,7 +26,7 @@ def load_script(name: str):
 
 def synth(notes: Notes, sr: int = SR, tail: float = 0.5, seed: int = 0) -> np.ndarray:
     """Harmonic tones with a fast attack and exponential decay (a crude piano), plus a little noise."""
-    n = int((notes.duration + tail) * sr)
+    n = int((notes.end + tail) * sr)
     y = np.zeros(n, dtype=np.float64)
     rng = np.random.default_rng(seed)
     for on, off, p, v in zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities):
@@ -135,7 +135,7 @@ def write_maestro(root: Path, splits: dict[str, str], fmt: str = "csv") -> dict[
         files[name] = (audio, midi)
         rows.append({"canonical_composer": "Test", "canonical_title": name, "split": split, "year": year,
                      "midi_filename": f"{year}/{name}.midi", "audio_filename": f"{year}/{name}.wav",
-                     "duration": round(sounding.duration + 0.5, 3)})
+                     "duration": round(sounding.end + 0.5, 3)})
     if fmt == "csv":
         with open(root / "maestro-v3.0.0.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=MAESTRO_COLUMNS)

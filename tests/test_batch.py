@@ -75,8 +75,14 @@ def test_shards_partition_the_inputs_exactly(archive, n):
 
 @pytest.mark.parametrize("text", ["2/2", "-1/3", "1/0", "a/b", "3"])
 def test_bad_shard_is_rejected(text):
+    """One parser for both commands: transcribe --shard and transcribe-render shard=."""
+    from transcribe.render.run import parse_shard as render_shard
+
     with pytest.raises(ValueError):
         parse_shard(text)
+    with pytest.raises(SystemExit, match="shard must be I/N"):
+        render_shard(text)
+    assert render_shard("1/3") == parse_shard("1/3") == (1, 3) and render_shard(None) is None
 
 
 def _dead_pid() -> int:

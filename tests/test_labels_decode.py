@@ -135,6 +135,14 @@ def test_threshold_sweep_chooses_the_pair_that_separates_true_from_false_onsets(
 
 # ------------------------------------------------------------------ the notes as written (finish_notes)
 
+def test_notes_end_is_the_last_offset_and_is_not_called_a_duration():
+    """``Notes.end`` is where the notes end, counted from 0 (a piece from 10 s to 12 s ends at
+    12 s; it does not last 12 s); the misleading name ``duration`` is gone."""
+    notes = Notes([10.0, 10.5], [12.0, 11.0], [60, 64], [80, 80])
+    assert notes.end == 12.0 and Notes.empty().end == 0.0
+    assert not hasattr(notes, "duration")
+
+
 def test_pitch_names_and_ranges():
     from transcribe.notes import parse_pitch_range, pitch_number
 
@@ -146,6 +154,21 @@ def test_pitch_names_and_ranges():
                          ("20:40", "'20' (MIDI 20) is not a piano key")):
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
             parse_pitch_range(bad)
+
+
+def test_note_names_are_pretty_midis_both_ways():
+    """Key names are pretty_midi's (no table of our own): every key's name reads back to the key,
+    sharps and flats (ASCII or ♯ ♭) name the same key, the plot labels keys with the same names."""
+    import pretty_midi
+
+    from transcribe.notes import MAX_PITCH, MIN_PITCH, pitch_number
+
+    for key in range(MIN_PITCH, MAX_PITCH + 1):
+        assert pitch_number(pretty_midi.note_number_to_name(key)) == key
+    assert {pitch_number(n) for n in ("C#4", "Db4", "c#4", "C♯4", "D♭4", "61")} == {61}
+    for bad in ("H4", "C#", "4C", "C4.5", "Cb-2"):
+        with pytest.raises(ValueError):
+            pitch_number(bad)
 
 
 def test_decode_config_checks_and_converts_the_note_settings():

@@ -103,9 +103,10 @@ def test_sigterm_mid_batch_stops_everything_reports_and_resumes(tmp_path, jobs):
     first = {p.stem for p in out.glob("*.mid")}
     summary = json.loads(report.read_text())["summary"]
     sets = report_sets(report)
-    assert summary["signal"] == "SIGTERM" and summary["interrupted"] is True
+    assert summary["signal"] == "SIGTERM" and summary["stopped"] is True
     assert sets["done"] == first and 2 <= len(first) < 10  # nothing written after the report
     assert sets["done"] | sets["interrupted"] == {f"f{i:02d}" for i in range(10)}
+    assert summary["interrupted"] == len(sets["interrupted"]) and summary["done"] == len(sets["done"])
     assert leftovers(out) == []
     for p in out.glob("*.mid"):
         read_midi(p)
@@ -118,26 +119,52 @@ def test_sigterm_mid_batch_stops_everything_reports_and_resumes(tmp_path, jobs):
     assert sorted(p.name for p in out.iterdir()) == [f"f{i:02d}.mid" for i in range(10)]
 
 
+def test_report_after_a_signal_keeps_the_count_of_interrupted_files(tmp_path, capsys):
+    """The summary's "interrupted" is how many files were not finished; "stopped" says a signal
+    stopped the run (the boolean once overwrote the count)."""
+    import argparse
+
+    from transcribe.cli import finish
+    from transcribe.jobs import Job, Result
+
+    jobs = [Job(tmp_path / f"f{i}.wav", [tmp_path / f"f{i}.mid"]) for i in range(5)]
+    results = [Result(jobs[0].audio, "done", jobs[0].outputs)]
+    report = tmp_path / "report.json"
+    code = finish(results, jobs, argparse.Namespace(report=report), int(signal.SIGTERM), 1.0)
+    assert code == 128 + signal.SIGTERM and "4 not finished" in capsys.readouterr().err
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["interrupted"] == 4 and summary["done"] == 1 and summary["stopped"] is True
+    assert summary["signal"] == "SIGTERM"
+
+
 def test_outputs_renamed_into_place_just_before_a_signal_count_as_done(tmp_path):
     """The race the SIGTERM test met in CI: a file's last output lands, then the signal comes
     before its result is recorded. The report follows the disk: done, not interrupted; outputs
-    older than the run, or incomplete sets, do not count."""
-    from transcribe.cli import finished_when_stopped
+    that were there before the run, or incomplete sets, do not count. No clock is read: an output
+    written with a modification time far in the past (a file server's skewed or coarse clock)
+    still counts, an old one left as it was does not, an old one replaced does."""
+    from transcribe.cli import finished_when_stopped, output_states
     from transcribe.jobs import Job, Result
 
     def job(name: str, *exts: str) -> Job:
         return Job(tmp_path / f"{name}.wav", [tmp_path / f"{name}.{e}" for e in exts])
 
-    old, both, half, none, recorded = (job("old", "mid"), job("both", "mid", "csv"), job("half", "mid", "csv"),
-                                       job("none", "mid"), job("recorded", "mid"))
-    (tmp_path / "old.mid").write_bytes(b"x")
-    os.utime(tmp_path / "old.mid", (1e9, 1e9))
-    started = time.time() - 1.0
-    for name in ("both.mid", "both.csv", "half.mid", "recorded.mid"):
+    old, both, half, none, recorded, skewed, replaced = (
+        job("old", "mid"), job("both", "mid", "csv"), job("half", "mid", "csv"), job("none", "mid"),
+        job("recorded", "mid"), job("skewed", "mid"), job("replaced", "mid"))
+    for name in ("old.mid", "replaced.mid"):
         (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1e9, 1e9))
+    before = output_states([old, both, half, none, recorded, skewed, replaced])
+    for name in ("both.mid", "both.csv", "half.mid", "recorded.mid", "skewed.mid"):
+        (tmp_path / name).write_bytes(b"x")
+    os.utime(tmp_path / "skewed.mid", (1e9, 1e9))
+    (tmp_path / "new.part").write_bytes(b"y")
+    os.replace(tmp_path / "new.part", tmp_path / "replaced.mid")  # as atomic_write puts an output in place
+    os.utime(tmp_path / "replaced.mid", (1e9, 1e9))
     results = [Result(recorded.audio, "done", recorded.outputs)]
-    found = finished_when_stopped([old, both, half, none, recorded], results, started)
-    assert [(r.audio.stem, r.status) for r in found] == [("both", "done")]
+    found = finished_when_stopped([old, both, half, none, recorded, skewed, replaced], results, before)
+    assert [(r.audio.stem, r.status) for r in found] == [("both", "done"), ("skewed", "done"), ("replaced", "done")]
 
 
 def test_kill_9_of_the_parent_leaves_no_live_workers(tmp_path):
@@ -301,6 +328,28 @@ def test_onnx_cache_entry_of_another_checkpoint_is_not_served(tmp_path, monkeypa
     assert np.abs(shipped.runner(x)["onset"] - expected).max() > 0.01
 
 
+def test_unwritable_onnx_cache_is_said_once_not_silently_reexported(tmp_path, monkeypatch):
+    """A checkpoint without an export beside it, and a cache that cannot be written (here a path
+    under a file, which even root cannot create): the export runs from memory, and one warning
+    names the cache and the way out; a second run in the process does not repeat it."""
+    import warnings
+
+    from transcribe.infer import Transcriber
+
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("TRANSCRIBE_CACHE_DIR", str(tmp_path / "not-a-folder" / "cache"))
+    mine = tmp_path / "mine.pt"
+    shutil.copy(shipped_path(), mine)  # no mine.onnx beside it
+    x = np.random.default_rng(0).normal(-4, 1, (1, 50, 264)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = Transcriber.from_checkpoint(mine, backend="onnx").runner(x)["onset"]
+        second = Transcriber.from_checkpoint(mine, backend="onnx").runner(x)["onset"]
+    said = [str(w.message) for w in caught if "ONNX export cache" in str(w.message)]
+    assert len(said) == 1 and "not-a-folder" in said[0] and "TRANSCRIBE_CACHE_DIR" in said[0], said
+    np.testing.assert_array_equal(first, second)
+
+
 def shipped_path() -> Path:
     from transcribe.checkpoint import SHIPPED_CHECKPOINT
 
@@ -383,6 +432,29 @@ def test_truncated_mp3_fails_and_decoder_messages_name_the_file(tmp_path):
     assert any(line.startswith(f"warning: {nearly}: decoder said:") for line in proc.stderr.splitlines())
     for line in proc.stderr.splitlines():  # nothing on stderr without a file name or from us
         assert line.startswith(("error: ", "warning: ", "transcribe: ", "  failed: ")), line
+
+
+def test_mp3_with_a_large_id3_tag_is_judged_by_its_audio(tmp_path):
+    """The announced length is read with mutagen (Xing/Info or VBRI header), the audio counted from
+    the first frame: a 200 kB cover image does not hide a cut (refused before any audio is
+    decoded, as for an untagged file), nor make a whole file look cut."""
+    from mutagen.id3 import APIC, ID3
+
+    from transcribe.audio import AudioError, AudioStream, load_audio
+
+    full = tmp_path / "full.mp3"
+    sf.write(full, synth(random_notes(9, seconds=20.0, n=20)), SR, format="MP3")
+    audio = full.read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(audio[: len(audio) * 6 // 10])
+    for path in (full, cut):
+        tags = ID3()
+        tags.add(APIC(mime="image/png", type=3, desc="cover", data=os.urandom(200_000)))
+        tags.save(path)
+    assert full.stat().st_size > 200_000 + len(audio)
+    assert len(load_audio(full, SR)) > 19 * SR
+    with pytest.raises(AudioError, match="truncated: the file holds about"):
+        next(iter(AudioStream(cut, SR)))
 
 
 # ---------------------------------------------------------------------------- 8. numbers

@@ -180,7 +180,8 @@ def cc64(path: Path) -> list[tuple[float, int]]:
 def test_pedal_spans_become_cc64_in_midi_and_json(tmp_path):
     import json
 
-    from transcribe.notefiles import read_midi_pedal, write_notes
+    from transcribe.notefiles import read_midi_pedal
+    from transcribe.outputs import write_notes
 
     notes = Notes([0.5, 1.0], [1.5, 2.5], [60, 64], [80, 90])
     spans = decode_pedal(np.r_[np.zeros(8), np.full(12, 0.9), np.zeros(5), np.full(6, 0.9)], None, 10.0)

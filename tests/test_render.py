@@ -192,7 +192,7 @@ def test_rendered_midi_with_pedal_is_heard_as_labelled(tmp_path):
     np.testing.assert_allclose(written.onsets, labels.onsets, atol=1e-6)
     np.testing.assert_allclose(written.offsets, labels.offsets, atol=1e-6)
     assert written.pitches.tolist() == labels.pitches.tolist()
-    assert seconds == pytest.approx(labels.duration + cfg.synth.tail_s, abs=1e-3)
+    assert seconds == pytest.approx(labels.end + cfg.synth.tail_s, abs=1e-3)
     y, sr = sf.read(audio, dtype="float32")
     assert len(y) == round(seconds * sr)
 
@@ -290,7 +290,7 @@ def test_generated_pieces_are_seeded_and_cover_the_rare_cases():
     vel = np.concatenate([p.velocities for p in pieces])
     assert vel.min() <= 10 and vel.max() >= 120
     for p in pieces:
-        assert p.duration >= cfg.seconds * 0.9
+        assert p.end >= cfg.seconds * 0.9
     onsets = np.concatenate([np.round(p.onsets, 2) for p in pieces])
     assert np.unique(onsets, return_counts=True)[1].max() >= 6  # dense chords
     fast = []
@@ -325,5 +325,5 @@ def test_music21_corpus_piece_becomes_notes():
     (stem, make), = list(corpus_pieces(src))
     notes = make().notes
     assert stem.startswith("m21_bach_") and len(notes) >= 10
-    assert 0.5 <= notes.onsets.min() and notes.duration < 20 + 5
+    assert 0.5 <= notes.onsets.min() and notes.end < 20 + 5
     assert np.array_equal(notes.onsets, make().notes.onsets)  # the same draw every time

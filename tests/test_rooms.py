@@ -48,6 +48,19 @@ def test_longer_reverberation_and_distance_are_heard(tmp_path):
     assert direct_to_reverberant_db(near) > direct_to_reverberant_db(far) + 10
 
 
+def test_a_reverberation_the_room_cannot_reach_is_reported_as_simulated(tmp_path):
+    """A 25 x 18 x 10 m hall cannot die away in 0.2 s (Sabine needs absorption 2): it gets the
+    deadest walls (0.99), its parameters report the RT60 those walls give (about 0.42 s) beside
+    the one asked for, and the simulated decay is that short, not a live hall's."""
+    rng = np.random.default_rng(0)
+    ir, params = simulate_room(rng, SR, room_cfg(tmp_path, rt60_s=[0.2, 0.2], length_m=[25, 25], width_m=[18, 18],
+                                                 height_m=[10, 10], distance_m=[2.0, 2.0]))
+    assert params["rt60_wanted_s"] == pytest.approx(0.2) and params["absorption"] == pytest.approx(0.99)
+    assert params["rt60_s"] == pytest.approx(0.416, abs=0.01)
+    energy = ir.astype(np.float64) ** 2
+    assert len(ir) < 0.5 * SR and energy[int(0.3 * SR):].sum() < 1e-4 * energy.sum()  # no live hall's tail
+
+
 def test_room_bank_is_seeded_and_cached(tmp_path):
     cfg = room_cfg(tmp_path, bank_size=3)
     first = room_bank(cfg, SR)

@@ -3,6 +3,7 @@ do not depend on how many loader processes make them, extra training folders, pa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from transcribe.data.dataset import BatchStream, CropDataset
 from transcribe.data.layout import partners_of
 from transcribe.data.pairs import dataset_splits, find_pairs
 from transcribe.features import FeatureConfig
+from transcribe.notes import Notes
 
 from .conftest import SR, random_notes, synth, write_tsv
 
@@ -86,6 +88,78 @@ def test_augmented_crop_changes_the_features_not_the_targets(dataset):
         np.testing.assert_array_equal(noisy_targets[k], targets[k])
 
 
+@pytest.mark.parametrize("cents", [-20.0, 20.0])
+def test_detuned_crop_targets_line_up_with_the_detuned_audio(tmp_path, cents):
+    """Detune moves the crop's events by its time_scale (at 20 cents, about 6 frames 17 s into a
+    crop); the targets move with them: each target onset sits on a rise of the detuned features."""
+    onsets = np.arange(0.4, 21.0, 0.7)
+    notes = Notes(onsets, onsets + 0.3, 48 + (np.arange(len(onsets)) * 5) % 36, np.full(len(onsets), 100))
+    sf.write(tmp_path / "steps.flac", synth(notes, seed=1), SR)
+    write_tsv(notes, tmp_path / "steps.tsv")
+    cfg = FeatureConfig()
+    data = CropDataset(find_pairs(tmp_path), cfg, FeatureCache(tmp_path / "cache", cfg))
+    aug = aug_config(detune=1.0)
+    aug.detune.cents = [cents, cents]
+    start, crop, context = 40, 600, 32
+    feats, targets = data.augmented_crop(0, start, crop, np.random.default_rng(0), aug, context)
+    rise = np.maximum(np.diff(feats, axis=0), 0).sum(axis=1)  # onset strength; rise[i]: frame i -> i + 1
+    hits = np.flatnonzero(targets["onset"].any(axis=1))
+    assert len(hits) >= 25
+    for t in hits[hits > 8]:
+        window = np.arange(t - 8, min(t + 8, crop - 1))
+        peak = window[np.argmax(rise[window])] + 1
+        assert abs(peak - t) <= 1, (t, peak)
+    late = hits[hits > 500]
+    moved = (1 - 2 ** (-cents / 1200)) * (late + context)  # frames the late events moved
+    assert np.abs(moved).max() >= 5  # the check above can tell moved targets from unmoved ones
+
+
+def test_feature_cache_sees_a_same_size_file_replaced_within_a_second(tmp_path):
+    """The cache key has the modification time in nanoseconds: a file replaced by another of the
+    same size within the same second gets fresh features (whole seconds kept the old ones)."""
+    import os
+
+    cfg = FeatureConfig()
+    cache = FeatureCache(tmp_path / "cache", cfg)
+    audio = tmp_path / "a.wav"
+
+    def clip(seed: int) -> np.ndarray:  # 3 s of tones: every version of the file has the same size
+        return np.resize(synth(random_notes(seed, seconds=3.0, n=6), seed=seed), 3 * SR)
+
+    sf.write(audio, clip(1), SR, subtype="FLOAT")
+    os.utime(audio, ns=(1_700_000_000_100_000_000,) * 2)
+    first = np.array(cache.load(audio))
+    size = audio.stat().st_size
+    sf.write(audio, clip(2), SR, subtype="FLOAT")
+    assert audio.stat().st_size == size
+    os.utime(audio, ns=(1_700_000_000_600_000_000,) * 2)  # the same whole second
+    second = np.array(cache.load(audio))
+    assert first.shape == second.shape and np.abs(first.astype(np.float32) - second).max() > 1.0
+
+
+def test_feature_cache_takes_over_whole_second_entries_only_when_newer_than_the_audio(tmp_path):
+    """Caches made before the nanosecond key are not recomputed: an entry under the old name
+    that was written after the audio last changed is renamed to the new one; an older one is not used."""
+    import hashlib
+    import os
+
+    cfg = FeatureConfig()
+    cache = FeatureCache(tmp_path / "cache", cfg)
+    audio = tmp_path / "a.wav"
+    sf.write(audio, synth(random_notes(1, seconds=2.0, n=4), seed=1), SR)
+    st = audio.stat()
+    ident = f"{audio.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+    old = cache.dir / f"a-{hashlib.sha1(ident.encode()).hexdigest()[:10]}.npy"
+    old.parent.mkdir(parents=True)
+    marker = np.full((3, 4), 7, np.float16)  # not what the audio gives: shows which entry is read
+    np.save(old, marker)
+    os.utime(old, ns=(st.st_mtime_ns - 10**9,) * 2)  # written before the audio changed: stale
+    assert not np.array_equal(np.array(cache.load(audio)), marker) and old.exists()
+    cache.path(audio).unlink()
+    os.utime(old, ns=(st.st_mtime_ns + 10**9,) * 2)  # written after: taken over
+    assert np.array_equal(np.array(cache.load(audio)), marker) and not old.exists()
+
+
 def test_batches_do_not_depend_on_loader_processes_or_resume_point(dataset):
     stream = BatchStream(dataset, batch_size=4, crop_frames=64, seed=3, aug=OmegaConf.create(
         {**OmegaConf.to_container(aug_config(noise=0.5, eq=0.5, gain=0.5)), "p": 0.5}), context_frames=16)
@@ -104,15 +178,40 @@ def test_batches_do_not_depend_on_loader_processes_or_resume_point(dataset):
 
 
 def test_partners_are_renders_of_the_same_notes_through_other_pianos(tmp_path):
-    for piano in ("grand", "bright", "upright"):
+    """Partners are what the render manifest records (render/run.py's writer), found in the
+    audio's own format (a re-encoded pack keeps them)."""
+    from transcribe.render.run import _merge_manifest, _record
+    from transcribe.render.synth import Piano
+
+    records = {}
+    for piano, stems in (("grand", "x"), ("bright", "x"), ("upright", "xy")):
         (tmp_path / "maps" / piano).mkdir(parents=True)
-        (tmp_path / "maps" / piano / "x.flac").write_bytes(b"")
-    (tmp_path / "maps" / "upright" / "y.flac").write_bytes(b"")
+        for stem in stems:
+            (tmp_path / "maps" / piano / f"{stem}.flac").write_bytes(b"")
+            records[f"maps/{piano}/{stem}.flac"] = _record("maps", stem, Piano(piano, "p.sf2"), stem, 1, 1.0)
+    _merge_manifest(records, tmp_path / "manifest.json")
     assert partners_of(tmp_path / "maps" / "grand" / "x.flac") == (
         tmp_path / "maps" / "bright" / "x.flac", tmp_path / "maps" / "upright" / "x.flac")
     assert partners_of(tmp_path / "maps" / "upright" / "y.flac") == ()
+    (tmp_path / "maps" / "bright" / "x.ogg").write_bytes(b"")  # a pack: the same renders as Opus
+    (tmp_path / "maps" / "grand" / "x.ogg").write_bytes(b"")
+    assert partners_of(tmp_path / "maps" / "grand" / "x.ogg") == (tmp_path / "maps" / "bright" / "x.ogg",)
     (tmp_path / "audio").mkdir()
     assert partners_of(tmp_path / "audio" / "x.flac") == ()  # the MAPS layout has no piano folders
+
+
+def test_same_named_files_in_sibling_folders_are_not_partners_unless_recorded(tmp_path):
+    """Per-year (or per-performer) folders hold different recordings under the same name: without
+    a manifest saying so they are not renders of the same notes; an older manifest that records no
+    partners gives none."""
+    for year in ("2004", "2006"):
+        (tmp_path / "maestro" / year).mkdir(parents=True)
+        (tmp_path / "maestro" / year / "take1.flac").write_bytes(b"")
+    assert partners_of(tmp_path / "maestro" / "2004" / "take1.flac") == ()
+    old = {"renders": {f"maestro/{y}/take1.flac": {"source": "maestro", "piano": y, "seconds": 1.0}
+                       for y in ("2004", "2006")}}
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    assert partners_of(tmp_path / "maestro" / "2004" / "take1.flac") == ()
 
 
 def test_extra_training_folders_join_training_but_never_validation(tmp_path):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["Notes", "Transcriber", "transcribe_file", "__version__"]
 
 if TYPE_CHECKING:

@@ -68,29 +68,17 @@ def summarise_messages(lines: list[str]) -> str:
 
 
 def _mp3_stated_bytes(path: Path) -> tuple[int, int] | None:
-    """``(stream start, stream bytes)`` announced by an MP3's Xing/Info or VBRI header, if any."""
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    start = 0
-    if head[:3] == b"ID3" and len(head) >= 10:
-        start = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F))
-        start += 10 if head[5] & 0x10 else 0
-    while start + 4 <= len(head) and not (head[start] == 0xFF and head[start + 1] & 0xE0 == 0xE0):
-        start += 1
-    if start + 64 > len(head):
+    """``(stream start, stream bytes)`` of an MP3 as its Xing/Info or VBRI header announces them
+    (mutagen: the announced duration at its bitrate; without such a header mutagen estimates the
+    duration from the file's size, so nothing is missing), or None where mutagen cannot read it."""
+    from mutagen import MutagenError
+    from mutagen.mp3 import MP3
+
+    try:
+        info = MP3(path).info
+    except (MutagenError, OSError):
         return None
-    version, mono = (head[start + 1] >> 3) & 3, (head[start + 3] >> 6) == 3
-    side = (17 if mono else 32) if version == 3 else (9 if mono else 17)
-    xing = start + 4 + side
-    if head[xing: xing + 4] in (b"Xing", b"Info"):
-        flags = int.from_bytes(head[xing + 4: xing + 8], "big")
-        if flags & 2:
-            at = xing + 8 + (4 if flags & 1 else 0)
-            return start, int.from_bytes(head[at: at + 4], "big")
-    vbri = start + 36
-    if head[vbri: vbri + 4] == b"VBRI":
-        return start, int.from_bytes(head[vbri + 10: vbri + 14], "big")
-    return None
+    return int(info.frame_offset), int(info.length * info.bitrate / 8)
 
 
 def _check_mp3_length(path: Path, seconds: float) -> None:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 FORMAT = "transcribe-checkpoint-v1"
 DIGEST_KEY = "tensor_sha256"  # tensor_digest() of the weights and config, checked on load
 SHIPPED_CHECKPOINT = Path(__file__).parent / "weights" / "model.pt"
+# The export record: a checkpoint's ONNX export beside it (NAME.onnx + NAME.onnx.json), written by
+# transcribe.runtime.write_export and read here (Checkpoint.config reads it without torch).
+EXPORT_VERSION = 2  # bump when the exported graph changes, so old exports (cached or beside) are not used
+EXPORT_FORMAT = "transcribe-onnx-v1"  # the "format" of an export's JSON record (NAME.onnx.json)
 
 
 class CheckpointError(Exception):
@@ -173,10 +177,8 @@ class Checkpoint:
     def config(self) -> dict[str, dict]:
         """The stored feature, model and decoder configuration (plain dicts). Read from the
         verified ONNX export beside the checkpoint when there is one and the checkpoint itself
-        has not been read (no torch needed; see :func:`transcribe.runtime.export_beside`)."""
+        has not been read (no torch needed; see :func:`export_beside`)."""
         if "state" not in self.__dict__:
-            from .runtime import export_beside
-
             found = export_beside(self)
             if found is not None:
                 return found.config
@@ -185,3 +187,55 @@ class Checkpoint:
     def build_model(self) -> OnsetsAndFrames:
         """A fresh copy of the network, weights loaded, in eval mode."""
         return build_model(self.state)
+
+
+# ---------------------------------------------------------------------------- the export record
+
+
+def export_paths(checkpoint_path: str | Path) -> tuple[Path, Path]:
+    """``(NAME.onnx, NAME.onnx.json)``: where the export of checkpoint ``NAME.pt`` lies beside it."""
+    onnx_path = Path(checkpoint_path).with_suffix(".onnx")
+    return onnx_path, onnx_path.with_name(onnx_path.name + ".json")
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export found beside its checkpoint and verified (:func:`export_beside`)."""
+
+    path: Path
+    data: bytes
+    config: dict[str, dict]
+
+
+def export_beside(checkpoint: Checkpoint) -> Export | None:
+    """The export of ``checkpoint`` beside it (``NAME.onnx`` and ``NAME.onnx.json``), if its
+    record names this checkpoint's SHA-256 and the current :data:`EXPORT_VERSION` and the ONNX
+    file matches the SHA-256 recorded for it; else None. An export that is there but fails a
+    check is ignored with a warning that says why (e.g. a checkpoint replaced without
+    re-exporting). Reads no torch and starts no onnxruntime session."""
+    import warnings
+
+    onnx_path, info_path = export_paths(checkpoint.path)
+    if not info_path.is_file():
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+        if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"{info_path.name} is not a record of a transcribe export")
+        if info.get("export_version") != EXPORT_VERSION:
+            raise ValueError(f"made by export version {info.get('export_version')}, this package makes "
+                             f"version {EXPORT_VERSION}")
+        if info.get("checkpoint_sha256") != checkpoint.digest:
+            raise ValueError(f"it is the export of another checkpoint (SHA-256 {str(info.get('checkpoint_sha256'))[:12]}..., "
+                             f"{checkpoint.path.name} has {checkpoint.digest[:12]}...)")
+        data = onnx_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != info.get("onnx_sha256"):
+            raise ValueError(f"{onnx_path.name} does not match the SHA-256 recorded for it (damaged or replaced)")
+        config = info["config"]
+        if not isinstance(config, dict) or not {"features", "decode"} <= set(config):
+            raise ValueError("its record holds no configuration")
+    except (OSError, ValueError, KeyError) as err:
+        warnings.warn(f"transcribe: {onnx_path}: not used: {err}; re-export it with "
+                      f"python -m transcribe.runtime {checkpoint.path}", stacklevel=3)
+        return None
+    return Export(onnx_path, data, config)

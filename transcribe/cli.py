@@ -13,11 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+from ._version import __version__
 from .audio import AUDIO_EXTENSIONS
 from .files import clear_dead_claim
-from .jobs import (Job, PlanError, Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs,
+from .jobs import (STOP_SIGNALS, Job, PlanError, Result, WorkerSettings, default_jobs, parse_shard, plan_jobs, run_jobs,
                    select_shard)
-from .notefiles import OUTPUT_FORMATS
+from .outputs import OUTPUT_FORMATS
 from .progress import Progress, audio_duration
 
 EXIT_FAILED = 1
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also print the effective settings: model and its digest, backend, device, decoder and chunking "
                    "(--report records them always)")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__import__('transcribe').__version__}")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
@@ -235,12 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         return usage_error(str(err))
     stopped = Interrupts()
-    t0, started = time.monotonic(), time.time()
+    t0, before = time.monotonic(), output_states(pending)
     try:
         with stopped:
             run_batch(args, pending, results)
         if stopped.signal:
-            results += finished_when_stopped(pending, results, started)
+            results += finished_when_stopped(pending, results, before)
         status = finish(results, pending, args, stopped.signal, time.monotonic() - t0)
         if args.demo and not args.quiet:
             demo_done(results)
@@ -397,12 +398,13 @@ def check_paths(args: argparse.Namespace, pending: list[Job]) -> None:
 
 
 class Interrupts:
-    """Within ``with``: SIGINT, SIGTERM and SIGHUP all stop the batch as Ctrl-C does
+    """Within ``with``: SIGINT, SIGTERM and SIGHUP (where there is one: not on Windows,
+    :data:`~transcribe.jobs.STOP_SIGNALS`) all stop the batch as Ctrl-C does
     (KeyboardInterrupt), and :attr:`signal` records which came. From the first one until
     :meth:`restore`, they are ignored, so the workers are stopped and the summary and report
     written whatever else arrives."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    SIGNALS = STOP_SIGNALS
 
     def __init__(self):
         self.signal: int | None = None
@@ -486,7 +488,6 @@ def effective_settings(settings: WorkerSettings, transcriber) -> dict:
     settings (None without --sonify)."""
     from dataclasses import asdict
 
-    from . import __version__
     from .checkpoint import Checkpoint
 
     ckpt = Checkpoint(settings.checkpoint)
@@ -521,18 +522,36 @@ def report_result(r: Result, progress: Progress) -> None:
     progress.advance(r.audio_seconds, line)
 
 
-def finished_when_stopped(pending: list[Job], results: list[Result], started: float) -> list[Result]:
-    """Jobs without a result whose every output was renamed into place by this run (after
-    ``started``, a ``time.time()``) before a signal stopped it: the signal came between the
-    last write and the bookkeeping, so they are reported ``done``, as what is on disk says."""
+OutputState = tuple[int, int, int, int] | None  # (device, inode, mtime ns, size) of an output; None: absent
+
+
+def output_states(jobs: list[Job]) -> dict[Path, OutputState]:
+    """What each output of ``jobs`` is on disk before the run: its identity, or None."""
+    states: dict[Path, OutputState] = {}
+    for job in jobs:
+        for o in job.outputs:
+            try:
+                st = o.stat()
+                states[o] = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            except OSError:
+                states[o] = None
+    return states
+
+
+def finished_when_stopped(pending: list[Job], results: list[Result], before: dict[Path, OutputState]) -> list[Result]:
+    """Jobs without a result whose every output was put in place during this run (present, and
+    not the file that was there before it: ``before``, from :func:`output_states`; outputs are
+    renamed into place, so a new one is a new file) before a signal stopped it: the signal came
+    between the last write and the bookkeeping, so they are reported ``done``, as what is on
+    disk says. No clock is compared, so clock skew or coarse modification times do not matter."""
     have = {r.audio for r in results}
     out = []
     for job in pending:
-        try:
-            if job.audio not in have and all(o.stat().st_mtime >= started for o in job.outputs):
-                out.append(Result(job.audio, "done", job.outputs, reason="finished as the run was stopped"))
-        except OSError:  # an output is missing: not finished
+        if job.audio in have:
             continue
+        now = output_states([job])
+        if all(now[o] is not None and now[o] != before.get(o) for o in job.outputs):
+            out.append(Result(job.audio, "done", job.outputs, reason="finished as the run was stopped"))
     return out
 
 
@@ -570,7 +589,8 @@ def write_report(path: Path, results: list[Result], counts: dict, stopped_by: in
     from .files import atomic_write
 
     audio = sum(r.audio_seconds for r in results if r.status == "done")
-    report = {"summary": {**counts, "interrupted": bool(stopped_by),
+    # "interrupted" stays the count of files not finished; whether the run was stopped has its own key
+    report = {"summary": {**counts, "stopped": bool(stopped_by),
                           "signal": signal.Signals(stopped_by).name if stopped_by else None,
                           "audio_seconds": round(audio, 3), "wall_seconds": round(wall, 3)},
               "settings": settings, "files": [r.to_json() for r in results]}

@@ -43,8 +43,11 @@ def part_owner(part: str, name: str) -> tuple[str, int] | None:
     return fields[0], int(fields[1])
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
+def pid_alive(pid: int) -> bool | None:
+    """Whether a process with this id exists on this machine; None where that cannot be asked
+    safely (Windows, where ``os.kill(pid, 0)`` would terminate the process)."""
+    if os.name == "nt":
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -69,9 +72,10 @@ def remove_stale_parts(outputs: list[Path]) -> list[Path]:
             if owner is None:
                 continue
             part, stale = out.parent / name, False
-            if owner[0] == _host():
-                stale = owner[1] != os.getpid() and not pid_alive(owner[1])
-            else:
+            alive = pid_alive(owner[1]) if owner[0] == _host() else None
+            if owner[0] == _host() and alive is not None:
+                stale = owner[1] != os.getpid() and not alive
+            else:  # another host's, or liveness unknown (Windows): abandoned once untouched for an hour
                 with contextlib.suppress(OSError):
                     stale = time.time() - part.stat().st_mtime > STALE_FOREIGN_SECONDS
             if stale:
@@ -122,21 +126,28 @@ LOCK_SUFFIX = ".lock"
 
 
 class Claim:
-    """An exclusive claim on an output, held by this process: an advisory lock (``flock``) on
-    ``.NAME.lock`` beside it, so that two runs writing into the same folder never work on the
-    same output at once. The lock file is removed on release; the kernel drops the lock when
-    the process dies, whatever kills it, so a claim never outlives its owner."""
+    """An exclusive claim on an output, held by this process: a lock (``filelock``: ``flock`` on
+    Unix, ``msvcrt`` on Windows) on ``.NAME.lock`` beside it, so that two runs writing into the
+    same folder never work on the same output at once. The lock file is removed on release (while
+    still locked: a waiter that then gets the lock sees its file gone and tries again, see
+    :func:`try_claim`); the system drops the lock when the process dies, whatever kills it, so a
+    claim never outlives its owner."""
 
-    def __init__(self, path: Path, fd: int):
-        self.path, self._fd = path, fd
+    def __init__(self, path: Path, lock, native: bool = True):
+        self.path, self._lock, self._native = path, lock, native
 
     def release(self) -> None:
         """Remove the lock file and drop the lock."""
-        if self._fd >= 0:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            os.close(self._fd)
-            self._fd = -1
+        if self._lock is not None:
+            if self._native:  # a soft lock's file is the lock: filelock removes it on release
+                with contextlib.suppress(OSError):  # gone, or (Windows) open: filelock removes it there
+                    os.unlink(self.path)
+            self._lock.release()
+            self._lock = None
+
+
+class _Replaced(Exception):
+    """The lock was taken on a file that is no longer the lock file (its holder removed it)."""
 
 
 def lock_path(output: Path) -> Path:
@@ -156,21 +167,28 @@ def clear_dead_claim(output: Path) -> None:
 def try_claim(output: Path, wait: bool = False) -> Claim | None:
     """Claim ``output`` (see :class:`Claim`); None if another process holds it and ``wait``
     is false. Creates the output's folder."""
-    import fcntl
+    from filelock import FileLock, SoftFileLock, Timeout
 
+    # Without flock (fcntl) or msvcrt, filelock's FileLock is its SoftFileLock (the lock file is the
+    # lock; a dead owner's is recovered by filelock): no descriptor to check, nothing to remove ourselves.
+    native = not issubclass(FileLock, SoftFileLock)
     path = lock_path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+
+    def still_the_lock_file(fd: int) -> None:  # the holder before us may have removed it: then lock the new one
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        try:  # the holder before us may have removed the file: then lock the new one
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
             same = False
-        if same:
-            return Claim(path, fd)
-        os.close(fd)
+        if not same:
+            raise _Replaced
+
+    while True:
+        lock = FileLock(path, timeout=-1 if wait else 0, **({"on_acquired": still_the_lock_file} if native else {}))
+        try:
+            lock.acquire()
+        except Timeout:
+            return None
+        except _Replaced:  # filelock rolled the acquisition back
+            continue
+        return Claim(path, lock, native)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -156,15 +157,16 @@ def _refuse_outputs_that_are_inputs(jobs: list[Job]) -> None:
                         + "\n  leave that input out, or write the outputs elsewhere with --output-dir")
 
 
-def parse_shard(text: str) -> tuple[int, int]:
+def parse_shard(text: str, option: str = "--shard") -> tuple[int, int]:
     """``"K/N"`` -> (K, N) with 0 <= K < N (K counts from 0, like SLURM array and
-    Kubernetes indexed-job indices)."""
+    Kubernetes indexed-job indices). The one shard parser: ``transcribe --shard`` and
+    ``transcribe-render shard=`` (``option`` names which in the error)."""
     try:
-        k, n = (int(part) for part in text.split("/"))
+        k, n = (int(part) for part in str(text).split("/"))
     except ValueError:
-        raise ValueError(f"--shard expects K/N with whole numbers, e.g. 0/4; got {text!r}") from None
+        raise ValueError(f"{option} expects K/N with whole numbers, e.g. 0/4; got {text!r}") from None
     if n < 1 or not 0 <= k < n:
-        raise ValueError(f"--shard {text}: need N >= 1 and 0 <= K < N")
+        raise ValueError(f"{option} {text}: need N >= 1 and 0 <= K < N")
     return k, n
 
 
@@ -173,6 +175,12 @@ def select_shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     partition the jobs exactly and their sizes differ by at most one."""
     ordered = sorted(jobs, key=lambda j: str(j.audio))
     return ordered[k::n]
+
+
+# The signals that stop a batch (the parent stops its workers; workers ignore them). SIGHUP (terminal
+# closed) is not on Windows: there only SIGINT and SIGTERM are caught (a closed console ends the
+# process without a summary).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def default_jobs() -> int:
@@ -282,7 +290,7 @@ class Worker:
         return warnings
 
     def _write(self, job: Job, res) -> None:
-        from .notefiles import write_notes
+        from .outputs import write_notes
 
         remove_stale_parts(job.outputs)
         for out in job.outputs:
@@ -295,7 +303,8 @@ class Worker:
                 from .plot import write_piano_roll
 
                 write_piano_roll(res.notes, res.activations, self.transcriber.features.frame_rate, out,
-                                 title=job.audio.name, total_seconds=res.audio_seconds)
+                                 title=job.audio.name, total_seconds=res.audio_seconds,
+                                 onset_threshold=self.transcriber.decode.onset_threshold)
             elif ext == "mid" and self.settings.midi_tempo:
                 from .score import beat_aligned_midi, estimate_beats
 
@@ -306,14 +315,17 @@ class Worker:
 
 def die_with_parent(parent: int) -> None:
     """Have the kernel kill this process (SIGKILL) when its parent dies, however it dies
-    (Linux ``prctl(PR_SET_PDEATHSIG)``); exit at once if the parent is already gone."""
-    import ctypes
+    (Linux ``prctl(PR_SET_PDEATHSIG)``); exit at once if the parent is already gone. Elsewhere
+    (macOS, Windows: no prctl) the fallback is the process pool's own: a worker whose parent's
+    pipe closes ends when it next asks for work."""
+    if sys.platform.startswith("linux"):
+        import ctypes
 
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):  # not Linux: the parent's pipes still end idle workers
-        pass
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # a libc without prctl: the pool's fallback above
+            pass
     if os.getppid() != parent:
         os._exit(1)
 
@@ -323,7 +335,7 @@ def _init_worker(settings: WorkerSettings, parent: int) -> None:
     stops the workers itself); load the model once."""
     global _worker
     die_with_parent(parent)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     _worker = Worker(settings)
 

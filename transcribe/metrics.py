@@ -30,7 +30,7 @@ def _prf(tp: float, n_est: float, n_ref: float) -> tuple[float, float, float]:
 
 def frame_prf(ref: Notes, est: Notes, frame_rate: float = FRAME_RATE_FOR_METRICS) -> tuple[float, float, float]:
     """Precision, recall, F1 of piano-roll frames (10 ms grid) between two note lists."""
-    n = int(np.ceil(max(ref.duration, est.duration) * frame_rate)) + 1
+    n = int(np.ceil(max(ref.end, est.end) * frame_rate)) + 1
     r = notes_to_rolls(ref, n, frame_rate)["frame"] > 0
     e = notes_to_rolls(est, n, frame_rate)["frame"] > 0
     return _prf(float(np.sum(r & e)), float(e.sum()), float(r.sum()))

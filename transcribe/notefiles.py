@@ -18,7 +18,7 @@ from .files import atomic_write
 from .notes import Notes
 
 LABEL_EXTENSIONS = (".tsv", ".mid", ".midi")
-OUTPUT_FORMATS = ("mid", "csv", "json", "musicxml")
+MIDI_TEMPO_US = 500_000  # the tempo of the .mid outputs: 120 beats a minute (pretty_midi's default)
 
 
 def notes_to_pretty_midi(notes: Notes, program: int = 0, pedal: np.ndarray | None = None):
@@ -26,75 +26,41 @@ def notes_to_pretty_midi(notes: Notes, program: int = 0, pedal: np.ndarray | Non
     ``pedal`` spans [n, 2] (down, up s), sustain pedal control changes (CC64 127 / 0)."""
     import pretty_midi
 
-    from .pedal import pedal_events
+    from .midifile import sustain_events
 
-    pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)  # ticks of 0.52 ms
+    pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=60e6 / MIDI_TEMPO_US)  # ticks of 0.52 ms
     piano = pretty_midi.Instrument(program=program, name="Piano")
     for on, off, p, v in zip(notes.onsets, notes.offsets, notes.pitches, notes.velocities):
         piano.notes.append(pretty_midi.Note(velocity=int(v), pitch=int(p), start=float(on), end=float(off)))
     if pedal is not None:
-        piano.control_changes += [pretty_midi.ControlChange(64, v, t) for t, v in pedal_events(pedal)]
+        piano.control_changes += [pretty_midi.ControlChange(64, v, t) for t, v in sustain_events(pedal)]
     pm.instruments.append(piano)
     return pm
 
 
-def _track_events(notes: Notes, ticks_per_second: float, pedal: np.ndarray | None = None) -> bytes:
-    """The events of the piano track: note-on / note-on with velocity 0 and sustain pedal control
-    changes, in time order (at one tick as pretty_midi orders them: control changes, then notes by
-    pitch, then velocity, so the note-off first), delta times as variable-length numbers, with
-    running status; vectorised, so memory stays a few bytes per note."""
-    from .pedal import pedal_events
+def midi_bytes(notes: Notes, resolution: int = 960, tempo_us: int = MIDI_TEMPO_US, pedal: np.ndarray | None = None,
+               program: int = 0, bank: int | None = None, seconds: float | None = None) -> bytes:
+    """A standard MIDI file (format 1: a tempo track and one piano track, program ``program``,
+    after a bank select to ``bank`` when given) of ``notes`` and the sustain pedal spans ``pedal``
+    (CC64), its end at ``seconds`` when given (not before the last event); by default (Acoustic
+    Grand Piano) the same bytes pretty_midi writes for :func:`notes_to_pretty_midi`, without its
+    per-note objects (hundreds of MB for the notes of a 10-hour recording). Built and written by
+    :mod:`transcribe.midifile`."""
+    from . import midifile
 
-    on = np.round(notes.onsets * ticks_per_second).astype(np.int64)
-    off = np.round(notes.offsets * ticks_per_second).astype(np.int64)
-    n = len(on)
-    ticks = np.concatenate([off, on])
-    status = np.full(2 * n, 0x90, dtype=np.int64)
-    data1 = np.concatenate([notes.pitches, notes.pitches]).astype(np.int64)
-    data2 = np.concatenate([np.zeros(n, np.int64), np.clip(notes.velocities, 1, 127).astype(np.int64)])
-    rank = np.full(2 * n, 10, dtype=np.int64)  # pretty_midi's secondary order: control change 8, note 10
-    events = pedal_events(pedal) if pedal is not None else []
-    if events:
-        t, v = np.array(events, dtype=np.float64).T
-        ticks = np.concatenate([ticks, np.round(t * ticks_per_second).astype(np.int64)])
-        status = np.concatenate([status, np.full(len(t), 0xB0, np.int64)])
-        data1 = np.concatenate([data1, np.full(len(t), 64, np.int64)])
-        data2 = np.concatenate([data2, v.astype(np.int64)])
-        rank = np.concatenate([rank, np.full(len(t), 8, np.int64)])
-    if len(ticks) == 0:
-        return b""
-    order = np.lexsort((rank * 65536 + data1 * 256 + data2, ticks))
-    ticks, status, data1, data2 = ticks[order], status[order], data1[order], data2[order]
-    delta = np.diff(ticks, prepend=0)
-    size = 1 + (delta >= 1 << 7) + (delta >= 1 << 14) + (delta >= 1 << 21)
-    has_status = status != np.concatenate(([0xC0], status[:-1]))  # after the program change; running status
-    length = size + 2 + has_status
-    start = np.concatenate(([0], np.cumsum(length)[:-1]))
-    out = np.zeros(int(length.sum()), dtype=np.uint8)
-    for k in range(4):
-        has = size > k
-        out[start[has] + size[has] - 1 - k] = ((delta[has] >> (7 * k)) & 0x7F) | (0x80 if k else 0)
-    data = start + size
-    out[data[has_status]] = status[has_status]
-    data = data + has_status
-    out[data], out[data + 1] = data1, data2
-    return out.tobytes()
-
-
-def midi_bytes(notes: Notes, resolution: int = 960, tempo_us: int = 500000, pedal: np.ndarray | None = None) -> bytes:
-    """A standard MIDI file (format 1: a tempo track and one Acoustic Grand Piano track) of
-    ``notes`` and the sustain pedal spans ``pedal`` (CC64); the same bytes pretty_midi writes for
-    :func:`notes_to_pretty_midi`, without its per-note objects (hundreds of MB for the notes of a
-    10-hour recording)."""
-    import struct
-
-    def track(body: bytes) -> bytes:
-        return b"MTrk" + struct.pack(">I", len(body)) + body
-
-    tempo = b"\x00\xff\x51\x03" + tempo_us.to_bytes(3, "big") + b"\x00\xff\x58\x04\x04\x02\x18\x08"
-    piano = b"\x00\xff\x03\x05Piano\x00\xc0\x00" + _track_events(notes, resolution * 1e6 / tempo_us, pedal)
-    end = b"\x01\xff\x2f\x00"
-    return (b"MThd" + struct.pack(">IHHH", 6, 1, 2, resolution) + track(tempo + end) + track(piano + end))
+    tps = resolution * 1e6 / tempo_us  # ticks a second
+    on = np.round(notes.onsets * tps).astype(np.int64)
+    off = np.round(notes.offsets * tps).astype(np.int64)
+    events = midifile.note_events(on, off, notes.pitches, notes.velocities)
+    if pedal is not None:
+        events += midifile.pedal_events(pedal, tps)
+    head = [(0, midifile.track_name("Piano"))]
+    if bank is not None:
+        head.append((0, midifile.channel(midifile.CONTROL_CHANGE, 0, bank)))
+    head.append((0, midifile.channel(midifile.PROGRAM_CHANGE, program)))
+    tempo = midifile.track([(0, midifile.tempo(tempo_us)), (0, midifile.time_signature(4, 4))], end_delta=1)
+    end = int(round(seconds * tps)) if seconds else None
+    return midifile.midi_file([tempo, midifile.track(head, events, end_tick=end, end_delta=1)], resolution)
 
 
 def write_midi(notes: Notes, path: str | Path, pedal: np.ndarray | None = None) -> None:
@@ -255,27 +221,3 @@ def write_json(notes: Notes, path: str | Path, pedal: np.ndarray | None = None) 
         doc["pedal"] = [{"down": round(float(a), 6), "up": round(float(b), 6)} for a, b in pedal]
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=1))
-
-
-def write_musicxml(notes: Notes, path: str | Path) -> None:
-    """A score (two staves, beats, meter and key estimated from the notes): :mod:`transcribe.score`."""
-    from .score import write_musicxml as write_score
-
-    write_score(notes, path)
-
-
-WRITERS = {"mid": write_midi, "csv": write_csv, "json": write_json, "musicxml": write_musicxml}
-
-
-PEDAL_WRITERS = ("mid", "json")  # formats that carry the sustain pedal
-
-
-def write_notes(notes: Notes, path: str | Path, fmt: str, pedal: np.ndarray | None = None) -> None:
-    """Write ``notes`` to ``path`` in one of :data:`OUTPUT_FORMATS`; the sustain pedal spans
-    ``pedal``, when given, go into MIDI (CC64) and JSON output."""
-    if fmt not in WRITERS:
-        raise ValueError(f"unknown output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
-    if pedal is not None and fmt in PEDAL_WRITERS:
-        WRITERS[fmt](notes, path, pedal=pedal)
-    else:
-        WRITERS[fmt](notes, path)

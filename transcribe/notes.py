@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,26 +10,32 @@ MIN_PITCH = 21  # A0
 MAX_PITCH = 108  # C8
 N_KEYS = MAX_PITCH - MIN_PITCH + 1
 
-_STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_NOTE_NAME = re.compile(r"([A-Ga-g])([#♯b♭]?)(-?\d+)")
-
-
 def pitch_number(text: str | int) -> int:
     """A piano key as a MIDI number: ``60``, ``"60"``, or a note name in scientific pitch
-    notation, ``"C4"`` (= 60, middle C), ``"A0"`` (21), ``"F#3"``, ``"Bb5"``. Raises ValueError
-    for anything else and for keys off the piano (A0 = 21 to C8 = 108)."""
+    notation, ``"C4"`` (= 60, middle C), ``"A0"`` (21), ``"F#3"``, ``"Db4"``, ``"C♯4"`` (names
+    read by pretty_midi's ``note_name_to_number``, ♯ and ♭ too). Raises ValueError for anything
+    else and for keys off the piano (A0 = 21 to C8 = 108)."""
     name = str(text).strip()
-    m = _NOTE_NAME.fullmatch(name)
-    if m:
-        step, accidental, octave = m.groups()
-        n = 12 * (int(octave) + 1) + _STEPS[step.upper()] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(accidental, 0)
-    elif name.isdigit():
+    if name.isdigit():
         n = int(name)
     else:
-        raise ValueError(f"{name!r} is neither a note name (e.g. A0, C4, F#3, Bb5) nor a MIDI number")
+        from pretty_midi import note_name_to_number
+
+        try:
+            n = note_name_to_number(name.replace("♯", "#").replace("♭", "b"))
+        except ValueError:
+            raise ValueError(f"{name!r} is neither a note name (e.g. A0, C4, F#3, Bb5) nor a MIDI number") from None
     if not MIN_PITCH <= n <= MAX_PITCH:
         raise ValueError(f"{name!r} (MIDI {n}) is not a piano key: the keys run from A0 ({MIN_PITCH}) to C8 ({MAX_PITCH})")
     return n
+
+
+def as_spans(spans) -> np.ndarray:
+    """Sustain pedal spans as float64 [n, 2] (down, up seconds), sorted by down, empty and
+    reversed spans dropped: the pedal's shared form (:mod:`transcribe.pedal`, MIDI CC64)."""
+    a = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    a = a[a[:, 1] > a[:, 0]]
+    return a[np.argsort(a[:, 0], kind="stable")]
 
 
 def parse_pitch_range(text: str) -> tuple[int, int]:
@@ -85,5 +90,7 @@ class Notes:
         return self.select((self.pitches >= low) & (self.pitches <= high))
 
     @property
-    def duration(self) -> float:
+    def end(self) -> float:
+        """The last offset in seconds (0 without notes): where the notes end, counted from time 0
+        (not how long they last from the first onset)."""
         return float(self.offsets.max()) if len(self) else 0.0

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_write
+from .notes import as_spans  # noqa: F401 - also re-exported: the spans' shared form
 
 PEDAL_SUFFIX = ".pedal.tsv"
 HEADER = "# down,up (sustain pedal, seconds)\n"
@@ -24,13 +25,6 @@ HEADER = "# down,up (sustain pedal, seconds)\n"
 def no_pedal() -> np.ndarray:
     """Known absence of pedal: zero spans."""
     return np.zeros((0, 2), dtype=np.float64)
-
-
-def as_spans(spans) -> np.ndarray:
-    """``spans`` as float64 [n, 2] (down, up), sorted by down, empty and reversed spans dropped."""
-    a = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
-    a = a[a[:, 1] > a[:, 0]]
-    return a[np.argsort(a[:, 0], kind="stable")]
 
 
 def pedal_sidecar(label: str | Path) -> Path:
@@ -90,7 +84,3 @@ def labels_and_pedal(label: str | Path):
         return notes, read_pedal(sidecar) if sidecar.is_file() else spans
     return read_labels(label), read_pedal(sidecar) if sidecar.is_file() else None
 
-
-def pedal_events(spans: np.ndarray) -> list[tuple[float, int]]:
-    """(time s, CC64 value) events for ``spans``: 127 at each press, 0 at each release."""
-    return [e for a, b in as_spans(spans) for e in ((float(a), 127), (float(b), 0))]

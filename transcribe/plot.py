@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pretty_midi import note_number_to_name
 
 from .files import atomic_write
 from .notes import MAX_PITCH, MIN_PITCH, Notes
@@ -22,20 +23,15 @@ def matplotlib_available() -> bool:
 ROW_SECONDS = 60.0  # one row of the picture per minute
 
 
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-
-def note_name(pitch: int) -> str:
-    """``60`` → ``C4`` (scientific pitch notation)."""
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
-
-
 def piano_roll_figure(notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, title: str = "",
-                      total_seconds: float | None = None):
+                      total_seconds: float | None = None, *, onset_threshold: float):
     """A :class:`matplotlib.figure.Figure` (no pyplot, no global backend change) of a
     transcription: frame activations in grey, onset peaks as red ticks at the start of a key's
     cell (so they never hide the frame activations of held notes), notes as outlines filled by
     velocity, the pitch axis labelled by note names with a line at every C.
+
+    ``onset_threshold`` is the decoder's (``DecodeConfig.onset_threshold``, what the notes were
+    decoded with): a peak is ticked where the decoder would start a note, so every note has its tick.
 
     ``activations`` may cover only the start of a recording of ``total_seconds`` (the
     ``transcribe`` command passes at most 10 minutes): the picture then says how much it
@@ -50,7 +46,8 @@ def piano_roll_figure(notes: Notes, activations: dict[str, np.ndarray], frame_ra
     fig = Figure(figsize=(width, 1.0 + 3.2 * rows), dpi=100)
     axes = fig.subplots(rows, 1, squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
-        _draw_row(ax, notes, activations, frame_rate, i * row_len, min((i + 1) * row_len, seconds), row_len)
+        _draw_row(ax, notes, activations, frame_rate, i * row_len, min((i + 1) * row_len, seconds), row_len,
+                  onset_threshold)
     shown = "" if total_seconds is None or total_seconds <= seconds + 1e-6 else (
         f"; the first {seconds / 60:.0f} of {total_seconds / 60:.0f} minutes shown")
     axes[0, 0].set_title(f"{title}  ({len(notes)} notes{shown}; grey: frame activation, red: onset peaks, "
@@ -61,9 +58,9 @@ def piano_roll_figure(notes: Notes, activations: dict[str, np.ndarray], frame_ra
 
 
 def write_piano_roll(notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, path: str | Path,
-                     title: str = "", total_seconds: float | None = None) -> None:
+                     title: str = "", total_seconds: float | None = None, *, onset_threshold: float) -> None:
     """Write :func:`piano_roll_figure` as a PNG (atomically)."""
-    fig = piano_roll_figure(notes, activations, frame_rate, title, total_seconds)
+    fig = piano_roll_figure(notes, activations, frame_rate, title, total_seconds, onset_threshold=onset_threshold)
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png")
 
@@ -100,7 +97,7 @@ def comparison_figure(est: Notes, ref: Notes, start: float = 0.0, seconds: float
     used = np.concatenate(drawn)
     lo, hi = (int(used.min()) - 3, int(used.max()) + 3) if used.size else (MIN_PITCH, MAX_PITCH)
     cs = np.arange(24, MAX_PITCH + 1, 12)
-    ax.set_yticks(cs, [note_name(int(c)) for c in cs])
+    ax.set_yticks(cs, [note_number_to_name(int(c)) for c in cs])
     for c in cs:
         ax.axhline(c - 0.5, color="grey", linewidth=0.4, alpha=0.6)
     ax.set_xlim(start, t1)
@@ -118,7 +115,7 @@ def comparison_figure(est: Notes, ref: Notes, start: float = 0.0, seconds: float
 
 
 def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: float, t0: float, t1: float,
-              row_len: float) -> None:
+              row_len: float, onset_threshold: float) -> None:
     """One row of the piano roll: seconds ``t0`` to ``t1``."""
     from matplotlib.cm import Blues
     from matplotlib.patches import Rectangle
@@ -128,7 +125,8 @@ def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: 
     ax.imshow(activations["frame"][a:b].T, origin="lower", aspect="auto", extent=extent, cmap="Greys", vmin=0,
               vmax=1, interpolation="nearest")
     onset = activations["onset"][a:b]
-    peak = (onset >= 0.5) & (onset == _running_max(onset, 5))  # the peak of each onset bump
+    # the peak of each onset bump above the decoder's threshold (decode_notes starts a note at onset > threshold)
+    peak = (onset > onset_threshold) & (onset == _running_max(onset, 5))
     frames, keys = np.nonzero(peak)
     ax.vlines(t0 + frames / frame_rate, keys + MIN_PITCH - 0.5, keys + MIN_PITCH + 0.5, colors="tab:red",
               linewidth=1.2)
@@ -137,7 +135,7 @@ def _draw_row(ax, notes: Notes, activations: dict[str, np.ndarray], frame_rate: 
         ax.add_patch(Rectangle((on, p - 0.5), off - on, 1.0, facecolor=Blues(0.25 + 0.75 * v / 127), alpha=0.45,
                                edgecolor="tab:blue", linewidth=0.8))
     cs = np.arange(24, MAX_PITCH + 1, 12)  # C1 .. C8
-    ax.set_yticks(cs, [note_name(int(c)) for c in cs])
+    ax.set_yticks(cs, [note_number_to_name(int(c)) for c in cs])
     for c in cs:
         ax.axhline(c - 0.5, color="tab:green", linewidth=0.4, alpha=0.6)
     ax.set_xlim(t0, t0 + row_len)

@@ -37,20 +37,16 @@ import contextlib
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .checkpoint import (  # noqa: F401 - the export record lives with the checkpoint; re-exported here
+    EXPORT_FORMAT, EXPORT_VERSION, Checkpoint, Export, export_beside, export_paths)
 from .targets import HEADS
 
-if TYPE_CHECKING:
-    from .checkpoint import Checkpoint
-
-EXPORT_VERSION = 2  # bump when the exported graph changes, so old exports (cached or beside) are not used
 ONNX_OPSET = 17
-EXPORT_FORMAT = "transcribe-onnx-v1"  # the "format" of an export's JSON record (NAME.onnx.json)
 BACKENDS = ("auto", "onnx", "torch")
 DEVICES = ("auto", "cpu", "cuda")  # auto: the GPU when the backend can use one here, else the CPU
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -182,8 +178,6 @@ def cache_dir() -> Path:
 
 def onnx_cache_path(checkpoint: "Checkpoint | str | Path", int8: bool = False) -> Path:
     """The cache file of the export of ``checkpoint`` (named by its content)."""
-    from .checkpoint import Checkpoint
-
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
     suffix = "-int8" if int8 else ""
     return cache_dir() / "onnx" / f"{ckpt.digest[:24]}-v{EXPORT_VERSION}{suffix}.onnx"
@@ -290,9 +284,13 @@ def _cached_runner(path: Path, threads: int | None, checkpoint: "Checkpoint",
         return None
 
 
+_UNWRITABLE: set[Path] = set()  # cache folders already reported as not writable (said once per process)
+
+
 def _store(path: Path, data: bytes) -> None:
     """Cache ``data`` at ``path`` with its digest beside it (the digest last, so an entry without
-    one is incomplete)."""
+    one is incomplete). Where the cache cannot be written, the network runs from memory and a
+    warning says so, once per process and folder: every run then exports again."""
     try:
         from .files import atomic_write
 
@@ -300,14 +298,15 @@ def _store(path: Path, data: bytes) -> None:
             tmp.write_bytes(data)
         with atomic_write(_sidecar(path)) as tmp:
             tmp.write_text(hashlib.sha256(data).hexdigest() + "\n")
-    except OSError:
-        pass  # read-only cache: run from memory this time
+    except OSError as err:
+        if path.parent not in _UNWRITABLE:
+            import warnings
 
-
-def export_paths(checkpoint_path: str | Path) -> tuple[Path, Path]:
-    """``(NAME.onnx, NAME.onnx.json)``: where the export of checkpoint ``NAME.pt`` lies beside it."""
-    onnx_path = Path(checkpoint_path).with_suffix(".onnx")
-    return onnx_path, onnx_path.with_name(onnx_path.name + ".json")
+            _UNWRITABLE.add(path.parent)
+            warnings.warn(f"transcribe: the ONNX export cache {path.parent} cannot be written "
+                          f"({err.strerror or err}); the export is made again on every run (torch, a few "
+                          "seconds): set TRANSCRIBE_CACHE_DIR to a writable folder, or write the export beside "
+                          "the checkpoint (python -m transcribe.runtime CHECKPOINT)", stacklevel=2)
 
 
 def write_export(checkpoint: "Checkpoint | str | Path") -> Path:
@@ -320,7 +319,6 @@ def write_export(checkpoint: "Checkpoint | str | Path") -> Path:
     could vouch for a stale ONNX file."""
     import contextlib
 
-    from .checkpoint import Checkpoint
     from .files import atomic_write
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
@@ -335,7 +333,7 @@ def write_export(checkpoint: "Checkpoint | str | Path") -> Path:
     import onnx
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     info = {"format": EXPORT_FORMAT, "checkpoint": ckpt.path.name, "checkpoint_sha256": ckpt.digest,
             "onnx": onnx_path.name, "onnx_sha256": hashlib.sha256(data).hexdigest(),
@@ -344,49 +342,6 @@ def write_export(checkpoint: "Checkpoint | str | Path") -> Path:
     with atomic_write(info_path) as tmp:
         tmp.write_text(json.dumps(info, indent=1) + "\n")
     return onnx_path
-
-
-@dataclass(frozen=True)
-class Export:
-    """An export found beside its checkpoint and verified (:func:`export_beside`)."""
-
-    path: Path
-    data: bytes
-    config: dict[str, dict]
-
-
-def export_beside(checkpoint: "Checkpoint") -> Export | None:
-    """The export of ``checkpoint`` beside it (``NAME.onnx`` and ``NAME.onnx.json``), if its
-    record names this checkpoint's SHA-256 and the current :data:`EXPORT_VERSION` and the ONNX
-    file matches the SHA-256 recorded for it; else None. An export that is there but fails a
-    check is ignored with a warning that says why (e.g. a checkpoint replaced without
-    re-exporting). Reads no torch and starts no onnxruntime session."""
-    import warnings
-
-    onnx_path, info_path = export_paths(checkpoint.path)
-    if not info_path.is_file():
-        return None
-    try:
-        info = json.loads(info_path.read_text())
-        if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"{info_path.name} is not a record of a transcribe export")
-        if info.get("export_version") != EXPORT_VERSION:
-            raise ValueError(f"made by export version {info.get('export_version')}, this package makes "
-                             f"version {EXPORT_VERSION}")
-        if info.get("checkpoint_sha256") != checkpoint.digest:
-            raise ValueError(f"it is the export of another checkpoint (SHA-256 {str(info.get('checkpoint_sha256'))[:12]}..., "
-                             f"{checkpoint.path.name} has {checkpoint.digest[:12]}...)")
-        data = onnx_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != info.get("onnx_sha256"):
-            raise ValueError(f"{onnx_path.name} does not match the SHA-256 recorded for it (damaged or replaced)")
-        config = info["config"]
-        if not isinstance(config, dict) or not {"features", "decode"} <= set(config):
-            raise ValueError("its record holds no configuration")
-    except (OSError, ValueError, KeyError) as err:
-        warnings.warn(f"transcribe: {onnx_path}: not used: {err}; re-export it with "
-                      f"python -m transcribe.runtime {checkpoint.path}", stacklevel=3)
-        return None
-    return Export(onnx_path, data, config)
 
 
 def _runner_beside(checkpoint: "Checkpoint", threads: int | None, device: str = "cpu") -> tuple[OnnxRunner, dict] | None:

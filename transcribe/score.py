@@ -126,7 +126,7 @@ def note_onset_envelope(notes: Notes, n_frames: int | None = None, fps: int = EN
     per frame, then smoothed over about ±20 ms (so a chord played a few ms apart still
     counts as one strong onset)."""
     if n_frames is None:
-        n_frames = int(np.ceil((notes.duration + 1.0) * fps))
+        n_frames = int(np.ceil((notes.end + 1.0) * fps))
     env = np.zeros(n_frames)
     frames = np.round(notes.onsets * fps).astype(np.int64)
     keep = (frames >= 0) & (frames < n_frames)
@@ -220,7 +220,7 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
     if method in ("audio", "combined") and (audio is None or not sample_rate):
         raise ValueError(f"method {method!r} needs the audio and its sample rate")
     start = float(notes.onsets[0]) if len(notes) else 0.0
-    end = max(notes.duration, start + 1.0)
+    end = max(notes.end, start + 1.0)
     n_groups = int(onset_groups(notes.onsets)[-1]) + 1 if len(notes) else 0
     if n_groups < MIN_ONSETS:
         reason = (f"only {n_groups} distinct note onset{'s' if n_groups != 1 else ''} "
@@ -758,7 +758,8 @@ def beat_aligned_midi(notes: Notes, beats: Beats, path: str | Path, resolution: 
     (down, up s) sustain pedal control changes (CC64 127 / 0)."""
     import mido
 
-    from .pedal import pedal_events
+    from . import midifile
+    from .midifile import sustain_events
 
     grid, offset = midi_grid(beats)
     ticks_per_beat = int(round(resolution * beats.beat_ql))
@@ -778,47 +779,27 @@ def beat_aligned_midi(notes: Notes, beats: Beats, path: str | Path, resolution: 
         pos = np.where(t > grid_s[-1], len(grid) - 1 + (t - grid_s[-1]) / (grid_s[-1] - grid_s[-2]), pos)
         return np.round(pos * ticks_per_beat).astype(np.int64)
 
-    meta: list[tuple[int, int, mido.MetaMessage]] = []
+    timed: list[tuple[int, int, bytes]] = []  # (tick, order at the tick, message)
     per_bar = beats.beats_per_bar
     downbeat = beats.downbeat + offset
     pickup = downbeat % per_bar
     unit = 3 if beats.compound else 1  # denominators per beat
     if pickup:
-        meta.append((0, 0, mido.MetaMessage("time_signature", numerator=pickup * unit, denominator=beats.denominator)))
-    meta.append((pickup * ticks_per_beat, 0, mido.MetaMessage("time_signature", numerator=beats.numerator,
-                                                            denominator=beats.denominator)))
-    if key_name:
-        meta.append((0, 1, mido.MetaMessage("key_signature", key=key_name)))
+        timed.append((0, 0, midifile.time_signature(pickup * unit, beats.denominator)))
+    timed.append((pickup * ticks_per_beat, 0, midifile.time_signature(beats.numerator, beats.denominator)))
+    if key_name:  # mido knows the key names ("G", "Em", "Bb", ...) and their sharps or flats
+        timed.append((0, 1, bytes(mido.MetaMessage("key_signature", key=key_name).bytes())))
     for i, us in enumerate(tempos):
         if i == 0 or us != tempos[i - 1]:
-            meta.append((i * ticks_per_beat, 2, mido.MetaMessage("set_tempo", tempo=us)))
-    meta.sort(key=lambda e: (e[0], e[1]))
+            timed.append((i * ticks_per_beat, 2, midifile.tempo(us)))
+    timed.sort(key=lambda e: (e[0], e[1]))
 
     on, off = to_tick(notes.onsets), to_tick(np.maximum(notes.offsets, notes.onsets))
-    events = [(int(t), 0, int(p), 0) for t, p in zip(off, notes.pitches)]  # note-offs first at a tick
-    events += [(int(t), 1, int(p), int(np.clip(v, 1, 127))) for t, p, v in zip(on, notes.pitches, notes.velocities)]
+    events = midifile.note_events(on, off, notes.pitches, notes.velocities)
     if pedal is not None and len(pedal):
-        times, values = np.array(pedal_events(pedal)).T
-        events += [(int(t), -1, 64, int(v)) for t, v in zip(to_tick(times), values)]  # pedal before notes at a tick
-    events.sort()
-
-    mid = mido.MidiFile(type=1, ticks_per_beat=resolution)
-    tempo_track, piano = mido.MidiTrack(), mido.MidiTrack()
-    last = 0
-    for tick, _, msg in meta:
-        tempo_track.append(msg.copy(time=tick - last))
-        last = tick
-    tempo_track.append(mido.MetaMessage("end_of_track", time=0))
-    piano.append(mido.MetaMessage("track_name", name="Piano", time=0))
-    piano.append(mido.Message("program_change", program=0, time=0))
-    last = 0
-    for tick, kind, p, v in events:
-        if kind < 0:
-            piano.append(mido.Message("control_change", control=p, value=v, time=tick - last))
-        else:
-            piano.append(mido.Message("note_on", note=p, velocity=v if kind else 0, time=tick - last))
-        last = tick
-    piano.append(mido.MetaMessage("end_of_track", time=0))
-    mid.tracks += [tempo_track, piano]
+        times, values = np.array(sustain_events(pedal)).T
+        events += midifile.control_events(to_tick(times), midifile.SUSTAIN, values.astype(np.int64))
+    head = [(0, midifile.track_name("Piano")), (0, midifile.channel(midifile.PROGRAM_CHANGE, 0))]
+    data = midifile.midi_file([midifile.track([(t, m) for t, _, m in timed]), midifile.track(head, events)], resolution)
     with atomic_write(path) as tmp:
-        mid.save(str(tmp))
+        tmp.write_bytes(data)

@@ -17,7 +17,6 @@ finds both before any work and says what to install when one is missing.
 
 from __future__ import annotations
 
-import io
 import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -143,25 +142,13 @@ def checked(cfg: SonifyConfig) -> SonifyConfig:
     return replace(cfg, soundfont=str(find_soundfont(cfg)))
 
 
-def playback_midi(notes: Notes, pedal: np.ndarray | None, cfg: SonifyConfig, seconds: float | None):
-    """The MIDI file FluidSynth plays (a :class:`mido.MidiFile`): the bytes of the ``.mid`` output
-    (:func:`~transcribe.notefiles.midi_bytes`, notes and CC64), the piano track switched to the
-    configured bank and program, and its end moved to ``seconds`` so sound ringing then is heard."""
-    import mido
-
+def playback_midi(notes: Notes, pedal: np.ndarray | None, cfg: SonifyConfig, seconds: float | None) -> bytes:
+    """The MIDI file FluidSynth plays: the ``.mid`` output's notes and CC64
+    (:func:`~transcribe.notefiles.midi_bytes`, its tempo and resolution), the piano track on the
+    configured bank and program, and its end at ``seconds`` so sound ringing then is heard."""
     from .notefiles import midi_bytes
 
-    mid = mido.MidiFile(file=io.BytesIO(midi_bytes(notes, pedal=pedal)))
-    track = mid.tracks[-1]
-    for i, msg in enumerate(track):
-        if msg.type == "program_change":
-            track[i] = msg.copy(program=cfg.program, time=0)
-            track.insert(i, mido.Message("control_change", control=0, value=cfg.bank, time=msg.time))
-            break
-    if seconds:
-        end = round(mido.second2tick(seconds, mid.ticks_per_beat, 500000))  # midi_bytes' tempo: 120 BPM
-        track[-1].time += max(end - sum(m.time for m in track), 0)
-    return mid
+    return midi_bytes(notes, pedal=pedal, program=cfg.program, bank=cfg.bank, seconds=seconds)
 
 
 def sonify(notes: Notes, path: str | Path, cfg: SonifyConfig | None = None, pedal: np.ndarray | None = None,
@@ -188,7 +175,7 @@ def sonify(notes: Notes, path: str | Path, cfg: SonifyConfig | None = None, peda
     fmt = suffix if suffix in SONIFY_FORMATS else cfg.format
     with tempfile.TemporaryDirectory(prefix="transcribe-sonify-") as tmp:
         midi, wav = Path(tmp) / "notes.mid", Path(tmp) / "played.wav"
-        playback_midi(notes, pedal, cfg, seconds).save(str(midi))
+        midi.write_bytes(playback_midi(notes, pedal, cfg, seconds))
         try:
             run_fluidsynth(midi, [str(cfg.soundfont)], cfg.synth, wav, cfg.synth.timeout_s + (seconds or 0.0))
         except (FileNotFoundError, RuntimeError, subprocess.TimeoutExpired) as err:

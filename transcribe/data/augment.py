@@ -19,7 +19,9 @@ gives the same output. The output has the input's length. Labels stay valid exce
 ``detune``: resampling by ``r = 2**(cents/1200)`` moves an event at ``t`` seconds (from the start
 of the crop) to ``t * time_scale`` with ``time_scale = 1/r`` (0.6 % at 10 cents: 58 ms over a
 10-second crop), so a caller that detunes must scale its label times by the ``time_scale`` that
-``augment(..., return_params=True)`` reports (or set ``detune.p: 0``).
+``augment(..., return_params=True)`` reports. Training does
+(:meth:`transcribe.data.dataset.CropDataset.augmented_crop`, reading :func:`detune_headroom` more
+audio so that a crop detuned upward still has sound to its end).
 """
 
 from __future__ import annotations
@@ -156,6 +158,17 @@ def detune(y: np.ndarray, sample_rate: int, cents: float) -> tuple[np.ndarray, f
     ratio = 2.0 ** (cents / 1200.0)
     out = soxr.resample(y.astype(np.float32), sample_rate * ratio, sample_rate, quality="HQ")
     return _fit(out, len(y)).astype(np.float32), 1.0 / ratio
+
+
+def detune_headroom(cfg, n_samples: int) -> int:
+    """Extra samples to read after a segment of ``n_samples`` so that, detuned by up to the
+    largest ``|cents|`` of ``cfg.detune`` (shortened by ``time_scale``), it still covers
+    ``n_samples``; 0 when ``cfg`` never detunes."""
+    c = cfg.get("detune") if cfg is not None else None
+    if c is None or float(c.p) <= 0:
+        return 0
+    most = max(abs(float(x)) for x in c.cents)
+    return int(np.ceil(n_samples * (2.0 ** (most / 1200.0) - 1.0))) + 1
 
 
 def codec_roundtrip(y: np.ndarray, sample_rate: int, codec: str = "mp3", compression_level: float = 0.5) -> np.ndarray:

@@ -31,9 +31,23 @@ class FeatureCache:
         self.dir = Path(cache_dir) / key
 
     def path(self, audio: Path) -> Path:
-        """The cache file of ``audio`` (named by its path, size and modification time)."""
+        """The cache file of ``audio``, named by its path, size and modification time in
+        nanoseconds (whole seconds let a same-size file replaced within a second keep the old
+        features). An entry made under the old whole-second name is taken over (renamed) when
+        it was written after the audio last changed, so existing caches are not recomputed."""
         st = audio.stat()
-        ident = f"{audio.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+        resolved = audio.resolve()
+        out = self._named(audio, f"{resolved}|{st.st_size}|ns{st.st_mtime_ns}")
+        if not out.exists():
+            old = self._named(audio, f"{resolved}|{st.st_size}|{int(st.st_mtime)}")
+            try:
+                if old.stat().st_mtime_ns > st.st_mtime_ns:
+                    old.replace(out)
+            except OSError:  # no old entry (or it went meanwhile): computed afresh
+                pass
+        return out
+
+    def _named(self, audio: Path, ident: str) -> Path:
         return self.dir / f"{audio.stem}-{hashlib.sha1(ident.encode()).hexdigest()[:10]}.npy"
 
     def compute(self, audio: Path) -> Path:

@@ -61,6 +61,23 @@ class Recording:
             out.update(pedal_rolls(self.pedal, self.n_frames, frame_rate, start, stop))
         return out
 
+    def warped_targets(self, start: int, stop: int, frame_rate: float, origin: float,
+                       scale: float) -> dict[str, np.ndarray]:
+        """Like :meth:`targets` (with the pedal), for audio whose events moved from ``t`` to
+        ``origin + (t - origin) * scale`` seconds (a detuned crop: ``origin`` is where the
+        resampled segment starts, ``scale`` the ``time_scale`` that detune reports)."""
+        def warp(t: np.ndarray) -> np.ndarray:
+            return origin + (t - origin) * scale
+
+        n = self.notes
+        moved = Notes(warp(n.onsets), warp(n.offsets), n.pitches, n.velocities)
+        rolls = NoteFrames.from_notes(moved, frame_rate).rolls(self.n_frames, start, stop)
+        out = {k: v.astype(np.float16) for k, v in rolls.items()}
+        if self.pedal is not None:
+            out.update(pedal_rolls(warp(np.asarray(self.pedal, dtype=np.float64)), self.n_frames, frame_rate,
+                                   start, stop))
+        return out
+
 
 class CropDataset:
     """Recordings with features and targets; draws random crops weighted by length."""
@@ -102,14 +119,18 @@ class CropDataset:
         feats[: stop - start] = source[start:stop]
         return feats, self._targets(rec, start, crop_frames)
 
-    def _targets(self, rec: Recording, start: int, crop_frames: int) -> dict[str, np.ndarray]:
+    def _targets(self, rec: Recording, start: int, crop_frames: int,
+                 warp: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
         """Note and pedal targets of a crop, and ``pedal_mask`` [crop_frames, 1]: 1 where the
-        recording's pedal is known (its pedal targets count), else 0."""
+        recording's pedal is known (its pedal targets count), else 0. ``warp`` = (origin s,
+        time scale): the label times moved as a detuned crop's audio was (:meth:`Recording.warped_targets`)."""
         stop = min(start + crop_frames, rec.n_frames)
         targets = {k: np.zeros((crop_frames, N_KEYS), dtype=np.float32) for k in HEADS}
         targets.update({k: np.zeros((crop_frames, 1), dtype=np.float32) for k in PEDAL_HEADS})
         targets[PEDAL_MASK] = np.full((crop_frames, 1), float(rec.pedal is not None), dtype=np.float32)
-        for k, v in rec.targets(start, stop, self.cfg.frame_rate).items():
+        rolls = (rec.targets(start, stop, self.cfg.frame_rate) if warp is None
+                 else rec.warped_targets(start, stop, self.cfg.frame_rate, *warp))
+        for k, v in rolls.items():
             targets[k][: stop - start] = v
         return targets
 
@@ -117,18 +138,21 @@ class CropDataset:
                        context_frames: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Like :meth:`crop`, but the features are computed from the crop's audio (and
         ``context_frames`` either side) after :func:`~transcribe.data.augment.augment` with the
-        config ``aug``; a partner render, when the recording has one, is drawn for mixing."""
-        from .augment import augment
+        config ``aug``; a partner render, when the recording has one, is drawn for mixing.
+        A detuned crop's events move by the ``time_scale`` detune reports, and so do its targets."""
+        from .augment import augment, detune_headroom
 
         rec, hop, sr = self.recordings[index], self.cfg.hop_length, self.cfg.sample_rate
         first, n = (start - context_frames) * hop, (crop_frames + 2 * context_frames) * hop
+        n += detune_headroom(aug, n)  # so that audio detuned upward (shorter) still covers the crop
         y = read_segment(rec.audio, first, n, sr)
         partner = None
         if rec.partners:
             partner = read_segment(rec.partners[int(rng.integers(len(rec.partners)))], first, n, sr)
-        y = augment(y, sr, rng, aug, partner=partner, rooms=self.rooms)
+        y, params = augment(y, sr, rng, aug, partner=partner, rooms=self.rooms, return_params=True)
         feats = cqt_features(y, self.cfg)[context_frames: context_frames + crop_frames]
-        return np.ascontiguousarray(feats, dtype=np.float32), self._targets(rec, start, crop_frames)
+        warp = (first / sr, params["detune"]["time_scale"]) if "detune" in params else None
+        return np.ascontiguousarray(feats, dtype=np.float32), self._targets(rec, start, crop_frames, warp)
 
     def sample(self, rng: np.random.Generator, batch_size: int, crop_frames: int, aug=None, p_aug: float = 0.0,
                context_frames: int = 0) -> dict[str, torch.Tensor]:

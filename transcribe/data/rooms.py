@@ -38,20 +38,29 @@ def place(rng: np.random.Generator, dims: np.ndarray, distance: float, margin: f
     return src, np.clip(src + np.array([margin, 0, 0]), lo, hi)
 
 
+def _surface(dims: np.ndarray) -> float:
+    """The wall, floor and ceiling area of a shoebox room."""
+    length, width, height = (float(d) for d in dims)
+    return 2 * (length * width + length * height + width * height)
+
+
 def simulate_room(rng: np.random.Generator, sample_rate: int, cfg) -> tuple[np.ndarray, dict]:
     """One room impulse response (float32, peak-normalised direct path) and its parameters,
     drawn within ``cfg`` (``augment.room``: rt60_s, length_m, width_m, height_m, distance_m,
-    max_order, n_rays)."""
+    max_order, n_rays). ``rt60_s`` in the parameters is the (Sabine) reverberation time of the
+    room simulated, ``rt60_wanted_s`` the one drawn: they differ where the room cannot reach it
+    (absorption kept within 0.01..0.99; a large room asked for a short RT60 gets the deadest walls)."""
     import pyroomacoustics as pra
 
     dims = np.array([_uniform(rng, cfg.length_m), _uniform(rng, cfg.width_m), _uniform(rng, cfg.height_m)])
     dims[1] = min(dims[1], dims[0])  # width <= length
-    rt60 = _uniform(rng, cfg.rt60_s)
-    try:
-        absorption, _ = pra.inverse_sabine(rt60, dims)
-    except ValueError:  # the room is too small for so long a reverberation: as live as it gets
-        absorption = 0.01
-    absorption = float(np.clip(absorption, 0.01, 0.99))
+    wanted = _uniform(rng, cfg.rt60_s)
+    # Sabine's absorption for the wanted RT60 (pra.inverse_sabine's formula, which raises where it
+    # is above 1: a large room cannot die away that fast), kept within what walls can do; the
+    # RT60 reported is the one these walls give, not the one asked for.
+    sabine = 24 * np.log(10) * np.prod(dims) / (pra.constants.get("c") * _surface(dims))
+    absorption = float(np.clip(sabine / wanted, 0.01, 0.99))
+    rt60 = float(sabine / absorption)
     room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption), max_order=int(cfg.max_order),
                        ray_tracing=True, air_absorption=True)
     room.set_ray_tracing(receiver_radius=0.5, n_rays=int(cfg.n_rays), energy_thres=1e-5)
@@ -63,7 +72,8 @@ def simulate_room(rng: np.random.Generator, sample_rate: int, cfg) -> tuple[np.n
     # Start at the direct sound (less 8 samples of its fractional-delay filter), so the room adds
     # no delay: labels stay aligned with the audio.
     ir = ir[max(int(np.argmax(np.abs(ir) > 0.5 * np.abs(ir).max())) - 8, 0):]
-    params = {"dims_m": [round(float(d), 2) for d in dims], "rt60_s": round(rt60, 3), "absorption": round(absorption, 4),
+    params = {"dims_m": [round(float(d), 2) for d in dims], "rt60_s": round(rt60, 3),
+              "rt60_wanted_s": round(wanted, 3), "absorption": round(absorption, 4),
               "distance_m": round(float(np.linalg.norm(mic - src)), 2)}
     return (ir / np.abs(ir).max()).astype(np.float32), params
 
@@ -73,6 +83,7 @@ def bank_path(cfg, sample_rate: int) -> Path:
     keys = ("bank_size", "seed", "rt60_s", "length_m", "width_m", "height_m", "distance_m", "max_order", "n_rays")
     spec = {k: (list(cfg[k]) if hasattr(cfg[k], "__len__") and not isinstance(cfg[k], str) else cfg[k]) for k in keys}
     spec["sample_rate"] = int(sample_rate)
+    spec["version"] = 2  # 2: rooms that cannot reach a short RT60 get the deadest walls (were the most live)
     key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=float).encode()).hexdigest()[:12]
     return Path(cfg.cache_dir) / f"rooms-{key}.npz"
 

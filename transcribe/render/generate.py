@@ -162,7 +162,7 @@ def generate(seed: int, cfg) -> Piece:
         else:
             part, pedal = SEGMENTS[name](rng, t, rng.uniform(lo, hi)), np.zeros((0, 2))
         parts.append(part)
-        t = max(t, part.duration) + rng.uniform(0.1, 0.5)
+        t = max(t, part.end) + rng.uniform(0.1, 0.5)
         pedals.append(np.minimum(pedal, t))  # the next segment starts at t
     pedal = np.concatenate(pedals) if pedals else np.zeros((0, 2))
     return Piece(concat(parts), pedal[pedal[:, 1] > pedal[:, 0]])

@@ -46,32 +46,29 @@ def measure_latency(piano: Piano, synth, latency_cfg) -> Latency:
     all-sound-off) at each of ``latency_cfg.velocities``, at times that fall at varying
     positions of FluidSynth's processing blocks; its latency is the time from note-on to
     :func:`detect_onset` (``latency_cfg.threshold``) less ``latency_cfg.target_s``."""
-    import mido
+    from .. import midifile
+    from ..midifile import CONTROL_CHANGE, PROGRAM_CHANGE
 
     vels = sorted(int(v) for v in (piano.latency_velocities or latency_cfg.velocities))
     spacing, length = 0.3, 0.15
     with tempfile.TemporaryDirectory(prefix="transcribe-latency-") as tmp:
         midi = Path(tmp) / "latency.mid"
-        track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0),
-                                mido.Message("control_change", control=0, value=piano.bank, time=0),
-                                mido.Message("control_change", control=32, value=0, time=0),
-                                mido.Message("program_change", program=piano.program, time=0)])
-        onsets, t, last, k = [], 0.5, 0, 0
+        head = [midifile.tempo(TEMPO_US), midifile.channel(CONTROL_CHANGE, 0, piano.bank),
+                midifile.channel(CONTROL_CHANGE, 32, 0), midifile.channel(PROGRAM_CHANGE, piano.program)]
+        ticks, keys, velocities, t = [], [], [], 0.5
         for v in vels:
             for key in range(MIN_PITCH, MAX_PITCH + 1):
-                on = round((t + 1e-4 * (k % 29)) * TICKS_PER_BEAT)  # vary the position in the block
-                for tick, msg in ((on - 500, mido.Message("control_change", control=120, value=0)),
-                                  (on, mido.Message("note_on", note=key, velocity=v)),
-                                  (on + round(length * TICKS_PER_BEAT), mido.Message("note_off", note=key))):
-                    track.append(msg.copy(time=tick - last))
-                    last = tick
-                onsets.append(on / TICKS_PER_BEAT)
+                ticks.append(round((t + 1e-4 * (len(ticks) % 29)) * TICKS_PER_BEAT))  # vary the position in the block
+                keys.append(key)
+                velocities.append(v)
                 t += spacing
-                k += 1
-        track.append(mido.MetaMessage("end_of_track", time=TICKS_PER_BEAT))
-        mid = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
-        mid.tracks.append(track)
-        mid.save(str(midi))
+        on = np.array(ticks, np.int64)
+        events = (midifile.control_events(on - 500, 120, np.zeros(len(on), np.int64))  # all sound off before each
+                  + midifile.note_events(on, on + round(length * TICKS_PER_BEAT), np.array(keys), np.array(velocities),
+                                         note_off=True))
+        track = midifile.track([(0, m) for m in head], events, end_delta=TICKS_PER_BEAT)
+        midi.write_bytes(midifile.midi_file([track], TICKS_PER_BEAT))
+        onsets = list(on / TICKS_PER_BEAT)
         y, sr = synthesize(midi, piano, synth)
     lat = np.full(len(onsets), np.nan)
     for i, on in enumerate(onsets):

@@ -24,7 +24,6 @@ equal the rendered ones byte for byte.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..data.layout import render_path
+from ..data.layout import MANIFEST, record_partners, render_path
 from ..files import atomic_write
 from ..notefiles import read_tsv, tsv_text, write_tsv
 from ..notes import Notes
@@ -62,7 +61,7 @@ def render_notes(notes: Notes, piano: Piano, cfg) -> tuple[np.ndarray, Notes]:
         y, sr = synthesize(midi, piano, cfg.synth)
     if sr != cfg.sample_rate:
         y = soxr.resample(y, sr, cfg.sample_rate, quality="HQ")
-    n = int(round((notes.duration + cfg.synth.tail_s) * cfg.sample_rate))
+    n = int(round((notes.end + cfg.synth.tail_s) * cfg.sample_rate))
     y = np.pad(y[:n], (0, max(n - len(y), 0)))
     peak = float(np.abs(y).max()) if n else 0.0
     if peak > cfg.max_peak:
@@ -144,16 +143,17 @@ def backfill_all(cfg, progress=print) -> dict:
 def render_all(cfg, progress=print) -> dict:
     """Render every source piece through its pianos into ``cfg.output_dir`` (existing renders
     are kept unless ``cfg.overwrite``). Returns a summary and writes it, with every render, to
-    ``<output_dir>/manifest.json``. With ``cfg.shard`` = ``"I/N"`` only the pieces whose
+    ``<output_dir>/manifest.json`` (each render with its piece and its partners, the renders of the
+    same piece through other pianos: :func:`transcribe.data.layout.partners_of`). With ``cfg.shard`` = ``"I/N"`` only the pieces whose
     position in the (seeded, fixed) source order is I modulo N are rendered, so N processes can
     share one render; each merges its records into the manifest under a lock."""
     out_root = Path(cfg.output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
     pianos = pianos_from_cfg(cfg)
-    manifest_path = out_root / "manifest.json"
+    manifest_path = out_root / MANIFEST
     shard = parse_shard(cfg.get("shard"))
     ours: dict[str, dict] = {}  # this run's renders, merged into the manifest on disk
-    known = set(json.loads(manifest_path.read_text())["renders"]) if manifest_path.is_file() else set()
+    known = json.loads(manifest_path.read_text())["renders"] if manifest_path.is_file() else {}
     t0, done, skipped, seconds = time.time(), 0, 0, 0.0
     for i, (source, stem, notes_of, origin) in enumerate(iter_sources(cfg)):
         if shard is not None and i % shard[1] != shard[0]:
@@ -164,9 +164,10 @@ def render_all(cfg, progress=print) -> dict:
             audio = render_path(out_root, source, piano.name, stem, cfg.audio_format)
             if audio.is_file() and audio.with_suffix(".tsv").is_file() and not cfg.overwrite:
                 skipped += 1
-                rel = str(audio.relative_to(out_root))
-                if rel not in known:  # rendered by a run stopped before it wrote its records
-                    ours[rel] = _record(source, piano, origin, len(read_tsv(audio.with_suffix(".tsv"))),
+                rel = audio.relative_to(out_root).as_posix()
+                # rendered by a run stopped before it wrote its records, or recorded before pieces were
+                if "piece" not in known.get(rel, {}):
+                    ours[rel] = _record(source, stem, piano, origin, len(read_tsv(audio.with_suffix(".tsv"))),
                                         sf.info(str(audio)).duration)
             else:
                 todo.append((piano, audio))
@@ -181,7 +182,7 @@ def render_all(cfg, progress=print) -> dict:
             rendered, dur = render_piece(piece, piano, cfg, audio)
             seconds += dur
             done += 1
-            ours[str(audio.relative_to(out_root))] = _record(source, piano, origin, len(rendered), dur)
+            ours[audio.relative_to(out_root).as_posix()] = _record(source, stem, piano, origin, len(rendered), dur)
             progress(f"{audio}  {len(rendered)} notes  {dur:.1f} s audio  {time.time() - t1:.1f} s")
             if done % 20 == 0:  # a long render that is stopped keeps its record
                 _merge_manifest(ours, manifest_path)
@@ -193,33 +194,36 @@ def render_all(cfg, progress=print) -> dict:
     return summary
 
 
-def _record(source: str, piano: Piano, origin: str, notes: int, seconds: float) -> dict:
-    """A render's entry in manifest.json."""
-    return {"source": source, "piano": piano.name, "soundfont": piano.soundfont, "bank": piano.bank,
+def _record(source: str, stem: str, piano: Piano, origin: str, notes: int, seconds: float) -> dict:
+    """A render's entry in manifest.json (``piece``: the notes rendered, the same for the renders
+    of one piece through other pianos; :func:`_merge_manifest` adds the ``partners``)."""
+    return {"source": source, "piece": f"{source}/{stem}", "piano": piano.name, "soundfont": piano.soundfont, "bank": piano.bank,
             "program": piano.program, "release_soundfont": piano.release_soundfont, "notes": notes,
             "seconds": round(seconds, 3), "from": origin, "room": "dry (rooms are added in training: conf/augment)"}
 
 
 def parse_shard(value) -> tuple[int, int] | None:
-    """``cfg.shard``: null, or ``"I/N"`` with 0 <= I < N (a usage error otherwise)."""
+    """``cfg.shard``: null, or ``"I/N"`` with 0 <= I < N (:func:`transcribe.jobs.parse_shard`;
+    a usage error otherwise)."""
+    from ..jobs import parse_shard as parse
+
     if value is None:
         return None
     try:
-        i, n = (int(x) for x in str(value).split("/"))
-    except ValueError:
-        i, n = -1, 0
-    if not 0 <= i < n:
-        raise SystemExit(f"transcribe-render: shard must be I/N with 0 <= I < N (e.g. shard=0/2), not {value!r}")
-    return i, n
+        return parse(value, "shard=I/N")
+    except ValueError as err:
+        raise SystemExit(f"transcribe-render: shard must be I/N with 0 <= I < N (e.g. shard=0/2): {err}") from None
 
 
 def _merge_manifest(renders: dict, path: Path) -> dict:
     """Add ``renders`` to the manifest at ``path`` (re-read under an exclusive lock, so processes
     rendering shards of one folder keep each other's records) and rewrite it atomically."""
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    from filelock import FileLock
+
+    with FileLock(path.with_name(path.name + ".lock")):
         manifest = json.loads(path.read_text()) if path.is_file() else {"renders": {}}
         manifest["renders"].update(renders)
+        record_partners(manifest["renders"])
         total = sum(r["seconds"] for r in manifest["renders"].values())
         manifest["summary"] = {"files": len(manifest["renders"]), "hours": round(total / 3600, 3),
                                "by_source_piano": _hours_by(manifest["renders"])}

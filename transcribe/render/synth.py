@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,7 +16,11 @@ import numpy as np
 from ..notes import Notes
 
 if TYPE_CHECKING:
-    from .latency import Latency
+    from ..midifile import Events
+
+# A note's attack latency in seconds from (pitches, velocities): render/latency.py's Latency, which
+# imports this module (synth does not import latency: no circle).
+LatencyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 TICKS_PER_BEAT = 10000  # with a tempo of one beat per second: 0.1 ms ticks
 TEMPO_US = 1_000_000
@@ -64,14 +69,16 @@ def fluidsynth_binary(binary: str = "fluidsynth") -> str | None:
     return shutil.which(binary)
 
 
-def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: "Latency | None" = None,
+def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: LatencyFn | None = None,
                       tail: float = 1.0) -> None:
     """A one-track MIDI file that plays ``notes`` (from :func:`prepare_notes`) with ``piano``'s
     preset on channel 0: bank select, program change, then note-ons ``latency(pitch, velocity)``
-    seconds before each onset and note-offs at the offsets (never after the key's next note-on; at
-    equal ticks note-offs go first). No pedal events: offsets already hold the pedal. The file
-    ends ``tail`` seconds after the last offset (FluidSynth renders until then)."""
-    import mido
+    seconds before each onset and note-offs at the offsets (never after the key's next note-on;
+    at equal ticks a key's note-off goes first: :mod:`transcribe.midifile`'s rule). No pedal
+    events: offsets already hold the pedal. The file ends ``tail`` seconds after the last offset
+    (FluidSynth renders until then)."""
+    from .. import midifile
+    from ..midifile import CONTROL_CHANGE, PROGRAM_CHANGE
 
     lat = np.zeros(len(notes)) if latency is None else latency(notes.pitches, notes.velocities)
     on_t = np.maximum(np.round((notes.onsets - lat) * TICKS_PER_BEAT).astype(np.int64), 0)
@@ -81,50 +88,39 @@ def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: "La
         idx = idx[np.argsort(on_t[idx], kind="stable")]
         off_t[idx[:-1]] = np.minimum(off_t[idx[:-1]], on_t[idx[1:]])
     off_t = np.maximum(off_t, on_t + 1)
-    events = [(int(t), 1, mido.Message("note_on", note=int(p), velocity=int(v)))
-              for t, p, v in zip(on_t, notes.pitches, notes.velocities)]
-    events += [(int(t), 0, mido.Message("note_off", note=int(p), velocity=0)) for t, p in zip(off_t, notes.pitches)]
-    head = [mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0),
-            mido.Message("control_change", control=0, value=piano.bank, time=0),
-            mido.Message("control_change", control=32, value=0, time=0),
-            mido.Message("program_change", program=piano.program, time=0)]
+    events = midifile.note_events(on_t, off_t, notes.pitches, notes.velocities, note_off=True)
+    head = [midifile.tempo(TEMPO_US), midifile.channel(CONTROL_CHANGE, 0, piano.bank),
+            midifile.channel(CONTROL_CHANGE, 32, 0), midifile.channel(PROGRAM_CHANGE, piano.program)]
     if piano.release_soundfont:
-        head += [mido.Message("control_change", channel=1, control=0, value=0, time=0),
-                 mido.Message("program_change", channel=1, program=piano.release_program, time=0)]
+        head += [midifile.channel(CONTROL_CHANGE | 1, 0, 0), midifile.channel(PROGRAM_CHANGE | 1, piano.release_program)]
         held = (off_t - on_t) / TICKS_PER_BEAT
         # FluidSynth's default velocity curve: amplitude ~ (velocity / 127)^2, i.e. 40 log10 dB
         scale = piano.release_velocity * 10.0 ** (-piano.release_decay_db_per_s * held / 40.0)
         events += release_events(off_t, notes.pitches, notes.velocities, scale)
-    events.sort(key=lambda e: (e[0], e[1]))
-    track = mido.MidiTrack(head)
-    last = 0
-    for t, _, msg in events:
-        track.append(msg.copy(time=t - last))
-        last = t
-    end = int(round((notes.duration + tail) * TICKS_PER_BEAT)) if len(notes) else int(tail * TICKS_PER_BEAT)
-    track.append(mido.MetaMessage("end_of_track", time=max(end - last, 0)))
-    mid = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
-    mid.tracks.append(track)
-    mid.save(str(path))
+    end = int(round((notes.end + tail) * TICKS_PER_BEAT)) if len(notes) else int(tail * TICKS_PER_BEAT)
+    track = midifile.track([(0, m) for m in head], events, end_tick=end)
+    Path(path).write_bytes(midifile.midi_file([track], TICKS_PER_BEAT))
 
 
 def release_events(off_ticks: np.ndarray, pitches: np.ndarray, velocities: np.ndarray, scale: np.ndarray,
-                   length_s: float = 1.0) -> list[tuple[int, int, object]]:
+                   length_s: float = 1.0) -> "Events":
     """Channel-1 note-ons of release samples at each note-off (velocity times ``scale``, per
     note) and their note-offs ``length_s`` later (or at the key's next release)."""
-    import mido
+    from ..midifile import note_events
 
-    out = []
+    ons, stops, keys, vels = [], [], [], []
     for p in np.unique(pitches):
         idx = np.flatnonzero(pitches == p)
         idx = idx[np.argsort(off_ticks[idx], kind="stable")]
         ends = np.append(off_ticks[idx][1:], np.iinfo(np.int64).max)
         for i, end in zip(idx, ends):
-            v = int(np.clip(round(velocities[i] * scale[i]), 1, 127))
-            out.append((int(off_ticks[i]), 1, mido.Message("note_on", channel=1, note=int(p), velocity=v)))
             stop = int(min(off_ticks[i] + length_s * TICKS_PER_BEAT, end))
-            out.append((max(stop, int(off_ticks[i]) + 1), 0, mido.Message("note_off", channel=1, note=int(p))))
-    return out
+            ons.append(int(off_ticks[i]))
+            stops.append(max(stop, int(off_ticks[i]) + 1))
+            keys.append(int(p))
+            vels.append(int(np.clip(round(velocities[i] * scale[i]), 1, 127)))
+    return note_events(np.array(ons, np.int64), np.array(stops, np.int64), np.array(keys, np.int64),
+                       np.array(vels, np.int64), channel=1, note_off=True)
 
 
 def run_fluidsynth(midi_path: str | Path, soundfonts: list[str], synth, wav_path: str | Path,
