@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,25 @@ from transcribe.notes import Notes
 
 SR = 16000
 REPO = Path(__file__).resolve().parents[1]
+
+
+def in_ci() -> bool:
+    """Running under CI (``CI=true``, as CI services and ``.ci/run`` set it): what .ci/run installs must be there."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_dev(*modules: str) -> None:
+    """The import guard for packages ``pip install -e ".[dev]"`` installs: on a developer's machine
+    a missing one skips the test (or, called at module level, the module) and says what to install;
+    under CI (:func:`in_ci`) it fails, since there a missing ``[dev]`` package is a broken install."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            message = f"{module} cannot be imported ({err}): it is in the [dev] extra, pip install -e '.[dev]'"
+            if in_ci():
+                pytest.fail(f"CI: {message}", pytrace=False)
+            pytest.skip(message, allow_module_level=True)
 
 
 def load_script(name: str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import soundfile as sf
 
 from transcribe.notefiles import read_midi
 
-from .conftest import SR, synth
+from .conftest import SR, require_dev, synth
 
 TINY = ["model.conv_channels=[4,4,8]", "model.frontend_size=32", "model.lstm_hidden=16", "model.dropout=0.0",
         "train.batch_size=4", "train.crop_seconds=3", "train.learning_rate=3e-3", "train.log_every=10",
@@ -54,8 +53,13 @@ def labelled_folder_module(tmp_path_factory) -> Path:
     return folder
 
 
+def metrics_rows(run_dir: Path) -> list[dict]:
+    """The rows of a training run's ``metrics.jsonl``."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_training_lowers_loss_and_writes_checkpoints(trained):
-    rows = [json.loads(line) for line in (trained["run_dir"] / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(trained["run_dir"])
     losses = [r["loss_total"] for r in rows if "loss_total" in r]
     assert len(losses) >= 4
     assert losses[-1] < 0.5 * losses[0], losses
@@ -123,6 +127,8 @@ def test_cli_uses_trained_checkpoint(trained, tmp_path):
 
 
 def test_eval_writes_json_report(trained, tmp_path):
+    """transcribe-eval scores what training's validation scored: on the held-out file, the last
+    checkpoint gets the note F1 its run logged for it at that step."""
     ckpt = trained["run_dir"] / "checkpoints" / "last.pt"
     out = tmp_path / "scores.json"
     proc = run("transcribe.evaluate", f"data.root={trained['folder']}", "split=all", f"checkpoint={ckpt}",
@@ -130,19 +136,49 @@ def test_eval_writes_json_report(trained, tmp_path):
     report = json.loads(out.read_text())
     assert len(report["files"]) == 4
     for k in ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"):
-        assert 0.0 <= report["mean"][k] <= 1.0
-        assert k in proc.stdout
+        assert k in report["mean"] and k in proc.stdout
+    val = {Path(f["file"]).stem: f for f in report["files"]}["piece3_val"]
+    logged = [r for r in metrics_rows(trained["run_dir"]) if "val_note_f1" in r][-1]
+    assert logged["step"] == 60
+    for k in ("note_f1", "frame_f1"):
+        assert val[k] == pytest.approx(logged[f"val_{k}"], abs=0.02), (k, val, logged)
 
 
-HAS_JOBLIB = importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is not None
+def test_eval_scores_a_known_pair(tmp_path):
+    """transcribe-eval on a recording whose labels are exactly what the model transcribes from it
+    scores 1.0; the same labels 80 ms late (past the 50 ms onset tolerance) score no note."""
+    from transcribe.infer import Transcriber
+    from transcribe.notes import Notes
+
+    from .conftest import random_notes, write_tsv
+
+    notes = random_notes(5, seconds=5.0, n=10)
+    for name in ("exact", "late"):
+        (tmp_path / name).mkdir()
+        sf.write(tmp_path / name / "clip.wav", synth(notes, seed=5), SR)
+    est = Transcriber.from_checkpoint(decode={"pedal": True}).transcribe_file(tmp_path / "exact" / "clip.wav")
+    assert len(est) >= 8  # the pair is worth scoring: the shipped model hears most of the 10 tones
+    write_tsv(est, tmp_path / "exact" / "clip.tsv")
+    write_tsv(Notes(est.onsets + 0.08, est.offsets + 0.08, est.pitches, est.velocities), tmp_path / "late" / "clip.tsv")
+    out = tmp_path / "scores.json"
+    run("transcribe.evaluate", f"data.root={tmp_path}", "split=all", f"output_json={out}",
+        f"hydra.run.dir={tmp_path / 'evalrun'}")
+    rows = {Path(f["file"]).parent.name: f for f in json.loads(out.read_text())["files"]}
+    exact, late = rows["exact"], rows["late"]
+    assert exact["n_ref"] == exact["n_est"] == len(est)
+    for k in ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"):
+        assert exact[k] == pytest.approx(1.0), (k, exact)
+    assert late["note_f1"] == late["note_offset_f1"] == late["note_offset_velocity_f1"] == 0.0, late
+    assert 0.5 < late["frame_f1"] < 0.95  # the frames still overlap, less the 80 ms at each end
 
 
 @pytest.mark.parametrize("launcher", [
     pytest.param([], id="basic"),  # Hydra's basic launcher: one run after the other
-    pytest.param(["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"], id="joblib", marks=pytest.mark.skipif(
-        not HAS_JOBLIB, reason="hydra-joblib-launcher not installed (pip install -e '.[cluster]')")),
+    pytest.param(["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"], id="joblib"),
 ])
 def test_multirun_sweep_leaves_one_run_folder_per_value(labelled_folder_module, tmp_path, launcher):
+    if launcher:
+        require_dev("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
     run("transcribe.train", "-m", *launcher, f"data.root={labelled_folder_module}", "data.val_glob=*_val*",
         f"data.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}", *TINY, "train.max_steps=3",

@@ -18,15 +18,15 @@ from transcribe import features as F
 from transcribe.features import FeatureConfig, cqt_features, cqt_features_librosa
 from transcribe.notes import Notes
 
-from .conftest import SR, random_notes, synth
+from .conftest import SR, random_notes, require_dev, synth
 
-HAS_ONNX = all(__import__("importlib.util").util.find_spec(m) for m in ("onnxruntime", "onnx"))
-needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnxruntime and onnx are not installed")
 
 
 @pytest.fixture(scope="module")
 def onnx_cache(tmp_path_factory) -> Path:
-    """A private export cache for this module (the shipped model is exported once)."""
+    """A private export cache for this module (the shipped model is exported once); the tests
+    that use it need onnxruntime and onnx."""
+    require_dev("onnxruntime", "onnx")
     path = tmp_path_factory.mktemp("onnx-cache")
     old = os.environ.get("TRANSCRIBE_CACHE_DIR")
     os.environ["TRANSCRIBE_CACHE_DIR"] = str(path)
@@ -123,7 +123,6 @@ def test_chunk_spans_cover_every_frame_once():
 # ----------------------------------------------------------------------------- ONNX runtime
 
 
-@needs_onnx
 def test_onnx_activations_equal_torch(onnx_cache, torch_transcriber, piece):
     from transcribe.infer import Transcriber, run_network
 
@@ -141,7 +140,6 @@ def test_onnx_activations_equal_torch(onnx_cache, torch_transcriber, piece):
     np.testing.assert_allclose(n_fast.onsets, n_torch.onsets)
 
 
-@needs_onnx
 @pytest.mark.parametrize("int8", [False, True])
 def test_onnx_transcribes_a_synthesised_scale(onnx_cache, int8):
     from transcribe.infer import Transcriber
@@ -157,7 +155,6 @@ def test_onnx_transcribes_a_synthesised_scale(onnx_cache, int8):
     assert transcription_metrics(notes, est)["note_f1"] >= 0.6
 
 
-@needs_onnx
 def test_export_cache_is_keyed_by_checkpoint_content(onnx_cache, tmp_path, piece):
     import torch
 
@@ -191,7 +188,6 @@ def state_path() -> Path:
     return SHIPPED_CHECKPOINT
 
 
-@needs_onnx
 def test_bad_checkpoints_are_clear_errors_with_onnx(onnx_cache, tmp_path):
     from transcribe.checkpoint import CheckpointError
     from transcribe.infer import Transcriber
@@ -206,7 +202,6 @@ def test_bad_checkpoints_are_clear_errors_with_onnx(onnx_cache, tmp_path):
         Transcriber.from_checkpoint(backend="tensorflow")
 
 
-@needs_onnx
 def test_cached_onnx_path_imports_neither_torch_nor_librosa(onnx_cache, tmp_path):
     from transcribe.infer import Transcriber
 
