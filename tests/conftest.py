@@ -18,6 +18,22 @@ SR = 16000
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_under_tmp(tmp_path_factory) -> Path:
+    """The session's cache folder, in its temp folder: ``TRANSCRIBE_CACHE_DIR`` (ONNX exports) for
+    this process and the commands it runs, and the room banks of their training runs
+    (``augment.room.cache_dir`` in tests/test_end_to_end.py's TINY): no test writes to the
+    checkout's ``.cache/`` or to ``~/.cache``."""
+    path = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("TRANSCRIBE_CACHE_DIR")
+    os.environ["TRANSCRIBE_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("TRANSCRIBE_CACHE_DIR", None)
+    else:
+        os.environ["TRANSCRIBE_CACHE_DIR"] = old
+
+
 def in_ci() -> bool:
     """Running under CI (``CI=true``, as CI services and ``.ci/run`` set it): what .ci/run installs must be there."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
