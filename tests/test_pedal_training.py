@@ -66,7 +66,7 @@ def runs(folder, tmp_path_factory) -> dict[str, Path]:
     return {"tmp": tmp, "plain": plain, "tuned": tuned}
 
 
-def test_fine_tuning_adds_a_fresh_pedal_head_and_trains_it(runs):
+def test_fine_tuning_adds_a_fresh_pedal_head_and_trains_it(runs, folder):
     import torch
 
     log = (runs["tuned"] / "train.log").read_text()
