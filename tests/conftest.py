@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -18,20 +19,28 @@ SR = 16000
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def cache_under_tmp(tmp_path_factory) -> Path:
-    """The session's cache folder, in its temp folder: ``TRANSCRIBE_CACHE_DIR`` (ONNX exports) for
-    this process and the commands it runs, and the room banks of their training runs
-    (``augment.room.cache_dir`` in tests/test_end_to_end.py's TINY): no test writes to the
-    checkout's ``.cache/`` or to ``~/.cache``."""
-    path = tmp_path_factory.mktemp("cache")
+@contextlib.contextmanager
+def cache_dir_env(path: Path):
+    """``TRANSCRIBE_CACHE_DIR`` (where ONNX exports are cached) set to ``path`` inside the block,
+    for this process and the commands it runs; restored after."""
     old = os.environ.get("TRANSCRIBE_CACHE_DIR")
     os.environ["TRANSCRIBE_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("TRANSCRIBE_CACHE_DIR", None)
-    else:
-        os.environ["TRANSCRIBE_CACHE_DIR"] = old
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("TRANSCRIBE_CACHE_DIR", None)
+        else:
+            os.environ["TRANSCRIBE_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_under_tmp(tmp_path_factory) -> Path:
+    """The session's cache folder, in its temp folder: ``TRANSCRIBE_CACHE_DIR`` (ONNX exports),
+    and the room banks of the training runs (``augment.room.cache_dir`` in
+    tests/test_end_to_end.py's TINY): no test writes to the checkout's ``.cache/`` or to ``~/.cache``."""
+    with cache_dir_env(tmp_path_factory.mktemp("cache")) as path:
+        yield path
 
 
 def in_ci() -> bool:

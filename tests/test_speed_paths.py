@@ -18,8 +18,8 @@ from transcribe import features as F
 from transcribe.features import FeatureConfig, cqt_features, cqt_features_librosa
 from transcribe.notes import Notes
 
-from .conftest import (EIGHT_TONES_NOTE_F1, EIGHT_TONES_NOTE_F1_INT8, SR, eight_tones, random_notes, require_dev,
-                       synth)
+from .conftest import (EIGHT_TONES_NOTE_F1, EIGHT_TONES_NOTE_F1_INT8, SR, cache_dir_env, eight_tones, random_notes,
+                       require_dev, synth)
 
 
 
@@ -28,14 +28,8 @@ def onnx_cache(tmp_path_factory) -> Path:
     """A private export cache for this module (the shipped model is exported once); the tests
     that use it need onnxruntime and onnx."""
     require_dev("onnxruntime", "onnx")
-    path = tmp_path_factory.mktemp("onnx-cache")
-    old = os.environ.get("TRANSCRIBE_CACHE_DIR")
-    os.environ["TRANSCRIBE_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("TRANSCRIBE_CACHE_DIR", None)
-    else:
-        os.environ["TRANSCRIBE_CACHE_DIR"] = old
+    with cache_dir_env(tmp_path_factory.mktemp("onnx-cache")) as path:
+        yield path
 
 
 @pytest.fixture(scope="module")
