@@ -12,7 +12,7 @@ from transcribe.data.augment import (add_noise, apply_reverb, augment, codec_rou
                                      mix_partner, room_impulse_response)
 from transcribe.notes import Notes
 
-from .conftest import SR, random_notes, synth
+from .conftest import SR, eight_tones, random_notes, synth
 
 EFFECTS = ("mix", "detune", "eq", "reverb", "noise", "compress", "gain", "codec")  # room: tests/test_rooms.py
 
@@ -180,15 +180,20 @@ def test_mix_adds_the_partner_at_the_drawn_weight(piano):
 
 
 def test_augmented_audio_still_transcribes_to_its_notes():
-    """A sanity check on labels: after eq, reverb, noise, gain and codec the notes' onsets are still
-    where the labels say (energy rises at each labelled onset)."""
-    notes = Notes([0.5, 1.5, 2.5], [1.2, 2.2, 3.2], [60, 67, 72], [100, 100, 100])
+    """A sanity check on labels: after eq, reverb, noise, gain and codec the shipped model still
+    finds every labelled note where the labels put it (pitch, and onset within 50 ms). Measured
+    (onnx backend): note F1 0.889 on the clean clip, 0.80 / 0.889 / 0.941 / 0.889 after these four
+    draws, recall 1.0 on each."""
+    from transcribe.infer import Transcriber
+    from transcribe.metrics import transcription_metrics
+
+    notes = eight_tones()
     y = synth(notes)
-    out = augment(y, SR, np.random.default_rng(9), only("eq", "reverb", "noise", "gain", "codec"))
-    for on in notes.onsets:
-        before = rms_db(out[int((on - 0.06) * SR): int((on - 0.01) * SR)])
-        after = rms_db(out[int((on + 0.005) * SR): int((on + 0.05) * SR)])
-        assert after - before > 3
+    model = Transcriber.from_checkpoint(threads=1)
+    for seed in (9, 1, 2, 3):
+        out = augment(y, SR, np.random.default_rng(seed), only("eq", "reverb", "noise", "gain", "codec"))
+        m = transcription_metrics(notes, model.transcribe(out, SR))
+        assert m["note_recall"] == 1.0 and m["note_f1"] >= 0.75, (seed, m)
 
 
 def augment_config():

@@ -14,7 +14,7 @@ import soundfile as sf
 from transcribe.notefiles import read_csv
 from transcribe.notes import Notes
 
-from .conftest import SR, synth
+from .conftest import SR, in_ci, synth
 from .test_cli import transcribe
 
 
@@ -214,7 +214,11 @@ def test_device_cpu_and_auto_run_and_are_recorded(tones, plain, tmp_path, backen
         expected = "cuda" if device == "auto" and cuda_here(backend) else "cpu"
         assert settings["device"] == expected and settings["infer"]["device"] == device
         assert f"device: {expected}" in proc.stderr
-        assert len(read_csv(out / "tones.csv")) == len(plain)
+        got = read_csv(out / "tones.csv")  # the notes of the default run, wherever the network ran
+        np.testing.assert_array_equal(got.pitches, plain.pitches)
+        np.testing.assert_allclose(got.onsets, plain.onsets, atol=1e-3)
+        np.testing.assert_allclose(got.offsets, plain.offsets, atol=1e-3)
+        np.testing.assert_allclose(got.velocities, plain.velocities, atol=1)
 
 
 @pytest.mark.parametrize("backend, says", [
@@ -258,19 +262,17 @@ def test_device_from_python_and_from_conf_infer(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ --sonify
 
-def fluidsynth_ready() -> bool:
+def fluidsynth_installed() -> bool:
+    """Whether the FluidSynth command is here. Only its absence skips the --sonify tests, and not
+    under CI (.ci/run installs it): a SoundFont search that fails where FluidSynth is installed
+    is a failure of the tests that need one, not a skip."""
     import shutil
 
-    from transcribe.sonify import SonifyConfig, SonifyError, checked
-
-    try:
-        return shutil.which("fluidsynth") is not None and bool(checked(SonifyConfig.default()).soundfont)
-    except SonifyError:
-        return False
+    return shutil.which("fluidsynth") is not None
 
 
-needs_fluidsynth = pytest.mark.skipif(not fluidsynth_ready(), reason="needs FluidSynth and a SoundFont "
-                                      "(apt-get install fluidsynth fluid-soundfont-gm)")
+needs_fluidsynth = pytest.mark.skipif(not fluidsynth_installed() and not in_ci(),
+                                      reason="needs FluidSynth (apt-get install fluidsynth fluid-soundfont-gm)")
 
 
 @needs_fluidsynth
@@ -365,7 +367,7 @@ def test_sonify_without_a_soundfont_says_what_to_install(tmp_path):
     (["--sonify", "--sonify-format", "mp3"], "argument --sonify-format: invalid choice: 'mp3'"),
 ])
 def test_bad_sonify_options_are_usage_errors(tones, tmp_path, extra, message):
-    if fluidsynth_ready() is False and "--soundfont" in extra and "--sonify" in extra:
+    if not fluidsynth_installed() and not in_ci() and "--soundfont" in extra and "--sonify" in extra:
         pytest.skip("FluidSynth is checked first")
     text = tmp_path / "text.sf2"
     text.write_text("hello")

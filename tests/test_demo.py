@@ -15,7 +15,7 @@ from transcribe.metrics import transcription_metrics
 from transcribe.notefiles import read_midi, read_tsv, tsv_text
 from transcribe.pedal import read_pedal
 
-from .conftest import load_script
+from .conftest import load_script, require_dev
 
 REPO = Path(__file__).resolve().parents[1]
 # Measured with the shipped model (sampled_v1 step 2250, onnx backend): note F1 0.968
@@ -80,7 +80,7 @@ def test_demo_with_input_paths_is_a_usage_error(tmp_path):
 
 
 def test_the_shipped_labels_are_what_make_demo_plays():
-    pytest.importorskip("hydra")
+    require_dev("hydra")
     from transcribe.config import compose
     from transcribe.render.prepare import prepare_piece
 
@@ -93,7 +93,7 @@ def test_the_shipped_labels_are_what_make_demo_plays():
 def test_make_demo_renders_the_shipped_clip_exactly(tmp_path):
     """Needs FluidSynth and the splendid SoundFont (scripts/fetch_pianos.py): the pianos folder
     is paths.pianos, or TRANSCRIBE_TEST_PIANOS."""
-    pytest.importorskip("hydra")
+    require_dev("hydra")
     from transcribe.config import compose
     from transcribe.render.synth import fluidsynth_binary
 

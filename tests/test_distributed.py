@@ -3,7 +3,6 @@ folder, and the cluster launchers (submitit: SLURM config, local two-task DDP jo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,10 +14,9 @@ import torch
 
 from transcribe.notefiles import read_midi
 
-from .conftest import write_maestro
+from .conftest import require_dev, write_maestro
 from .test_end_to_end import TINY
 
-HAS_SUBMITIT = importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None
 SPLITS = {"pedal_piece": "train", "second": "train", "third": "train", "held_out": "validation", "exam": "test"}
 FEW_STEPS = [*TINY, "train.batch_size=2", "train.crop_seconds=2", "train.log_every=2", "train.checkpoint_every=3",
              "train.val_every=6", "train.device=cpu", "train.debug_rank_dump=true"]
@@ -97,8 +95,8 @@ def test_other_ranks_leave_hydra_output_to_rank_0(monkeypatch):
     assert _quiet_hydra_on_other_ranks(argv) == [*argv, "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
-@pytest.mark.skipif(not HAS_SUBMITIT, reason="hydra-submitit-launcher not installed (pip install -e '.[cluster]')")
 def test_slurm_launcher_config_composes():
+    require_dev("hydra_plugins.hydra_submitit_launcher")
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -115,9 +113,9 @@ def test_slurm_launcher_config_composes():
     assert type(instantiate(launcher)).__name__ == "SlurmLauncher"  # builds; nothing is submitted
 
 
-@pytest.mark.skipif(not HAS_SUBMITIT, reason="hydra-submitit-launcher not installed (pip install -e '.[cluster]')")
 def test_submitit_job_with_two_tasks_trains_data_parallel(maestro, tmp_path):
     """The path a SLURM sweep takes with tasks_per_node=2, run by submitit's local executor."""
+    require_dev("hydra_plugins.hydra_submitit_launcher")
     root, _ = maestro
     sweep = tmp_path / "sweep"
     run([sys.executable, "-m", "transcribe.train", "-m", "hydra/launcher=submitit_local",

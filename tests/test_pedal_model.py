@@ -23,7 +23,7 @@ from transcribe.pedal import pedal_sidecar, write_pedal
 from transcribe.runtime import TorchRunner
 from transcribe.targets import HEADS, PEDAL_HEADS, pedal_rolls
 
-from .conftest import SR, random_notes, synth, write_tsv
+from .conftest import SR, random_notes, require_dev, synth, write_tsv
 
 TINY = ModelConfig(conv_channels=(4, 4, 8), frontend_size=32, lstm_hidden=16, dropout=0.0, pedal_head=True,
                    pedal_hidden=8)
@@ -135,7 +135,7 @@ def save_tiny(path: Path, model: OnsetsAndFrames) -> None:
 
 
 def test_onnx_export_carries_the_pedal_outputs(tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
+    require_dev("onnxruntime")
     monkeypatch.setenv("TRANSCRIBE_CACHE_DIR", str(tmp_path / "cache"))
     features = FeatureConfig.from_dict(compose("train").features)
     torch.manual_seed(0)

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-pytest.importorskip("matplotlib")
+from .conftest import require_dev
+
+require_dev("matplotlib")
 
 from transcribe.notes import MIN_PITCH, Notes  # noqa: E402
 from transcribe.plot import piano_roll_figure, write_piano_roll  # noqa: E402

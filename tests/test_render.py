@@ -24,7 +24,7 @@ from transcribe.render.prepare import prepare_notes
 from transcribe.render.run import render_notes, render_piece
 from transcribe.render.synth import Piano, fluidsynth_binary, pianos_from_cfg, write_render_midi
 
-from .conftest import write_tsv
+from .conftest import require_dev, write_tsv
 
 needs_fluidsynth = pytest.mark.skipif(fluidsynth_binary() is None,
                                       reason="FluidSynth not installed (apt-get install fluidsynth; .ci/run does)")
@@ -317,7 +317,7 @@ def test_humanize_is_seeded_and_plays_the_score():
 
 
 def test_music21_corpus_piece_becomes_notes():
-    pytest.importorskip("music21", reason="music21 not installed (pip install music21)")
+    require_dev("music21")
     from transcribe.render.scores import corpus_pieces
 
     src = render_cfg().sources.music21.copy()
