@@ -130,7 +130,7 @@ def split_outputs(logits: np.ndarray) -> dict[str, np.ndarray]:
 def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100):
     """:class:`transcribe.score.Beats` from the per-note outputs of the notes (sorted by
     :func:`sort_notes`); see the module docstring."""
-    from .score import Beats, _librosa, tempo_of
+    from .beats import Beats, _librosa, tempo_of
 
     librosa = _librosa()
     beat, down = out["beat"], out["downbeat"]

@@ -20,11 +20,12 @@ module (and ``transcribe --help``) stays fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from .beats import Beats, _librosa, tempo_of
 from .files import atomic_write
 from .notes import Notes
 
@@ -33,76 +34,6 @@ MIN_ONSETS = 8  # fewer distinct note onsets than this: no tempo estimate, a fix
 DEFAULT_TEMPO = 120.0  # BPM of the fixed grid
 CHORD_TOLERANCE = 0.035  # s: onsets closer than this (to the first of a group) form one chord
 MIDDLE_C = 60
-
-
-@dataclass
-class Beats:
-    """Beat times (s, increasing) and what they mean.
-
-    ``tempo`` is beats per minute of ``times`` (60 / the median interval). The meter is
-    ``numerator/denominator``; in a compound meter (6/8, 9/8, 12/8) a beat is a dotted quarter.
-    ``downbeat`` is the index in ``times`` of a beat that starts a bar (others follow every
-    :attr:`beats_per_bar` beats). ``source`` says where the beats came from (``notes``,
-    ``audio``, ``notes+audio``, ``fixed`` or ``given``) and ``reason`` why, for a fixed grid.
-    """
-
-    times: np.ndarray
-    tempo: float
-    numerator: int = 4
-    denominator: int = 4
-    downbeat: int = 0
-    source: str = "given"
-    reason: str = ""
-    meter_scores: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.times = np.asarray(self.times, dtype=np.float64).reshape(-1)
-        if len(self.times) < 2 or np.any(np.diff(self.times) <= 0):
-            raise ValueError("beat times must be at least two, strictly increasing")
-
-    @classmethod
-    def fixed(cls, tempo: float, start: float, end: float, reason: str = "") -> "Beats":
-        """A steady grid at ``tempo`` BPM from ``start`` covering ``end``."""
-        period = 60.0 / tempo
-        n = max(2, int(np.ceil((end - start) / period)) + 2)
-        return cls(start + period * np.arange(n), tempo, source="fixed", reason=reason)
-
-    @property
-    def compound(self) -> bool:
-        """6/8, 9/8, 12/8: the beat is a dotted quarter divided in three."""
-        return self.denominator == 8 and self.numerator % 3 == 0
-
-    @property
-    def beat_ql(self) -> float:
-        """Length of one beat in quarter notes (1 in x/4, 1.5 in compound x/8)."""
-        return 1.5 if self.compound else 4.0 / self.denominator
-
-    @property
-    def beats_per_bar(self) -> int:
-        return self.numerator // 3 if self.compound else self.numerator
-
-    @property
-    def time_signature(self) -> str:
-        return f"{self.numerator}/{self.denominator}"
-
-    def position(self, t: np.ndarray | float) -> np.ndarray:
-        """Beat position (fractional index into ``times``) of times ``t``; before the first and
-        after the last beat the grid goes on at the first / last interval."""
-        t = np.asarray(t, dtype=np.float64)
-        times = self.times
-        pos = np.interp(t, times, np.arange(len(times), dtype=np.float64))
-        first, last = times[1] - times[0], times[-1] - times[-2]
-        pos = np.where(t < times[0], (t - times[0]) / first, pos)
-        return np.where(t > times[-1], len(times) - 1 + (t - times[-1]) / last, pos)
-
-    def time(self, pos: np.ndarray | float) -> np.ndarray:
-        """Inverse of :meth:`position`."""
-        pos = np.asarray(pos, dtype=np.float64)
-        times, n = self.times, len(self.times)
-        first, last = times[1] - times[0], times[-1] - times[-2]
-        t = np.interp(pos, np.arange(n, dtype=np.float64), times)
-        t = np.where(pos < 0, times[0] + pos * first, t)
-        return np.where(pos > n - 1, times[-1] + (pos - (n - 1)) * last, t)
 
 
 # ---------------------------------------------------------------------------- beats and tempo
@@ -135,13 +66,6 @@ def note_onset_envelope(notes: Notes, n_frames: int | None = None, fps: int = EN
     return np.convolve(env, kernel / kernel.max(), mode="same")
 
 
-def _librosa():
-    """librosa (the ``[score]`` extra), or :class:`~transcribe.deps.MissingDependency` saying so."""
-    from .deps import require
-
-    return require("librosa", "beat tracking (--format musicxml, --midi-tempo)", extra="score")
-
-
 AUDIO_ONSET_LAG = 0.015  # s: how late the flux of a 32 ms window peaks after a labelled onset (MAPS)
 
 
@@ -172,13 +96,6 @@ def track_beats(envelope: np.ndarray, fps: int = ENVELOPE_FPS, start_bpm: float 
     _, beats = librosa.beat.beat_track(onset_envelope=np.asarray(envelope, dtype=np.float64), sr=fps,
                                        hop_length=1, start_bpm=start_bpm, units="time", trim=True)
     return np.unique(np.asarray(beats, dtype=np.float64))
-
-
-def tempo_of(times: np.ndarray, span: int = 8) -> float:
-    """BPM of beat times: the median over windows of ``span`` beats of their mean interval
-    (robust to a stray beat, and finer than the tracker's 10 ms frames)."""
-    span = min(span, len(times) - 1)
-    return 60.0 * span / float(np.median(times[span:] - times[:-span]))
 
 
 def _normalised(env: np.ndarray) -> np.ndarray:
