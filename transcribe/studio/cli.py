@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest upload accepted (default 300)")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="recordings transcribed at the same time; more wait in a bounded queue (default 1)")
+    p.add_argument("--queue", type=int, default=None,
+                   help="recordings that may wait for their turn; more uploads are refused until some finish "
+                   "(default 16)")
     p.add_argument("-m", "--model", type=Path, default=None,
                    help="checkpoint to use (default: the model shipped with the package)")
     return p
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = StudioConfig.default()
-        cfg = replace(cfg, **{k: v for k, v in (("host", args.host), ("port", args.port), ("jobs", args.jobs),
+        cfg = replace(cfg, **{k: v for k, v in (("host", args.host), ("port", args.port), ("jobs", args.jobs), ("queue", args.queue),
                                                  ("max_upload_mb", args.max_upload_mb)) if v is not None})
     except ValueError as err:
         print(f"transcribe studio: error: {err}", file=sys.stderr)

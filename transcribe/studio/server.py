@@ -80,7 +80,9 @@ def render_svg(musicxml: Path) -> list[str]:
     """The score engraved by verovio: one SVG per page."""
     import verovio
 
-    tk = verovio.toolkit()
+    tk = verovio.toolkit(False)
+    # the wheel's fonts: the default resource path is set per thread only in the importing one
+    tk.setResourcePath(str(Path(verovio.__file__).parent / "data"))
     tk.setOptions({"pageWidth": 2100, "pageHeight": 2970, "scale": 40, "adjustPageHeight": True,
                    "footer": "none", "header": "auto"})
     if not tk.loadData(musicxml.read_text(encoding="utf-8")):
