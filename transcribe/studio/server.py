@@ -34,7 +34,7 @@ from .state import DECODE_KEYS, OUTPUTS, Studio, UploadRefused, notes_json
 STATIC = Path(__file__).parent / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SAFE_METHODS = ("GET", "HEAD")
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
        "media-src 'self' blob:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 
 
@@ -84,7 +84,8 @@ def render_svg(musicxml: Path) -> list[str]:
     # the wheel's fonts: the default resource path is set per thread only in the importing one
     tk.setResourcePath(str(Path(verovio.__file__).parent / "data"))
     tk.setOptions({"pageWidth": 2100, "pageHeight": 2970, "scale": 40, "adjustPageHeight": True,
-                   "footer": "none", "header": "auto"})
+                   "footer": "none", "header": "auto",
+                   "svgFontFaceInclude": True})  # its text font inside the SVG (tempo marks), nothing fetched
     if not tk.loadData(musicxml.read_text(encoding="utf-8")):
         raise ValueError("verovio could not read the MusicXML")
     return [tk.renderToSVG(i + 1) for i in range(tk.getPageCount())]

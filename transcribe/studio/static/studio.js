@@ -10,7 +10,7 @@ const KEYS_W = 46;  // keyboard width, px
 
 const state = {
   jobs: [], current: null, notes: null, seconds: 0, maxDur: 0,
-  view: 0, pxPerSec: 80, playhead: 0, playing: null, decodeSeq: 0, config: null,
+  view: 0, pxPerSec: 80, lo: 21, hi: 108, playhead: 0, playing: null, decodeSeq: 0, config: null,
 };
 
 function api(path, opts = {}) {
@@ -172,6 +172,7 @@ async function redecode() {
         let m = 0;
         for (let i = 0; i < d.onset.length; i++) m = Math.max(m, d.offset[i] - d.onset[i]);
         state.maxDur = m;
+        if (state.fitted !== id) fitKeys(d);
         $("note-count").textContent = d.count;
         $("decode-ms").textContent = `(decoded in ${d.decode_ms.toFixed(0)} ms)`;
         $("scroll").max = Math.max(0, state.seconds - 1);
@@ -204,6 +205,17 @@ function lowerBound(arr, x) {
   return lo;
 }
 
+function fitKeys(d) {
+  // the keys the recording uses, with a margin, at least two octaves (all 88 keys when it has no notes)
+  state.fitted = state.current;
+  if (!d.pitch.length) { state.lo = 21; state.hi = 108; return; }
+  let a = 108, b = 21;
+  for (const p of d.pitch) { if (p < a) a = p; if (p > b) b = p; }  // a loop: an hour's notes overflow min(...spread)
+  let lo = Math.max(21, a - 3), hi = Math.min(108, b + 3);
+  while (hi - lo < 24) { if (lo > 21) lo--; if (hi < 108) hi++; }
+  state.lo = lo; state.hi = hi;
+}
+
 function gridStep(pxPerSec) {
   for (const s of [0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600]) if (s * pxPerSec >= 60) return s;
   return 1200;
@@ -224,7 +236,7 @@ function draw() {
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, W, H);
   const top = 16;  // time labels
-  const lo = 21, hi = 108, rows = hi - lo + 1, rowH = (H - top) / rows;
+  const lo = state.lo, hi = state.hi, rows = hi - lo + 1, rowH = (H - top) / rows;
   const y = (p) => top + (hi - p) * rowH;
   const t0 = state.view, t1 = t0 + (W - KEYS_W) / state.pxPerSec;
   const x = (t) => KEYS_W + (t - t0) * state.pxPerSec;
@@ -262,7 +274,7 @@ function draw() {
     g.fillStyle = isBlack(p) ? "#333" : "#fff";
     g.fillRect(0, y(p), KEYS_W, rowH);
     g.strokeStyle = "#bbb"; g.strokeRect(0.5, y(p) + 0.5, KEYS_W - 1, rowH);
-    if (p % 12 === 0 && rowH >= 4) { g.fillStyle = "#333"; g.textBaseline = "middle"; g.fillText(noteName(p), 3, y(p) + rowH / 2); }
+    if ((p % 12 === 0 || (rowH >= 11 && !isBlack(p))) && rowH >= 4) { g.fillStyle = "#333"; g.textBaseline = "middle"; g.fillText(noteName(p), 3, y(p) + rowH / 2); }
   }
   g.fillStyle = "#fff"; g.fillRect(0, 0, KEYS_W, top);
   // cursor
