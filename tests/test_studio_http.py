@@ -262,3 +262,40 @@ def test_without_the_extra_one_clear_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'transcribe-piano[studio]'" in lines[0], proc.stderr
+
+
+def test_another_host_warns_and_the_page_needs_the_token(tmp_path):
+    s = StudioServer(tmp_path, args=["--host", "127.0.0.2"])  # not the default address: treated as exposed
+    try:
+        assert s.url.startswith("http://127.0.0.2:")
+        bare = httpx.Client(base_url=s.url, timeout=30)
+        assert bare.get("/").status_code == 403
+        page = bare.get("/", params={"token": s.token})
+        assert page.status_code == 200 and s.token in page.text
+        assert bare.get("/api/jobs", params={"token": "nope"}).status_code == 403
+    finally:
+        s.stop()
+    assert "warning" in s.proc.stderr.read()
+
+
+def test_expired_recordings_are_deleted(tmp_path, monkeypatch):
+    import time
+
+    from transcribe.studio.state import Studio, StudioConfig
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    studio = Studio(StudioConfig.default())
+    try:
+        job = studio.new_job("../x.flac")
+        job.audio.write_bytes(DEMO.read_bytes())
+        studio.check_upload(job)
+        assert job.folder.parent == studio.work and job.audio.name == "upload.flac"
+        assert studio.expire() == 0 and job.folder.exists()
+        assert studio.expire(time.time() + studio.cfg.ttl_minutes * 60 + 1) == 1
+        assert not job.folder.exists() and studio.get(job.id) is None
+    finally:
+        studio.close()
+    assert not studio.work.exists()

@@ -39,7 +39,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
+    """The default, this-machine-only addresses; any other ``--host`` warns and needs the token for the page."""
+    return host in LOOPBACK
 
 
 def error(message: str, status: int = 400) -> JSONResponse:
@@ -118,6 +119,8 @@ def create_app(studio: Studio, token: str, host: str = "127.0.0.1", max_upload_b
                 return await handler(request)
             except (ValueError, KeyError) as err:
                 return error(str(err).strip("'\""), 400)
+            except Exception as err:  # noqa: BLE001 - e.g. a missing optional package: say so, keep serving
+                return error(f"{type(err).__name__}: {err}", 500)
         return wrapped
 
     def job_of(request: Request):
