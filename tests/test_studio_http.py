@@ -299,3 +299,22 @@ def test_expired_recordings_are_deleted(tmp_path, monkeypatch):
     finally:
         studio.close()
     assert not studio.work.exists()
+
+
+def test_cancel_a_running_job(server, client, tmp_path):
+    import time
+
+    y, sr = sf.read(DEMO, dtype="float32")
+    long = tmp_path / "long.flac"
+    sf.write(long, np.tile(y, 8), sr)  # about 3 minutes (under --max-upload-mb 2): two network calls
+    r = upload(client, long.read_bytes(), "long.flac")
+    assert r.status_code == 201
+    jid = r.json()["id"]
+    t0 = time.monotonic()
+    while client.get(f"/api/jobs/{jid}").json()["status"] != "running" and time.monotonic() - t0 < 60:
+        time.sleep(0.05)
+    client.post(f"/api/jobs/{jid}/cancel")
+    job = wait_done(client, jid)
+    assert job["status"] == "cancelled"
+    assert not (server.work / jid).exists()  # its upload and activations are gone
+    alive(client)
