@@ -318,3 +318,33 @@ def test_cancel_a_running_job(server, client, tmp_path):
     assert job["status"] == "cancelled"
     assert not (server.work / jid).exists()  # its upload and activations are gone
     alive(client)
+
+
+def test_studio_path_needs_no_torch(tmp_path):
+    """Transcribe, re-decode, write every download and engrave the score where torch cannot be
+    imported (the base install has none; scipy, under librosa, may look for it and not find it)."""
+    from tests.test_no_torch import Blocked
+
+    blocked = Blocked(tmp_path, ("torch",))
+    code = f"""
+import sys, tempfile
+tempfile.tempdir = {str(tmp_path)!r}
+from pathlib import Path
+from transcribe.studio.state import Studio, StudioConfig
+from transcribe.studio.server import render_svg
+s = Studio(StudioConfig.default())
+job = s.new_job('demo.flac')
+job.audio.write_bytes(Path({str(DEMO)!r}).read_bytes())
+s.check_upload(job)
+s._run(job)
+assert job.status == 'done', job.error
+cfg = s.decode_config({{'onset_threshold': 0.6}})
+for fmt in ('mid', 'csv', 'json', 'musicxml', 'png'):
+    assert s.output(job, cfg, fmt).stat().st_size > 0
+assert render_svg(s.output(job, cfg, 'musicxml'))
+s.close()
+print('ok', 'torch' in sys.modules and sys.modules['torch'] is not None)
+"""
+    proc = blocked.run("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok False"
