@@ -158,3 +158,37 @@ def test_record_from_the_fake_microphone(server, tmp_path):
     finally:
         ctx.close()
         pw.stop()
+
+
+def test_drop_many_files_and_a_bad_one(server, tmp_path):
+    """Files dropped on the page (a DataTransfer built in it): each is uploaded; a bad one gets a
+    clear message in the page, and the good ones are transcribed."""
+    import base64
+
+    pw, ctx, page = browser(tmp_path / "profile")
+    try:
+        page.goto(server.url + "/")
+        before = page.locator("#jobs li[data-status=done]").count()
+        files = [("first.flac", DEMO.read_bytes()), ("not-audio.wav", b"RIFF....garbage" * 100),
+                 ("second.flac", DEMO.read_bytes())]
+        page.evaluate("""(files) => {
+            const dt = new DataTransfer();
+            for (const [name, b64] of files) {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], name));
+            }
+            document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
+        }""", [[n, base64.b64encode(b).decode()] for n, b in files])
+        page.wait_for_function(f"() => document.querySelectorAll('#jobs li[data-status=done]').length >= {before + 2}",
+                               timeout=60_000)
+        done = page.locator("#jobs li[data-status=done] .name").all_inner_texts()
+        assert "first.flac" in done and "second.flac" in done and "not-audio.wav" not in done
+        # the bad file's reason stays in the list, and was said in the status line
+        refused = page.locator("#jobs li[data-status=refused]")
+        assert refused.count() == 1
+        assert "not-audio.wav" in refused.inner_text() and "not audio" in refused.inner_text()
+        assert page.evaluate("() => window.__messages.some((m) => m.includes('not-audio.wav') && m.includes('not audio'))")
+        shot(page, "jobs")
+    finally:
+        ctx.close()
+        pw.stop()

@@ -9,7 +9,7 @@ const isBlack = (p) => [1, 3, 6, 8, 10].includes(p % 12);
 const KEYS_W = 46;  // keyboard width, px
 
 const state = {
-  jobs: [], current: null, notes: null, seconds: 0, maxDur: 0,
+  jobs: [], refused: [], current: null, notes: null, seconds: 0, maxDur: 0,
   view: 0, pxPerSec: 80, lo: 21, hi: 108, playhead: 0, playing: null, decodeSeq: 0, config: null,
 };
 
@@ -18,7 +18,9 @@ function api(path, opts = {}) {
   return fetch(path, opts);
 }
 
+window.__messages = [];  // what the page said, for its tests
 function say(text, isError = false) {
+  if (text) window.__messages.push(text);
   const m = $("message");
   m.textContent = text;
   m.className = isError ? "error" : "";
@@ -74,7 +76,13 @@ async function upload(file, name) {
   say(`uploading ${name}…`);
   try {
     const r = await api("/api/upload?name=" + encodeURIComponent(name), {method: "POST", body: file});
-    if (!r.ok) { say(await errorOf(r), true); return; }
+    if (!r.ok) {  // refused: the reason stays in the list until dismissed
+      const why = await errorOf(r);
+      say(why, true);
+      state.refused.push({name, error: why});
+      renderJobs();
+      return;
+    }
     const job = await r.json();
     say(`${job.name}: transcribing…`);
     if (!state.current) state.current = job.id;
@@ -107,6 +115,19 @@ async function refreshJobs() {
 function renderJobs() {
   const ul = $("jobs");
   ul.textContent = "";
+  state.refused.forEach((f, i) => {
+    const li = document.createElement("li");
+    li.dataset.status = "refused";
+    const x = document.createElement("button");
+    x.className = "x"; x.type = "button"; x.textContent = "dismiss";
+    x.onclick = () => { state.refused.splice(i, 1); renderJobs(); };
+    const name = document.createElement("div");
+    name.className = "name"; name.textContent = f.name;
+    const st = document.createElement("div");
+    st.className = "state failed"; st.textContent = f.error;
+    li.append(x, name, st);
+    ul.append(li);
+  });
   for (const j of state.jobs) {
     const li = document.createElement("li");
     li.dataset.id = j.id; li.dataset.status = j.status;
