@@ -87,6 +87,45 @@ def cli_run(files: list[Path], jobs: int, out: Path) -> tuple[float, list[float]
     return time.perf_counter() - t0, times
 
 
+def draw_probe(server: StudioServer, job_id: str, chromium: str) -> None:
+    """The page's piano roll with an hour of notes (the 5-minute recording's notes, 12 times over):
+    milliseconds to draw one frame at a few scroll positions, in headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        ctx = pw.chromium.launch_persistent_context(
+            profile, executable_path=chromium, headless=True, viewport={"width": 1400, "height": 820},
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        page = ctx.pages[0] if ctx.pages else ctx.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_function("() => state.jobs.length > 0")
+        page.evaluate(f"() => selectJob('{job_id}')")
+        page.wait_for_function("() => state.notes && state.notes.count > 0")
+        result = page.evaluate("""() => {
+            const n = state.notes, hour = {onset: [], offset: [], pitch: [], velocity: [], pedal: []};
+            for (let k = 0; k < 12; k++) for (let i = 0; i < n.onset.length; i++) {
+                hour.onset.push(n.onset[i] + 300 * k); hour.offset.push(n.offset[i] + 300 * k);
+                hour.pitch.push(n.pitch[i]); hour.velocity.push(n.velocity[i]);
+            }
+            state.notes = hour; state.seconds = 3600;
+            const times = [];
+            for (const zoom of [80, 8]) {
+                state.pxPerSec = zoom;
+                for (let t = 0; t < 3600; t += 97) {
+                    state.view = t;
+                    const t0 = performance.now(); draw(); times.push(performance.now() - t0);
+                }
+            }
+            times.sort((a, b) => a - b);
+            return {notes: hour.onset.length, frames: times.length, median: times[times.length >> 1],
+                    p95: times[Math.floor(times.length * 0.95)]};
+        }""")
+        ctx.close()
+    print(f"piano roll with an hour of notes ({result['notes']} notes) in headless Chromium: "
+          f"{result['frames']} frames at 80 and 8 px/s, draw median {result['median']:.1f} ms, p95 {result['p95']:.1f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", nargs="*", type=Path, default=None, help="real clips (default: the demo clip, copied)")
@@ -94,6 +133,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="studio --jobs and the command's --jobs")
     ap.add_argument("--concurrency", type=int, default=4, help="uploads in flight at once")
     ap.add_argument("--moves", type=int, default=20, help="slider moves timed on the 5-minute recording")
+    ap.add_argument("--browser", default=None, metavar="CHROMIUM",
+                    help="also time the page's piano roll with an hour of notes in this Chromium (Playwright)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-studio-"))
@@ -137,6 +178,8 @@ def main() -> None:
                   f"{min(counts)}-{max(counts)} over the moves): round trip median {statistics.median(trip):.1f} ms, "
                   f"p95 {p95(trip):.1f} ms; decode in the server median {statistics.median(server_ms):.1f} ms "
                   f"(target < 200 ms); no network run")
+            if args.browser:
+                draw_probe(server, job["id"], args.browser)
         finally:
             server.stop()
     finally:
