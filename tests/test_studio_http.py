@@ -348,3 +348,29 @@ print('ok', 'torch' in sys.modules and sys.modules['torch'] is not None)
     proc = blocked.run("-c", code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok False"
+
+
+def test_progress_is_reported_as_it_goes(tmp_path, monkeypatch):
+    """A job's progress rises through values between 0 and 1 while the network runs, then is 1."""
+    import tempfile
+    import time
+
+    from transcribe.studio.state import Studio, StudioConfig
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    y, sr = sf.read(DEMO, dtype="float32")
+    studio = Studio(StudioConfig.default())
+    try:
+        job = studio.new_job("long.flac")
+        sf.write(job.audio, np.tile(y, 12), sr)  # about 4 minutes: several network calls
+        studio.check_upload(job)
+        seen = []
+        studio.submit(job)
+        while job.status in ("queued", "running"):
+            seen.append(job.progress)
+            time.sleep(0.002)
+        assert job.status == "done" and job.progress == 1.0
+        assert seen == sorted(seen) and any(0 < p < 1 for p in seen), sorted(set(seen))
+        assert studio.network_runs >= 2  # chunks of 60 s, two at a time
+    finally:
+        studio.close()
