@@ -374,3 +374,14 @@ def test_progress_is_reported_as_it_goes(tmp_path, monkeypatch):
         assert studio.network_runs >= 2  # chunks of 60 s, two at a time
     finally:
         studio.close()
+
+
+def test_a_taken_port_is_one_clear_error(server, tmp_path):
+    port = server.url.rsplit(":", 1)[1]
+    proc = subprocess.run([sys.executable, "-m", "transcribe", "studio", "--no-browser", "--port", port],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**__import__("os").environ, "TMPDIR": str(tmp_path),
+                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert not list(tmp_path.glob("transcribe-studio-*"))  # its work folder is gone again
