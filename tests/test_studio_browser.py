@@ -99,6 +99,10 @@ def test_upload_tune_play_score_download(server, tmp_path):
         page.click("#play-audio")
         page.wait_for_function("() => +document.getElementById('roll').dataset.playhead > 5.3", timeout=10_000)
         page.click("#stop")
+        if page.evaluate("() => state.config.sonify"):  # FluidSynth's rendering, made on the server
+            page.click("#play-rendered")
+            page.wait_for_function("() => +document.getElementById('roll').dataset.playhead > 5.9", timeout=30_000)
+            page.click("#stop")
 
         # download MIDI: what the command writes with the page's settings, byte for byte
         settings = page.evaluate("() => settings()")

@@ -215,6 +215,21 @@ def test_downloads_are_what_the_command_writes(client, demo_job, tmp_path):
             assert r.content == want, fmt
 
 
+def test_sonified_download_is_what_sonify_writes(client, demo_job, tmp_path):
+    """The page's "Piano" playback is the command's --sonify output for the same settings."""
+    if not client.get("/api/config").json()["sonify"]:
+        pytest.skip("needs FluidSynth and a SoundFont (apt-get install fluidsynth fluid-soundfont-gm)")
+    src = tmp_path / "demo.flac"
+    shutil.copy(DEMO, src)
+    cmd = [sys.executable, "-m", "transcribe", str(src), "-o", str(tmp_path / "cli"), "--sonify", "-q",
+           "--onset-threshold", "0.4", "--frame-threshold", "0.45", "--min-note-ms", "40"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    r = client.get(f"/api/jobs/{demo_job['id']}/download/sonified", params={"settings": json.dumps(SETTINGS)})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("audio/")
+    assert r.content == (tmp_path / "cli" / "demo.sonified.wav").read_bytes()
+
+
 def part_ids_numbered(xml: bytes) -> bytes:
     """MusicXML with music21's random part and instrument IDs replaced by X1, X2, ... in order of appearance."""
     import re

@@ -140,7 +140,8 @@ def create_app(studio: Studio, token: str, host: str = "127.0.0.1", max_upload_b
     async def config(request: Request) -> Response:
         return JSONResponse({"decode": studio.default_decode(), "max_upload_mb": max_upload_bytes / (1 << 20),
                              "max_minutes": studio.cfg.max_minutes, "formats": list(OUTPUTS),
-                             "frame_rate": studio.frame_rate})
+                             "frame_rate": studio.frame_rate, "sonify": studio.sonify is not None,
+                             "sonify_reason": studio.sonify_reason})
 
     async def stats(request: Request) -> Response:
         return JSONResponse(studio.stats())
@@ -215,7 +216,8 @@ def create_app(studio: Studio, token: str, host: str = "127.0.0.1", max_upload_b
         fmt = request.path_params["fmt"]
         cfg, midi_tempo = parse_settings(studio, request.query_params.get("settings"))
         out = await run_in_threadpool(studio.output, job, cfg, fmt, midi_tempo)
-        return FileResponse(out, filename=out.name, media_type=_DOWNLOAD_TYPES.get(fmt, "application/octet-stream"))
+        kind = _media_type(out.suffix) if fmt == "sonified" else _DOWNLOAD_TYPES.get(fmt, "application/octet-stream")
+        return FileResponse(out, filename=out.name, media_type=kind)
 
     async def score(request: Request) -> Response:
         job = job_of(request)

@@ -31,6 +31,7 @@ from ..decode import DecodeConfig
 from ..notes import Notes
 
 OUTPUTS = ("mid", "musicxml", "csv", "json", "png")  # what the page offers to download
+SONIFIED = "sonified"  # the transcription played by FluidSynth (the command's --sonify), for listening
 KEEP_ALL = 1e9  # seconds of activations kept: all of them (transcribe_stream takes a finite number)
 DECODE_KEYS = ("onset_threshold", "frame_threshold", "min_note_ms", "min_pitch", "max_pitch", "pedal", "notes")
 
@@ -177,6 +178,7 @@ class Studio:
         self.jobs: dict[str, StudioJob] = {}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="studio-job")
+        self.sonify, self.sonify_reason = _sonify_config()
         self.network_runs = 0  # calls of the network, all jobs together (a re-decode makes none)
         self.decodes = 0
         self._decoded: dict = {}  # (job id, settings) -> StreamResult, the latest few
@@ -344,15 +346,19 @@ class Studio:
         settings, written by the command's own writer into the job's folder (once per settings)."""
         from ..jobs import Job, Worker, WorkerSettings
 
-        if fmt not in OUTPUTS:
-            raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(OUTPUTS)}")
+        if fmt == SONIFIED:
+            if self.sonify is None:
+                raise ValueError(f"the transcription cannot be played through FluidSynth here: {self.sonify_reason}")
+            fmt = self.sonify.extension  # sonified.wav: the command's --sonify output
+        elif fmt not in OUTPUTS:
+            raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(OUTPUTS + (SONIFIED,))}")
         res = self.result(job, cfg)
         tag = _settings_tag(cfg, midi_tempo)
         out = job.folder / "out" / tag / f"{job.stem}.{fmt}"
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             settings = WorkerSettings(self.settings.checkpoint, {}, self.settings.infer, overwrite=True,
-                                      midi_tempo=midi_tempo)
+                                      midi_tempo=midi_tempo, sonify=self.sonify)
             worker = Worker(settings, self._transcriber_for(cfg))
             worker._write(Job(Path(f"{job.stem}{job.audio.suffix}"), [out]), res)  # the command's writer
         return out
@@ -409,6 +415,17 @@ class Studio:
             states = [j.status for j in self.jobs.values()]
         return {"network_runs": self.network_runs, "decodes": self.decodes, "jobs": len(states),
                 "running": states.count("running"), "queued": states.count("queued")}
+
+
+def _sonify_config():
+    """(the checked ``conf/sonify/default.yaml``, None) where FluidSynth and a SoundFont are
+    installed, else (None, what to install)."""
+    from ..sonify import SonifyConfig, SonifyError, checked
+
+    try:
+        return checked(SonifyConfig.default()), ""
+    except (SonifyError, ValueError) as err:
+        return None, str(err)
 
 
 def _settings_tag(cfg: DecodeConfig, midi_tempo: bool) -> str:

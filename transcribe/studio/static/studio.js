@@ -55,6 +55,8 @@ async function loadConfig() {
   $("onset").value = d.onset_threshold; $("frame").value = d.frame_threshold;
   $("minms").value = d.min_note_ms; $("lowkey").value = d.min_pitch; $("highkey").value = d.max_pitch;
   $("pedal").checked = d.pedal; $("notekind").value = d.notes;
+  if (state.config.sonify) { $("play-rendered").classList.remove("hidden"); $("dl-sonified").classList.remove("hidden"); }
+  else $("play-rendered").title = state.config.sonify_reason;
   if (!d.has_pedal) { $("pedal").disabled = true; $("notekind").disabled = true; }
   showValues();
 }
@@ -210,7 +212,7 @@ async function redecode() {
 
 function updateDownloads(s) {
   const q = `?token=${encodeURIComponent(TOKEN)}&settings=${encodeURIComponent(JSON.stringify(s))}`;
-  for (const fmt of ["mid", "musicxml", "csv", "json", "png"]) {
+  for (const fmt of ["mid", "musicxml", "csv", "json", "png"].concat(state.config.sonify ? ["sonified"] : [])) {
     $("dl-" + fmt).href = `/api/jobs/${state.current}/download/${fmt}${q}`;
   }
 }
@@ -375,7 +377,7 @@ function play(what) {
   stop();
   const from = state.playhead >= state.seconds - 0.05 ? 0 : state.playhead;
   state.playing = what;
-  if (what !== "audio") {
+  if (what === "notes" || what === "both") {
     audioCtx = audioCtx || new AudioContext();
     audioCtx.resume();
     synth.start = audioCtx.currentTime + 0.05; synth.offset = from;
@@ -383,7 +385,13 @@ function play(what) {
     schedule();
     synth.timer = setInterval(schedule, 100);
   }
-  if (what !== "notes") {
+  if (what === "rendered") {  // FluidSynth's rendering of the current settings, made on the server
+    const r = $("rendered");
+    const src = $("dl-mid").href.replace("/download/mid?", "/download/sonified?");
+    if (r.dataset.src !== src) { r.src = src; r.dataset.src = src; }
+    r.currentTime = from;
+    r.play().catch((e) => say(`cannot play the rendering: ${e.message}`, true));
+  } else if (what !== "notes") {
     const a = $("audio");
     a.currentTime = from;
     a.play().catch((e) => say(`cannot play the recording: ${e.message}`, true));
@@ -393,6 +401,7 @@ function play(what) {
 
 function currentTime() {
   if (state.playing === "notes") return synth.offset + (audioCtx.currentTime - synth.start);
+  if (state.playing === "rendered") return $("rendered").currentTime;
   return $("audio").currentTime;
 }
 
@@ -412,6 +421,7 @@ function stop() {
   for (const o of synth.voices) { try { o.stop(); } catch (e) { /* already stopped */ } }
   synth.voices = [];
   $("audio").pause();
+  $("rendered").pause();
 }
 
 function seek(t) {
@@ -423,6 +433,7 @@ function seek(t) {
 $("play-audio").onclick = () => play("audio");
 $("play-notes").onclick = () => play("notes");
 $("play-both").onclick = () => play("both");
+$("play-rendered").onclick = () => play("rendered");
 $("stop").onclick = () => { stop(); draw(); };
 
 // ------------------------------------------------------------------ score
