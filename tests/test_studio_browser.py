@@ -79,6 +79,8 @@ def test_upload_tune_play_score_download(server, tmp_path):
         first = wait_count(page)
         assert first > 20
         assert page.locator("#jobs li[data-status=done]").count() == 1
+        page.select_option("#grid", "bars")  # the bar grid: the beats the score uses
+        page.wait_for_function("() => state.beats && state.beats.times.length > 8")
         shot(page, "roll")
 
         # a slider re-decodes from the kept activations: the count changes, the network does not run

@@ -244,6 +244,9 @@ def test_score_view_has_svg_and_estimates(client, demo_job):
     d = r.json()
     assert d["pages"] and d["pages"][0].lstrip().startswith("<svg") or "<svg" in d["pages"][0]
     assert d["tempo"] and d["key"] and d["time_signature"]
+    b = client.get(f"/api/jobs/{demo_job['id']}/beats").json()  # the roll's bar grid: the score's beats
+    assert b["time_signature"] == d["time_signature"] and round(b["tempo"]) == round(d["tempo"])
+    assert len(b["times"]) > 8 and b["times"] == sorted(b["times"])
 
 
 def test_cancel_a_waiting_job(client):

@@ -226,6 +226,11 @@ def create_app(studio: Studio, token: str, host: str = "127.0.0.1", max_upload_b
         svg = await run_in_threadpool(render_svg, xml)
         return JSONResponse({"pages": svg, **score_info(xml)})
 
+    async def beats(request: Request) -> Response:
+        job = job_of(request)
+        cfg, _ = parse_settings(studio, request.query_params.get("settings"))
+        return JSONResponse(await run_in_threadpool(studio.beats, job, cfg))
+
     async def janitor() -> None:
         while True:
             await asyncio.sleep(30)
@@ -257,6 +262,7 @@ def create_app(studio: Studio, token: str, host: str = "127.0.0.1", max_upload_b
         Route("/api/jobs/{job}/audio", guarded(audio)),
         Route("/api/jobs/{job}/download/{fmt}", guarded(download)),
         Route("/api/jobs/{job}/score", guarded(score)),
+        Route("/api/jobs/{job}/beats", guarded(beats)),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan,

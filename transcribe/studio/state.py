@@ -363,6 +363,15 @@ class Studio:
             worker._write(Job(Path(f"{job.stem}{job.audio.suffix}"), [out]), res)  # the command's writer
         return out
 
+    def beats(self, job: StudioJob, cfg: DecodeConfig) -> dict:
+        """The beats and bars the score uses (:func:`transcribe.score.estimate_beats` on these
+        notes), for the roll's bar grid: beat times, beats per bar, the first downbeat's index."""
+        from ..score import estimate_beats
+
+        b = estimate_beats(None, None, self.result(job, cfg).notes)
+        return {"times": np.round(b.times, 4).tolist(), "beats_per_bar": b.beats_per_bar, "downbeat": b.downbeat,
+                "tempo": round(float(b.tempo), 2), "time_signature": b.time_signature}
+
     # ------------------------------------------------------------------ housekeeping
 
     def get(self, job_id: str) -> StudioJob | None:

@@ -203,6 +203,8 @@ async function redecode() {
         say("");
         draw();
         if (!$("view-score").classList.contains("hidden")) loadScore();
+        state.beats = null;
+        if ($("grid").value === "bars") loadBeats();
       }
     }
   } catch (e) { say(`decoding failed: ${e}`, true); }
@@ -269,13 +271,25 @@ function draw() {
     g.fillRect(KEYS_W, y(p), W - KEYS_W, rowH);
     if (p % 12 === 0) { g.fillStyle = "#d8d8e0"; g.fillRect(KEYS_W, y(p) + rowH - 0.5, W - KEYS_W, 1); }
   }
-  // second grid
-  const step = gridStep(state.pxPerSec);
   g.font = "10px system-ui, sans-serif"; g.textBaseline = "top";
-  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
-    const xx = x(t);
-    g.fillStyle = "#e2e2e8"; g.fillRect(xx, top, 1, H - top);
-    g.fillStyle = "#555"; g.fillText(clock(t, step < 1), xx + 2, 2);
+  const b = state.beats;
+  if ($("grid").value === "bars" && b && b.times.length) {
+    // bar grid: the beats the score uses; bar lines darker, numbered (bar 1 at the first downbeat)
+    const per = Math.max(b.beats_per_bar, 1), showBeats = (b.times[1] - b.times[0]) * state.pxPerSec >= 8;
+    for (let i = Math.max(lowerBound(b.times, t0) - 1, 0); i < b.times.length && b.times[i] <= t1; i++) {
+      const k = i - b.downbeat, bar = ((k % per) + per) % per === 0;
+      if (!bar && !showBeats) continue;
+      const xx = x(b.times[i]);
+      g.fillStyle = bar ? "#c4c4d0" : "#ececf2"; g.fillRect(xx, top, 1, H - top);
+      if (bar) { g.fillStyle = "#555"; g.fillText(String(Math.floor(k / per) + 1), xx + 2, 2); }
+    }
+  } else {  // second grid
+    const step = gridStep(state.pxPerSec);
+    for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+      const xx = x(t);
+      g.fillStyle = "#e2e2e8"; g.fillRect(xx, top, 1, H - top);
+      g.fillStyle = "#555"; g.fillText(clock(t, step < 1), xx + 2, 2);
+    }
   }
   // notes in the window only: binary search on the sorted onsets
   const n = state.notes;
@@ -435,6 +449,25 @@ $("play-notes").onclick = () => play("notes");
 $("play-both").onclick = () => play("both");
 $("play-rendered").onclick = () => play("rendered");
 $("stop").onclick = () => { stop(); draw(); };
+
+// ------------------------------------------------------------------ bar grid
+
+async function loadBeats() {
+  if (!state.current) return;
+  const id = state.current, s = JSON.stringify(settings());
+  const r = await api(`/api/jobs/${id}/beats?settings=${encodeURIComponent(s)}`);
+  if (!r.ok) { say(await errorOf(r), true); return; }
+  if (id === state.current) { state.beats = await r.json(); draw(); }
+}
+$("grid").addEventListener("change", () => { if ($("grid").value === "bars" && !state.beats) loadBeats(); draw(); });
+
+// keyboard: space plays or stops (the transcription), arrows scroll
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.closest && ev.target.closest("input, select, textarea")) return;
+  if (ev.key === " ") { ev.preventDefault(); if (state.playing) { stop(); draw(); } else play("notes"); }
+  else if (ev.key === "ArrowRight") setView(state.view + 50 / state.pxPerSec * 4);
+  else if (ev.key === "ArrowLeft") setView(state.view - 50 / state.pxPerSec * 4);
+});
 
 // ------------------------------------------------------------------ score
 
