@@ -249,7 +249,7 @@ def test_score_view_has_svg_and_estimates(client, demo_job):
     assert len(b["times"]) > 8 and b["times"] == sorted(b["times"])
 
 
-def test_cancel_a_waiting_job(client):
+def test_cancel_a_waiting_job(server, client):
     data = DEMO.read_bytes()
     first = upload(client, data, "first.flac").json()
     second = upload(client, data, "second.flac").json()
@@ -257,6 +257,13 @@ def test_cancel_a_waiting_job(client):
     assert r.status_code == 200
     assert wait_done(client, second["id"])["status"] == "cancelled"
     assert wait_done(client, first["id"])["status"] == "done"
+    import time
+
+    for _ in range(100):  # its turn comes: nothing of it is kept
+        if not (server.work / second["id"]).exists():
+            break
+        time.sleep(0.05)
+    assert not (server.work / second["id"]).exists()
     assert client.get("/api/jobs/nope").status_code == 400
     alive(client)
 

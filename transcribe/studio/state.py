@@ -258,9 +258,10 @@ class Studio:
             raise UploadRefused(f"{job.name}: the file is empty")
         from ..progress import audio_duration
 
-        stream = AudioStream(job.audio, sr)
+        blocks = iter(AudioStream(job.audio, sr))
         try:
-            first = next(iter(stream), None)
+            first = next(blocks, None)
+            blocks.close()  # the first block (30 s) tells; the file is closed again
         except AudioError as err:
             raise UploadRefused(f"{job.name}: not audio the studio can read: {err.reason}") from None
         except Exception as err:  # noqa: BLE001 - whatever the decoders raise, the server goes on
@@ -283,8 +284,9 @@ class Studio:
         from ..infer import Transcriber
         from ..jobs import Worker
 
-        if job.cancel.is_set():
+        if job.cancel.is_set():  # cancelled while it waited
             job.status = "cancelled"
+            self._drop_files(job, keep_upload=False)
             return
         job.status, t0 = "running", time.perf_counter()
         try:
@@ -295,8 +297,8 @@ class Studio:
             res = mine.transcribe_stream(_CancellableStream(job.audio, t.sample_rate, job), keep_seconds=KEEP_ALL)
             for k, v in res.activations.items():  # kept on disk, read back memory-mapped
                 np.save(job.folder / f"act_{k}.npy", np.ascontiguousarray(v, dtype=np.float32))
-            pedal = {k: np.load(job.folder / f"act_{k}.npy", mmap_mode="r") for k in res.activations}
-            job.activations, job.messages = pedal, list(res.decoder_messages)
+            kept = {k: np.load(job.folder / f"act_{k}.npy", mmap_mode="r") for k in res.activations}
+            job.activations, job.messages = kept, list(res.decoder_messages)
             job.seconds, job.notes = res.audio_seconds, len(res.notes)
             job.warning = "; ".join(Worker._warnings(res, False))
             job.transcribe_seconds = time.perf_counter() - t0
