@@ -34,6 +34,7 @@ EPILOG = """Examples:
   transcribe piece.flac --format mid,musicxml --midi-tempo     # a score, and MIDI on the beat grid
   transcribe --model runs/x/checkpoints/best.pt song.mp3
   transcribe -- -take1.wav                  (a file name starting with '-')
+  transcribe studio                         (a web page on this machine: drop recordings, see, hear, download)
 
 Names: inputs that differ only in their extension (a.wav, a.flac) keep it in their output names
 (a.wav.mid, a.flac.mid), so nothing is overwritten; other collisions are refused before any work.
@@ -221,7 +222,13 @@ def usage_error(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns the exit status."""
+    """Run the command; returns the exit status. ``transcribe studio ...`` starts the studio
+    (:mod:`transcribe.studio`; a file named ``studio`` is given as ``./studio``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["studio"]:
+        from .studio.cli import main as studio
+
+        return studio(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.inputs and not args.demo:
