@@ -290,27 +290,11 @@ class Worker:
         return warnings
 
     def _write(self, job: Job, res) -> None:
-        from .outputs import write_notes
+        from .outputs import write_outputs
 
         remove_stale_parts(job.outputs)
-        for out in job.outputs:
-            ext = out.suffix.lstrip(".")
-            if is_sonified(out):
-                from .sonify import sonify
-
-                sonify(res.notes, out, self.settings.sonify, pedal=res.pedal, seconds=res.audio_seconds)
-            elif ext == "png":
-                from .plot import write_piano_roll
-
-                write_piano_roll(res.notes, res.activations, self.transcriber.features.frame_rate, out,
-                                 title=job.audio.name, total_seconds=res.audio_seconds,
-                                 onset_threshold=self.transcriber.decode.onset_threshold)
-            elif ext == "mid" and self.settings.midi_tempo:
-                from .score import beat_aligned_midi, estimate_beats
-
-                beat_aligned_midi(res.notes, estimate_beats(None, None, res.notes), out, pedal=res.pedal)
-            else:
-                write_notes(res.notes, out, ext, pedal=res.pedal)
+        write_outputs(res, job.outputs, job.audio.name, self.transcriber.features.frame_rate,
+                      self.transcriber.decode.onset_threshold, self.settings.sonify, self.settings.midi_tempo)
 
 
 def die_with_parent(parent: int) -> None:

@@ -34,3 +34,32 @@ def write_notes(notes: Notes, path: str | Path, fmt: str, pedal: np.ndarray | No
         WRITERS[fmt](notes, path, pedal=pedal)
     else:
         WRITERS[fmt](notes, path)
+
+
+def write_outputs(result, outputs: list[Path], title: str, frame_rate: float, onset_threshold: float,
+                  sonify=None, midi_tempo: bool = False) -> None:
+    """Every output file of one transcription ``result`` (notes, pedal, activations, audio
+    seconds: :class:`transcribe.infer.TranscribeResult`), chosen by name: ``NAME.sonified.wav`` /
+    ``.flac`` played through FluidSynth (``sonify``, a :class:`transcribe.sonify.SonifyConfig`),
+    ``.png`` the piano roll (onset ticks at the decoder's ``onset_threshold``), ``.mid`` on the beat
+    grid with ``midi_tempo``, else the note formats of :func:`write_notes`. The one writer of the
+    ``transcribe`` command and the studio's downloads."""
+    from .sonify import is_sonified
+
+    for out in outputs:
+        ext = out.suffix.lstrip(".")
+        if is_sonified(out):
+            from .sonify import sonify as play
+
+            play(result.notes, out, sonify, pedal=result.pedal, seconds=result.audio_seconds)
+        elif ext == "png":
+            from .plot import write_piano_roll
+
+            write_piano_roll(result.notes, result.activations, frame_rate, out, title=title,
+                             total_seconds=result.audio_seconds, onset_threshold=onset_threshold)
+        elif ext == "mid" and midi_tempo:
+            from .score import beat_aligned_midi, estimate_beats
+
+            beat_aligned_midi(result.notes, estimate_beats(None, None, result.notes), out, pedal=result.pedal)
+        else:
+            write_notes(result.notes, out, ext, pedal=result.pedal)

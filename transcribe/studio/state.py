@@ -1,7 +1,7 @@
 """The studio's jobs: uploads kept under a work folder of the server's own (by random ID), a
 bounded queue of transcriptions run by the package's streaming :class:`~transcribe.infer.Transcriber`,
 the activations kept per job so decoder settings re-decode without the network, and the outputs
-written by the command's own writer (:meth:`transcribe.jobs.Worker._write`), so a download is
+written by the command's own writer (:func:`transcribe.outputs.write_outputs`), so a download is
 byte for byte what ``transcribe`` writes with the same settings.
 
 No name a user sends becomes a path: an upload is ``<work>/<random id>/upload<ext>`` (the
@@ -346,7 +346,7 @@ class Studio:
     def output(self, job: StudioJob, cfg: DecodeConfig, fmt: str, midi_tempo: bool = False) -> Path:
         """The file ``transcribe`` writes in format ``fmt`` for this recording with these decoder
         settings, written by the command's own writer into the job's folder (once per settings)."""
-        from ..jobs import Job, Worker, WorkerSettings
+        from ..outputs import write_outputs
 
         if fmt == SONIFIED:
             if self.sonify is None:
@@ -359,10 +359,9 @@ class Studio:
         out = job.folder / "out" / tag / f"{job.stem}.{fmt}"
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
-            settings = WorkerSettings(self.settings.checkpoint, {}, self.settings.infer, overwrite=True,
-                                      midi_tempo=midi_tempo, sonify=self.sonify)
-            worker = Worker(settings, self._transcriber_for(cfg))
-            worker._write(Job(Path(f"{job.stem}{job.audio.suffix}"), [out]), res)  # the command's writer
+            t = self._transcriber_for(cfg)
+            write_outputs(res, [out], f"{job.stem}{job.audio.suffix}", t.features.frame_rate,  # the command's writer
+                          t.decode.onset_threshold, self.sonify, midi_tempo)
         return out
 
     def beats(self, job: StudioJob, cfg: DecodeConfig) -> dict:
