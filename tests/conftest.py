@@ -205,3 +205,14 @@ def write_maestro(root: Path, splits: dict[str, str], fmt: str = "csv") -> dict[
         table = {c: {str(i): r[c] for i, r in enumerate(rows)} for c in MAESTRO_COLUMNS}
         (root / "maestro-v3.0.0.json").write_text(json.dumps(table))
     return files
+
+
+def far_batch_norm(model):
+    """``model`` with batch-norm statistics far from their defaults, in eval mode (so a test of
+    outputs sees the statistics matter, as in a trained network)."""
+    for name, buf in model.named_buffers():
+        if name.endswith("running_mean"):
+            buf.normal_()
+        elif name.endswith("running_var"):
+            buf.uniform_(0.5, 2.0)
+    return model.eval()

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from transcribe.checkpoint import Checkpoint, config_dict, save_checkpoint
+from transcribe.checkpoint import Checkpoint, config_dict
 from transcribe.decode import DecodeConfig
 from transcribe.features import FeatureConfig
 from transcribe.harmonic import HarmonicConv, harmonic_offsets
@@ -22,7 +22,7 @@ from transcribe.model import HarmonicKeyNet, ModelConfig, OnsetsAndFrames, build
 from transcribe.notefiles import read_midi
 from transcribe.runtime import OnnxRunner, TorchRunner, export_onnx
 
-from .conftest import SR, random_notes, synth, write_tsv
+from .conftest import SR, far_batch_norm, random_notes, synth, write_tsv
 
 N_BINS = 264
 TINY = ModelConfig(conv_channels=(4, 4, 8), frontend_size=32, lstm_hidden=16, dropout=0.0, pedal_head=True,
@@ -56,12 +56,7 @@ def trained_like(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     for p in model.parameters():
         p.data.normal_(0, 0.3)
-    for name, buf in model.named_buffers():
-        if name.endswith("running_mean"):
-            buf.normal_()
-        elif name.endswith("running_var"):
-            buf.uniform_(0.5, 2.0)
-    return model.eval()
+    return far_batch_norm(model)
 
 
 def test_a_grafted_branch_starts_where_the_network_was():

@@ -10,6 +10,8 @@ import torch
 from transcribe.model import ModelConfig, OnsetsAndFrames
 from transcribe.widen import can_widen, widen_state
 
+from .conftest import far_batch_norm
+
 N_BINS = 48
 NARROW = ModelConfig(conv_channels=(4, 4, 8), frontend_size=32, lstm_hidden=16, dropout=0.0, pedal_head=True,
                      pedal_hidden=8)
@@ -18,13 +20,7 @@ NARROW = ModelConfig(conv_channels=(4, 4, 8), frontend_size=32, lstm_hidden=16, 
 def trained_like(cfg: ModelConfig, seed: int) -> OnsetsAndFrames:
     """A network with random weights and batch-norm statistics far from their defaults."""
     torch.manual_seed(seed)
-    model = OnsetsAndFrames(N_BINS, cfg)
-    for name, buf in model.named_buffers():
-        if name.endswith("running_mean"):
-            buf.normal_()
-        elif name.endswith("running_var"):
-            buf.uniform_(0.5, 2.0)
-    return model.eval()
+    return far_batch_norm(OnsetsAndFrames(N_BINS, cfg))
 
 
 @pytest.mark.parametrize("wider", [

@@ -65,3 +65,14 @@ def compose(config_name: str, overrides: list[str] | None = None):
         cfg = hydra_compose(config_name=config_name, overrides=list(overrides or []))
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def complete(cls: type[T], d, group: str) -> T:
+    """A dataclass config built from a mapping that must give every field (a Hydra group, or its
+    YAML file read by :func:`group_defaults`); a missing key is a ``ValueError`` naming them."""
+    from dataclasses import fields
+
+    missing = [f.name for f in fields(cls) if f.name not in d]
+    if missing:
+        raise ValueError(f"{group} config lacks {', '.join(missing)}")
+    return cls(**{f.name: d[f.name] for f in fields(cls)})

@@ -28,7 +28,7 @@ import numpy as np
 
 from .audio import AudioError, AudioStream, load_audio
 from .checkpoint import Checkpoint, typed_configs
-from .config import from_group
+from .config import complete, from_group
 from .decode import DecodeConfig, decode_notes, decode_pedal, finish_notes
 from .features import FeatureConfig, cqt_features, cqt_plan
 from .level import level_db, level_gain
@@ -60,10 +60,7 @@ class InferConfig:
     @classmethod
     def from_dict(cls, d: Mapping) -> "InferConfig":
         """From a mapping with every field (a Hydra ``infer`` group, or the YAML file)."""
-        missing = [f.name for f in fields(cls) if f.name not in d]
-        if missing:
-            raise ValueError(f"infer config lacks {', '.join(missing)}")
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        return complete(cls, d, "infer")
 
     @classmethod
     def default(cls) -> "InferConfig":

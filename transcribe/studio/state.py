@@ -21,12 +21,13 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import AUDIO_EXTENSIONS, AudioError, AudioStream
+from ..config import complete
 from ..decode import DecodeConfig
 from ..notes import Notes
 
@@ -61,10 +62,7 @@ class StudioConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "StudioConfig":
-        missing = [f.name for f in fields(cls) if f.name not in d]
-        if missing:
-            raise ValueError(f"studio config lacks {', '.join(missing)}")
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        return complete(cls, d, "studio")
 
     @classmethod
     def default(cls) -> "StudioConfig":
