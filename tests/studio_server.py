@@ -15,6 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "transcribe" / "demo" / "demo.flac"
 
 
+def _interruptible() -> None:
+    """The server as a terminal starts it: Ctrl-C (SIGINT) at its default. A shell running the tests
+    in the background (``cmd &``) sets SIGINT to ignored, which children inherit, and then the
+    Ctrl-C tests would test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class StudioServer:
     """``python -m transcribe studio --port 0 --no-browser`` with ``args``; its work folder under ``tmp``."""
 
@@ -25,7 +32,8 @@ class StudioServer:
             [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]), **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "transcribe", "studio", "--port", "0", "--no-browser",
                                       "--token", token, *args], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+                                     stderr=subprocess.PIPE, text=True, cwd=self.tmp,
+                                     preexec_fn=_interruptible if os.name == "posix" else None)
         line = self.proc.stdout.readline()
         match = re.search(r"(http://\S+)", line)
         if not match:

@@ -151,7 +151,7 @@ def test_training_learns_the_notes_a_silent_or_base_rate_network_cannot(trained,
         from transcribe.checkpoint import typed_configs
 
         features, _ = typed_configs(ckpt.config)
-        rolls = [notes_to_rolls(read_labels(label), int(read_labels(label).duration * features.frame_rate) + 20,
+        rolls = [notes_to_rolls(read_labels(label), int(read_labels(label).end * features.frame_rate) + 20,
                                 features.frame_rate) for _, label in find_pairs(trained["folder"], "*_train*")]
         for head in ("onset", "offset", "frame"):
             rate = np.concatenate([r[head] for r in rolls]).mean(axis=0).clip(1e-4, 1 - 1e-4)
