@@ -95,7 +95,7 @@ def test_make_demo_renders_the_shipped_clip_exactly(tmp_path):
     is paths.pianos, or TRANSCRIBE_TEST_PIANOS."""
     require_dev("hydra")
     from transcribe.config import compose
-    from transcribe.render.synth import fluidsynth_binary
+    from transcribe.fluidsynth import fluidsynth_binary
 
     pianos = os.environ.get("TRANSCRIBE_TEST_PIANOS") or str(REPO / compose("demo").paths.pianos)
     if fluidsynth_binary() is None or not (Path(pianos) / "sf2" / "splendid.sf2").is_file():

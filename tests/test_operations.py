@@ -511,7 +511,7 @@ def test_streamed_transcription_equals_whole_file_inference(tmp_path, monkeypatc
 @pytest.mark.parametrize("seed", range(6))
 def test_streaming_decoder_equals_whole_decoder(seed):
     from transcribe.decode import DecodeConfig, decode_notes
-    from transcribe.infer import StreamingDecoder
+    from transcribe.decode import StreamingDecoder
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(50, 600))

@@ -410,3 +410,23 @@ def test_a_taken_port_is_one_clear_error(server, tmp_path):
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert not list(tmp_path.glob("transcribe-studio-*"))  # its work folder is gone again
+
+
+def test_the_studio_runs_without_fcntl_or_sighup(tmp_path):
+    """Where ``import fcntl`` fails and ``signal.SIGHUP`` does not exist (as on Windows; imitated by
+    the portability tests' sitecustomize), the studio starts, transcribes an upload, writes its
+    MIDI and stops on Ctrl-C."""
+    from tests.test_portability import python
+
+    _, env = python(tmp_path, hide=True)
+    s = StudioServer(tmp_path / "studio", env={"PYTHONPATH": env["PYTHONPATH"]})
+    try:
+        with s.client() as c:
+            r = upload(c, DEMO.read_bytes(), "demo.flac")
+            assert r.status_code == 201, r.text
+            job = wait_done(c, r.json()["id"])
+            assert job["status"] == "done" and job["notes"] > 50, job
+            mid = c.get(f"/api/jobs/{job['id']}/download/mid")
+            assert mid.status_code == 200 and mid.content.startswith(b"MThd")
+    finally:
+        assert s.stop(signal.SIGINT) == 130

@@ -198,3 +198,55 @@ def finish_notes(notes: Notes, pedal: np.ndarray | None, frame_rate: float, cfg:
             raise ValueError("key-release notes (notes='key') need the sustain pedal spans of a model with a pedal head")
         notes = key_release_offsets(notes, pedal, frame_rate, cfg.min_note_seconds(frame_rate))
     return notes.piano_range(cfg.min_pitch, cfg.max_pitch)
+
+
+class StreamingDecoder:
+    """:func:`~transcribe.decode.decode_notes` over activations that arrive a block at a time,
+    with the same notes as decoding them whole: a note still sounding at the end of a block is
+    carried into the next (as two synthetic frames: its onset, then its state)."""
+
+    def __init__(self, cfg: DecodeConfig, frame_rate: float):
+        self.cfg, self.frame_rate = cfg, frame_rate
+        self._loose = replace(cfg, min_note_frames=1)  # lengths are checked on whole notes
+        self.open_start = np.full(N_KEYS, -1, dtype=np.int64)
+        self.open_velocity = np.zeros(N_KEYS, dtype=np.int64)
+        self.prev_on = np.zeros(N_KEYS, dtype=bool)
+        self.frames = 0  # frames decoded so far
+        self._done: list[tuple[np.ndarray, ...]] = []  # (start, end, key, velocity) frame units
+
+    def feed(self, onset: np.ndarray, frame: np.ndarray, velocity: np.ndarray) -> None:
+        """The next ``len(onset)`` frames of activations [frames, 88]."""
+        n = len(onset)
+        if n == 0:
+            return
+        is_open = self.open_start >= 0
+        pre = np.full((2, N_KEYS), -np.inf, dtype=np.float32)
+        pre_on, pre_frame, pre_vel = pre.copy(), pre.copy(), np.zeros((2, N_KEYS), np.float32)
+        pre_on[0, is_open] = pre_frame[:, is_open] = np.inf
+        pre_on[1, self.prev_on] = np.inf
+        pre_vel[0] = self.open_velocity / 127.0
+        notes = decode_notes(np.concatenate([pre_on, onset]), np.concatenate([pre_frame, frame]), 1.0,
+                             self._loose, np.concatenate([pre_vel, velocity]))
+        starts = notes.onsets.astype(np.int64) - 2 + self.frames
+        ends = notes.offsets.astype(np.int64) - 2 + self.frames
+        keys = notes.pitches.astype(np.int64) - MIN_PITCH
+        carried = notes.onsets == 0
+        starts[carried] = self.open_start[keys[carried]]
+        still_open = notes.offsets == n + 2
+        self.open_start[:] = -1
+        self.open_start[keys[still_open]] = starts[still_open]
+        self.open_velocity[keys[still_open]] = notes.velocities[still_open]
+        self.prev_on = onset[-1] > self.cfg.onset_threshold
+        done = ~still_open
+        self._done.append((starts[done], ends[done], keys[done], notes.velocities[done]))
+        self.frames += n
+
+    def finish(self) -> Notes:
+        """All notes: those still sounding end with the recording."""
+        keys = np.flatnonzero(self.open_start >= 0)
+        parts = self._done + [(self.open_start[keys], np.full(len(keys), self.frames), keys,
+                               self.open_velocity[keys])]
+        start, end, key, vel = (np.concatenate([p[i] for p in parts]) for i in range(4))
+        keep = end - start >= max(self.cfg.min_note_frames, 1)
+        return Notes(start[keep] / self.frame_rate, end[keep] / self.frame_rate, key[keep] + MIN_PITCH,
+                     vel[keep].astype(np.int64)).sorted()

@@ -5,7 +5,7 @@ The notes and sustain pedal are written as the ``.mid`` output holds them
 (:func:`~transcribe.notefiles.midi_bytes`; with key-release notes the pedal, CC64, keeps them
 sounding), with the preset of ``conf/sonify/default.yaml`` (General MIDI's Acoustic Grand Piano),
 rendered by the FluidSynth command as :mod:`transcribe.render.synth` renders training data
-(:func:`~transcribe.render.synth.run_fluidsynth`), and written atomically as
+(:func:`~transcribe.fluidsynth.run_fluidsynth`), and written atomically as
 ``<stem>.sonified.wav`` (or ``.flac``), as long as the recording, peaks scaled down to
 ``max_peak``. The audio is read and written in blocks, so memory stays flat in the length of a
 recording (FluidSynth's float output goes to a temporary file).
@@ -39,7 +39,7 @@ class SonifyError(RuntimeError):
 @dataclass(frozen=True)
 class SynthSettings:
     """How FluidSynth plays (the ``synth`` block of ``conf/sonify``; what
-    :func:`~transcribe.render.synth.run_fluidsynth` reads)."""
+    :func:`~transcribe.fluidsynth.run_fluidsynth` reads)."""
 
     binary: str
     sample_rate: int
@@ -135,7 +135,7 @@ def find_soundfont(cfg: SonifyConfig) -> Path:
 def checked(cfg: SonifyConfig) -> SonifyConfig:
     """``cfg`` with its SoundFont found (:func:`find_soundfont`), once FluidSynth is known to be
     installed; raises :class:`SonifyError` saying what to install. Done before any work."""
-    from .render.synth import fluidsynth_binary
+    from .fluidsynth import fluidsynth_binary
 
     if fluidsynth_binary(cfg.synth.binary) is None:
         raise SonifyError(f"--sonify needs FluidSynth (the {cfg.synth.binary!r} command, not found): {INSTALL}")
@@ -168,7 +168,7 @@ def sonify(notes: Notes, path: str | Path, cfg: SonifyConfig | None = None, peda
     import soundfile as sf
 
     from .files import atomic_write
-    from .render.synth import run_fluidsynth
+    from .fluidsynth import run_fluidsynth
 
     cfg = cfg if cfg is not None else checked(SonifyConfig.default())
     suffix = Path(path).suffix.lower().lstrip(".")

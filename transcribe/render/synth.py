@@ -3,8 +3,6 @@ synthesiser run that turns it into audio (faster than real time, no audio device
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..fluidsynth import fluidsynth_binary, run_fluidsynth
 from ..notes import Notes
 
 if TYPE_CHECKING:
@@ -62,11 +61,6 @@ def pianos_from_cfg(cfg) -> dict[str, Piano]:
                      float(p.get("release_decay_db_per_s", 0.0)), tuple(int(v) for v in lat) if lat else None)
 
     return {name: piano(name, p) for name, p in cfg.pianos.items()}
-
-
-def fluidsynth_binary(binary: str = "fluidsynth") -> str | None:
-    """Path of the FluidSynth command, or None when it is not installed."""
-    return shutil.which(binary)
 
 
 def write_render_midi(notes: Notes, piano: Piano, path: str | Path, latency: LatencyFn | None = None,
@@ -121,30 +115,6 @@ def release_events(off_ticks: np.ndarray, pitches: np.ndarray, velocities: np.nd
             vels.append(int(np.clip(round(velocities[i] * scale[i]), 1, 127)))
     return note_events(np.array(ons, np.int64), np.array(stops, np.int64), np.array(keys, np.int64),
                        np.array(vels, np.int64), channel=1, note_off=True)
-
-
-def run_fluidsynth(midi_path: str | Path, soundfonts: list[str], synth, wav_path: str | Path,
-                   timeout_s: float | None = None) -> None:
-    """Render a MIDI file with the FluidSynth command into a float WAV file at ``wav_path`` (stereo,
-    ``synth.sample_rate``; faster than real time, no audio device). ``synth`` holds binary,
-    sample_rate, gain, polyphony, reverb, chorus, timeout_s (``conf/render.yaml``, or
-    :class:`transcribe.sonify.SynthSettings`); ``timeout_s`` overrides its timeout. Raises
-    FileNotFoundError when FluidSynth is not installed, RuntimeError when it fails or cannot load
-    a SoundFont (it then exits 0 and writes silence, so its messages are read)."""
-    binary = fluidsynth_binary(synth.binary)
-    if binary is None:
-        raise FileNotFoundError(f"{synth.binary}: FluidSynth not found (Debian: apt-get install fluidsynth)")
-    wav = Path(wav_path)
-    cmd = [binary, "-n", "-i", "-q", "-R", "1" if synth.reverb else "0", "-C", "1" if synth.chorus else "0",
-           "-g", str(synth.gain), "-r", str(int(synth.sample_rate)), "-O", "float", "-T", "wav",
-           "-o", f"synth.polyphony={int(synth.polyphony)}", "-o", "synth.dynamic-sample-loading=1",
-           "-F", str(wav), *map(str, soundfonts), str(midi_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s or synth.timeout_s)
-    said = (proc.stderr.strip() or proc.stdout.strip()).replace("\n", " ")
-    if proc.returncode != 0 or not wav.is_file():
-        raise RuntimeError(f"fluidsynth failed ({proc.returncode}): {said}")
-    if "Failed to load" in said or "not a SoundFont" in said:
-        raise RuntimeError(f"fluidsynth could not load a SoundFont of {', '.join(map(str, soundfonts))}: {said}")
 
 
 def synthesize(midi_path: str | Path, piano: Piano, synth) -> tuple[np.ndarray, int]:
