@@ -152,8 +152,9 @@ def _load_for_fine_tuning(model: OnsetsAndFrames, weights: dict, init: Path, the
              if not (k.startswith(PEDAL_PREFIX) or grafted and k.startswith(BRANCH_PREFIX))]
     if other:
         raise SystemExit(f"transcribe-train: {init}: weights do not fit the network: {other[:5]}")
-    if any(k.startswith(PEDAL_PREFIX) for k in result.missing_keys):
-        log.info("%s has no pedal head: the pedal head starts fresh (%d tensors)", init, len(result.missing_keys))
+    fresh_pedal = [k for k in result.missing_keys if k.startswith(PEDAL_PREFIX)]
+    if fresh_pedal:
+        log.info("%s has no pedal head: the pedal head starts fresh (%d tensors)", init, len(fresh_pedal))
     if result.unexpected_keys:
         log.info("%s has a pedal head this model does not (model.pedal_head=false): left out", init)
 
@@ -191,7 +192,7 @@ def parameter_groups(model: torch.nn.Module, params: list[torch.nn.Parameter], t
     groups = [{"params": [p for p in params if id(p) not in branch]}]
     if branch:
         groups.append({"params": [p for p in params if id(p) in branch],
-                       "lr": t.learning_rate * float(t.get("branch_lr_scale", 1.0))})
+                       "lr": t.learning_rate * float(t.branch_lr_scale)})
     return groups
 
 
@@ -391,8 +392,8 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast:
             pred = net(batch["features"])
-        losses = loss({k: v.float() for k, v in pred.items()}, batch, weights, t.get("velocity_loss", "mse"),
-                      float(t.get("soft_onset_gain", 0.0)))
+        losses = loss({k: v.float() for k, v in pred.items()}, batch, weights, t.velocity_loss,
+                      float(t.soft_onset_gain))
         st.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(st.model.parameters(), t.grad_clip)
