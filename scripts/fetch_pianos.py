@@ -23,7 +23,9 @@ What it does (idempotent: a step whose output exists is skipped):
   ``SampleFix/mcg_ff_083.flac`` replaces the clipped sample, as its notes say),
   fosfrancesco/asap-dataset → data/midi/asap (performance ``.mid`` files and ``metadata.csv``
   only; ``midi_score.mid``, scores and annotations are not kept),
-  bytedance/GiantMIDI-Piano → data/midi/giantmidi_eval (``midis_for_evaluation/`` only).
+  bytedance/GiantMIDI-Piano → data/midi/giantmidi_eval (``midis_for_evaluation/`` only),
+  GoogleChromeLabs/web-audio-samples at an old commit → data/irs (measured impulse responses:
+  the Pori concert hall and a warehouse, for ``augment.room.measured_dir``).
   A sample that is a Git LFS pointer or not a FLAC file is reported.
 - Conversion (needs Debian's ``polyphone``): :func:`transcribe.render.sfz.convert` for
   salamander, splendid, headroom-close, headroom-decca, maestro-cg → ``data/pianos/sf2/NAME.sf2``
@@ -53,6 +55,16 @@ REPOS = {  # destination: (repository, paths kept (git pathspecs; None = all))
     "pianos/maestro-cg": ("sfzinstruments/MatsHelgesson.MaestroConcertGrandPiano", None),
     "midi/asap": ("fosfrancesco/asap-dataset", ["*.mid", "metadata.csv", "README.md", "LICENSE*"]),
     "midi/giantmidi_eval": ("bytedance/GiantMIDI-Piano", ["midis_for_evaluation", "README.md", "LICENSE*"]),
+    # Measured impulse responses for augment.room.measured_dir (docs/DATA.md): the Pori concert hall
+    # (TKK / Akukon 2005, binaural, diffuse-field equalised; free for non-commercial use with
+    # citation) and a warehouse at several distances and microphones (Apache-2.0 repository). The
+    # repository dropped them later, hence the commit.
+    "irs": ("GoogleChromeLabs/web-audio-samples@de2517d68eeb7777789cf8d9a78c44c561dcd5da",
+            ["samples/audio/impulse-responses/bin_dfeq/*", "samples/audio/impulse-responses/tim-warehouse/omni-*.aif",
+             "samples/audio/impulse-responses/tim-warehouse/cardiod-??-*/cardiod-??-??.aif",
+             "samples/audio/impulse-responses/tim-warehouse/cardiod-?-*/cardiod-?-?.aif",
+             "samples/audio/impulse-responses/tim-warehouse/bipolar-*/bipolar-??-??.aif",
+             "samples/audio/impulse-responses/tim-warehouse/bipolar-*/bipolar-?-??.aif"]),
 }
 # name: (SFZ relative to data/pianos, region filter on the resolved opcodes)
 PRESETS = {
@@ -121,6 +133,10 @@ def salamander_sfz() -> str:
 
 
 def fetch_repo(data: Path, dest_rel: str, repo: str, paths: list[str] | None, snapshots: Path | None) -> None:
+    """``repo`` (``OWNER/NAME``, or ``OWNER/NAME@COMMIT`` for a fixed commit) into ``data/dest_rel``:
+    the files matching ``paths`` (all where None); skipped where the folder has files."""
+    repo, _, rev = repo.partition("@")
+    rev = rev or "HEAD"
     dest = data / dest_rel
     if dest.is_dir() and any(dest.iterdir()):
         return
@@ -132,9 +148,10 @@ def fetch_repo(data: Path, dest_rel: str, repo: str, paths: list[str] | None, sn
                 sys.exit(f"error: no snapshot of {repo} at {gitdir}")
         else:
             gitdir = Path(tmp) / "clone"
-            run(["git", "clone", "--depth", "1", "--no-checkout", f"https://github.com/{repo}", str(gitdir)])
-        spec = ["--"] + _existing(gitdir, paths) if paths else []
-        archive = subprocess.run(["git", "-C", str(gitdir), "archive", "HEAD", *spec], check=True,
+            depth = ["--depth", "1"] if rev == "HEAD" else ["--filter=blob:none"]  # an old commit: full history
+            run(["git", "clone", *depth, "--no-checkout", f"https://github.com/{repo}", str(gitdir)])
+        spec = ["--"] + _existing(gitdir, paths, rev) if paths else []
+        archive = subprocess.run(["git", "-C", str(gitdir), "archive", rev, *spec], check=True,
                                  stdout=subprocess.PIPE).stdout
         subprocess.run(["tar", "x", "-C", str(dest)], input=archive, check=True)
     if dest_rel == "midi/asap":
@@ -150,13 +167,15 @@ def fetch_repo(data: Path, dest_rel: str, repo: str, paths: list[str] | None, sn
             shutil.copyfile(fix, dest / "Samples" / fix.name)
 
 
-def _existing(gitdir: Path, paths: list[str]) -> list[str]:
-    """The pathspecs of ``paths`` that match something in HEAD (git archive fails on the others).
+def _existing(gitdir: Path, paths: list[str], rev: str = "HEAD") -> list[str]:
+    """The pathspecs of ``paths`` that match something in ``rev`` (git archive fails on the others).
+    (In the GoogleChromeLabs/web-audio-samples snapshot git archive also prints "invalid object"
+    for a drum loop the snapshot lacks, and still writes every file asked for, exit status 0.)
 
     Matched here with :func:`fnmatch.fnmatchcase` on the full listing, as git matches a plain
     pathspec (``*`` crosses ``/``; a folder name matches what is under it): ``git ls-tree``
     takes no wildcards, and git 2.39 refuses ``:(glob)`` magic there."""
-    names = subprocess.run(["git", "-C", str(gitdir), "ls-tree", "-r", "--name-only", "HEAD"],
+    names = subprocess.run(["git", "-C", str(gitdir), "ls-tree", "-r", "--name-only", rev],
                            capture_output=True, text=True, check=True).stdout.splitlines()
     return [p for p in paths
             if any(fnmatch.fnmatchcase(n, p) or n.startswith(p.rstrip("/") + "/") for n in names)]
@@ -195,11 +214,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "data")
     ap.add_argument("--snapshots", type=Path, default=None,
                     help="folder of git snapshots OWNER+NAME/repo (no network to GitHub)")
-    ap.add_argument("--only", choices=["pianos", "midi", "convert"], action="append")
+    ap.add_argument("--only", choices=["pianos", "midi", "convert", "irs"], action="append")
     ap.add_argument("--presets", nargs="*", help="convert only these presets")
     ap.add_argument("--force", action="store_true", help="convert again even if the SF2 exists")
     args = ap.parse_args()
-    only = set(args.only or ["pianos", "midi", "convert"])
+    only = set(args.only or ["pianos", "midi", "convert", "irs"])
     if "pianos" in only:
         fetch_salamander(args.data)
         for dest, (repo, paths) in REPOS.items():
@@ -211,6 +230,8 @@ def main() -> None:
         for dest, (repo, paths) in REPOS.items():
             if dest.startswith("midi/"):
                 fetch_repo(args.data, dest, repo, paths, args.snapshots)
+    if "irs" in only:
+        fetch_repo(args.data, "irs", *REPOS["irs"], args.snapshots)
     if "convert" in only:
         convert_all(args.data, args.presets, args.force)
 

@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="overrides of the train config (the run's data and train keys)")
     ap.add_argument("--step", type=int, default=None, help="the step to write in the row (default: the checkpoint's)")
     ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # overrides may follow --step
     torch.set_num_threads(args.threads)
     cfg = compose("train", args.overrides)
     ckpt = Checkpoint(args.checkpoint)

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from transcribe.config import compose
 from transcribe.data.augment import augment, compress
-from transcribe.data.rooms import room_bank, simulate_room
+from transcribe.data.rooms import measured_irs, room_bank, simulate_room
 
 SR = 16000
 
@@ -85,6 +85,60 @@ def test_augment_draws_a_room_from_the_bank(tmp_path):
     assert np.corrcoef(out[1000:1000 + len(bank[i])], bank[i][: SR - 1000])[0, 1] > 0.99
     _, none = augment(y, SR, np.random.default_rng(0), cfg, return_params=True)  # no bank: no room
     assert "room" not in none
+
+
+def write_measured_ir(path, sr=48000, delay_s=0.05, seconds=1.0):
+    """A stereo recording of a room: silence before the direct sound (as a measurement has),
+    then a decaying tail; the right channel's direct sound 1 ms later than the left's."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(3)
+    n, d = int(seconds * sr), int(delay_s * sr)
+    ir = np.zeros((n, 2))
+    for ch, lag in ((0, 0), (1, sr // 1000)):
+        ir[d + lag, ch] = 0.9
+        tail = rng.normal(0, 0.05, n - d - lag - 100) * np.exp(-np.arange(n - d - lag - 100) / (0.1 * sr))
+        ir[d + lag + 100:, ch] += tail
+    sf.write(path, ir, sr, subtype="FLOAT")
+    return ir
+
+
+def test_measured_irs_start_at_the_direct_sound(tmp_path):
+    write_measured_ir(tmp_path / "hall.wav")
+    irs = measured_irs(tmp_path, SR)
+    assert len(irs) == 2  # one room per channel
+    for ir in irs:
+        assert ir.dtype == np.float32 and np.abs(ir).max() == pytest.approx(1.0)
+        # the 50 ms of silence before the direct sound is gone: a click stays in place (within
+        # the resampler's few samples), it is not moved by the measurement's lead-in
+        assert np.argmax(np.abs(ir)) <= 12
+        assert len(ir) == pytest.approx(SR * 0.95, abs=SR * 0.01)
+    with pytest.raises(FileNotFoundError, match="no impulse responses"):
+        measured_irs(tmp_path / "empty", SR)
+
+
+def test_augment_takes_measured_rooms_in_their_share(tmp_path):
+    cfg = compose("train", ["augment.room.measured_p=1.0", "augment.p=1.0"]).augment
+    for effect in ("mix", "detune", "eq", "reverb", "noise", "compress", "gain", "codec"):
+        cfg[effect].p = 0.0
+    cfg.room.p = 1.0
+    write_measured_ir(tmp_path / "hall.wav")
+    real = measured_irs(tmp_path, SR)
+    simulated = [np.eye(1, 800, 0, dtype=np.float32)[0]]  # a dry "room": the click itself
+    y = np.zeros(SR, dtype=np.float32)
+    y[1000] = 1.0
+    out, params = augment(y, SR, np.random.default_rng(0), cfg, rooms=simulated, measured=real, return_params=True)
+    assert params["room"]["measured"] is True
+    i = params["room"]["index"]
+    assert np.corrcoef(out[1000:1000 + len(real[i])], real[i][: SR - 1000])[0, 1] > 0.99
+    cfg.room.measured_p = 0.0
+    out, params = augment(y, SR, np.random.default_rng(0), cfg, rooms=simulated, measured=real, return_params=True)
+    assert params["room"]["measured"] is False and np.count_nonzero(np.abs(out) > 1e-4) == 1
+    # without measured rooms no draw between the pools is made: the simulated room is taken
+    # even where measured_p asks for recorded ones
+    cfg.room.measured_p = 1.0
+    assert augment(y, SR, np.random.default_rng(5), cfg, rooms=simulated, return_params=True)[1]["room"] == \
+        {"index": 0, "measured": False}
 
 
 def test_compression_narrows_the_dynamic_range_and_keeps_the_level():

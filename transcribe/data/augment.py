@@ -221,12 +221,15 @@ def mix_partner(y: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray
 
 
 def augment(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, cfg, partner: np.ndarray | None = None,
-            return_params: bool = False, rooms: list[np.ndarray] | None = None):
+            return_params: bool = False, rooms: list[np.ndarray] | None = None,
+            measured: list[np.ndarray] | None = None):
     """``audio`` (mono float32) through the chain of the module docstring, each effect applied
     with probability ``cfg.<effect>.p`` and parameters drawn from ``rng`` within the ranges of
     ``cfg`` (``conf/augment/default.yaml``); ``partner`` is a render of the same notes through
     another piano, aligned with ``audio`` (``mix`` needs it); ``rooms`` a bank of room impulse
-    responses (``room`` needs it, see :func:`transcribe.data.rooms.room_bank`). Returns audio of the same length,
+    responses (``room`` needs it, see :func:`transcribe.data.rooms.room_bank`) and ``measured``
+    recorded ones, of which ``room.measured_p`` of the room draws take one
+    (:func:`transcribe.data.rooms.measured_irs`). Returns audio of the same length,
     and with ``return_params`` also a dict of what was applied (``detune.time_scale``: see the
     module docstring)."""
     y = np.asarray(audio, dtype=np.float32).copy()
@@ -268,10 +271,14 @@ def augment(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, cfg, 
         params["reverb"] = r
 
     c = cfg.get("room")
-    if c is not None and rooms and rng.random() < c.p:
-        i = int(rng.integers(len(rooms)))
-        y = apply_reverb(y, rooms[i])
-        params["room"] = {"index": i}
+    if c is not None and (rooms or measured) and rng.random() < c.p:
+        # The draw between the two pools is made only where there are measured responses, so a
+        # chain without them draws exactly as before.
+        real = bool(measured) and (not rooms or rng.random() < float(c.get("measured_p", 0.0)))
+        pool = measured if real else rooms
+        i = int(rng.integers(len(pool)))
+        y = apply_reverb(y, pool[i])
+        params["room"] = {"index": i, "measured": real}
 
     c = cfg.noise
     if rng.random() < c.p:

@@ -86,6 +86,7 @@ class CropDataset:
         cache.fill([a for a, _ in pairs], workers)
         self.cfg = cfg
         self.rooms: list[np.ndarray] | None = None  # room impulse responses for augmentation (BatchStream sets them)
+        self.measured_rooms: list[np.ndarray] | None = None  # recorded ones (augment.room.measured_dir)
         self.recordings: list[Recording] = []
         for audio, label in pairs:
             feats = cache.load(audio)
@@ -149,7 +150,8 @@ class CropDataset:
         partner = None
         if rec.partners:
             partner = read_segment(rec.partners[int(rng.integers(len(rec.partners)))], first, n, sr)
-        y, params = augment(y, sr, rng, aug, partner=partner, rooms=self.rooms, return_params=True)
+        y, params = augment(y, sr, rng, aug, partner=partner, rooms=self.rooms, measured=self.measured_rooms,
+                            return_params=True)
         feats = cqt_features(y, self.cfg)[context_frames: context_frames + crop_frames]
         warp = (first / sr, params["detune"]["time_scale"]) if "detune" in params else None
         return np.ascontiguousarray(feats, dtype=np.float32), self._targets(rec, start, crop_frames, warp)
@@ -203,9 +205,11 @@ class BatchStream(torch.utils.data.Dataset):
         self.p_aug = float(aug.get("p", 1.0)) if aug is not None else 0.0
         self.aug = always(aug) if self.p_aug > 0 else None  # converted once, not per batch
         if self.aug is not None and self.aug.get("room") is not None and float(self.aug.room.p) > 0 and data.rooms is None:
-            from .rooms import room_bank
+            from .rooms import measured_irs, room_bank
 
             data.rooms = room_bank(self.aug.room, data.cfg.sample_rate)
+            if self.aug.room.get("measured_dir"):
+                data.measured_rooms = measured_irs(self.aug.room.measured_dir, data.cfg.sample_rate)
 
     def __len__(self) -> int:
         return 2**62

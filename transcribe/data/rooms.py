@@ -5,6 +5,10 @@ reflections by the image-source method, the late tail by ray tracing (the hybrid
 Simulating one room takes 0.1 to 1 s, too slow for every training crop, so a bank of rooms is
 simulated once per configuration (:func:`room_bank`), cached as ``.npz`` in
 ``augment.room.cache_dir``, and each augmented crop draws one of them.
+
+Measured impulse responses (real halls and rooms, :func:`measured_irs`) can join them:
+``augment.room.measured_dir`` names a folder of IR recordings, and ``augment.room.measured_p`` of
+the room draws take one of those instead (docs/DATA.md says which were used and under what licence).
 """
 
 from __future__ import annotations
@@ -68,14 +72,46 @@ def simulate_room(rng: np.random.Generator, sample_rate: int, cfg) -> tuple[np.n
     room.add_source(src)
     room.add_microphone(mic)
     room.compute_rir()
-    ir = np.asarray(room.rir[0][0], dtype=np.float64)
-    # Start at the direct sound (less 8 samples of its fractional-delay filter), so the room adds
-    # no delay: labels stay aligned with the audio.
-    ir = ir[max(int(np.argmax(np.abs(ir) > 0.5 * np.abs(ir).max())) - 8, 0):]
+    ir = from_direct_sound(np.asarray(room.rir[0][0], dtype=np.float64))
     params = {"dims_m": [round(float(d), 2) for d in dims], "rt60_s": round(rt60, 3),
               "rt60_wanted_s": round(wanted, 3), "absorption": round(absorption, 4),
               "distance_m": round(float(np.linalg.norm(mic - src)), 2)}
     return (ir / np.abs(ir).max()).astype(np.float32), params
+
+
+def from_direct_sound(ir: np.ndarray) -> np.ndarray:
+    """``ir`` from its direct sound on (the first sample at half its peak, less 8 samples of a
+    fractional-delay filter's lead-in), so the room adds no delay and labels stay aligned with
+    the audio (an untrimmed measured IR can move every onset by tens of milliseconds)."""
+    return ir[max(int(np.argmax(np.abs(ir) > 0.5 * np.abs(ir).max())) - 8, 0):]
+
+
+MEASURED_SUFFIXES = (".wav", ".aif", ".aiff", ".flac")
+
+
+def measured_irs(folder: str | Path, sample_rate: int, max_seconds: float = 4.0) -> list[np.ndarray]:
+    """Every impulse response recorded under ``folder`` (``.wav``, ``.aif(f)``, ``.flac``, searched
+    recursively, in sorted order), each channel its own response: resampled to ``sample_rate``
+    (soxr), started at its direct sound (:func:`from_direct_sound`), cut to ``max_seconds`` and
+    peak-normalised as the simulated ones are. Raises ``FileNotFoundError`` naming the folder when
+    it holds none, and ``ValueError`` naming a file that is silent."""
+    import soundfile as sf
+    import soxr
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MEASURED_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no impulse responses ({', '.join(MEASURED_SUFFIXES)}) "
+                                "(augment.room.measured_dir)")
+    irs = []
+    for path in files:
+        data, sr = sf.read(str(path), dtype="float64", always_2d=True)
+        for channel in data.T:
+            if not np.any(channel):
+                raise ValueError(f"{path}: a silent channel is not an impulse response")
+            ir = soxr.resample(channel, sr, sample_rate) if sr != sample_rate else channel
+            ir = from_direct_sound(ir)[: int(max_seconds * sample_rate)]
+            irs.append((ir / np.abs(ir).max()).astype(np.float32))
+    return irs
 
 
 def bank_path(cfg, sample_rate: int) -> Path:
