@@ -4,6 +4,7 @@ screenshot of each view there (``studio_*.png``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,13 +37,40 @@ def server(tmp_path_factory):
     s.stop()
 
 
-def browser(tmp: Path, extra: list[str] = ()):
-    """A fresh Chromium (its own user-data-dir) and a page; returns (playwright, context, page)."""
+@pytest.fixture(scope="module")
+def fake_take(tmp_path_factory) -> Path:
+    """The first 8 s of the demo: what Chromium's fake capture device plays into the microphone."""
+    wav = tmp_path_factory.mktemp("fake-mic") / "take.wav"
+    y, sr = sf.read(DEMO, dtype="float32")
+    sf.write(wav, y[: 8 * sr], sr, subtype="PCM_16")
+    return wav
+
+
+@pytest.fixture(scope="module")
+def chromium(fake_take):
+    """One Playwright driver and one headless Chromium for the module (starting them is most of a
+    short test's CPU); each test opens its own context (:func:`browser`: fresh storage, cookies and
+    downloads). Its microphone is the fake capture device playing :func:`fake_take`."""
     pw = playwright.sync_playwright().start()
-    ctx = pw.chromium.launch_persistent_context(str(tmp), executable_path=str(CHROMIUM), headless=True,
-                                                args=ARGS + list(extra), accept_downloads=True,
-                                                viewport={"width": 1400, "height": 820})
-    return pw, ctx, ctx.pages[0] if ctx.pages else ctx.new_page()
+    try:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                               args=ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                                            f"--use-file-for-fake-audio-capture={fake_take}"])
+        yield b
+        b.close()
+    finally:
+        pw.stop()
+
+
+@contextlib.contextmanager
+def browser(chromium, permissions: list[str] = ()):
+    """A fresh context of the module's Chromium (nothing kept from another test) and a page in it."""
+    ctx = chromium.new_context(accept_downloads=True, viewport={"width": 1400, "height": 820},
+                               permissions=list(permissions))
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()
 
 
 def shot(page, name: str) -> None:
@@ -69,11 +97,10 @@ def network_runs(server) -> int:
         return c.get("/api/stats").json()["network_runs"]
 
 
-def test_upload_tune_play_score_download(server, tmp_path):
-    pw, ctx, page = browser(tmp_path / "profile")
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
+def test_upload_tune_play_score_download(server, chromium, tmp_path):
+    with browser(chromium) as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url + "/")
         page.set_input_files("#picker", str(DEMO))
         first = wait_count(page)
@@ -134,18 +161,11 @@ def test_upload_tune_play_score_download(server, tmp_path):
         assert "Key:" in info and "Time:" in info and "?" not in info, info
         shot(page, "score")
         assert not errors, errors
-    finally:
-        ctx.close()
-        pw.stop()
 
 
-def test_record_from_the_fake_microphone(server, tmp_path):
-    wav = tmp_path / "take.wav"
-    y, sr = sf.read(DEMO, dtype="float32")
-    sf.write(wav, y[: 8 * sr], sr, subtype="PCM_16")  # Chromium's fake capture device plays this file
-    pw, ctx, page = browser(tmp_path / "profile", ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                                                   f"--use-file-for-fake-audio-capture={wav}"])
-    try:
+def test_record_from_the_fake_microphone(server, chromium):
+    # the module's Chromium records from its fake capture device, which plays fake_take (8 s of the demo)
+    with browser(chromium, ["microphone"]) as page:
         page.goto(server.url + "/")
         before = page.locator("#jobs li").count()
         page.click("#record")
@@ -161,18 +181,14 @@ def test_record_from_the_fake_microphone(server, tmp_path):
         jobs = page.evaluate("() => state.jobs")
         rec = [j for j in jobs if j["name"].startswith("recording-")]
         assert rec and rec[0]["status"] == "done" and rec[0]["seconds"] > 3, json.dumps(jobs)
-    finally:
-        ctx.close()
-        pw.stop()
 
 
-def test_drop_many_files_and_a_bad_one(server, tmp_path):
+def test_drop_many_files_and_a_bad_one(server, chromium):
     """Files dropped on the page (a DataTransfer built in it): each is uploaded; a bad one gets a
     clear message in the page, and the good ones are transcribed."""
     import base64
 
-    pw, ctx, page = browser(tmp_path / "profile")
-    try:
+    with browser(chromium) as page:
         page.goto(server.url + "/")
         files = [("first.flac", DEMO.read_bytes()), ("not-audio.wav", b"RIFF....garbage" * 100),
                  ("second.flac", DEMO.read_bytes())]
@@ -198,6 +214,3 @@ def test_drop_many_files_and_a_bad_one(server, tmp_path):
         assert "not-audio.wav" in refused.inner_text() and "not audio" in refused.inner_text()
         assert page.evaluate("() => window.__messages.some((m) => m.includes('not-audio.wav') && m.includes('not audio'))")
         shot(page, "jobs")
-    finally:
-        ctx.close()
-        pw.stop()
