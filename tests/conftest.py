@@ -43,6 +43,12 @@ def cache_under_tmp(tmp_path_factory) -> Path:
         yield path
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's addopts): one worker per core, at most 4: each imports torch and
+    some train small networks, and past 4 the longest test file sets the suite's time anyway."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def in_ci() -> bool:
     """Running under CI (``CI=true``, as CI services and ``.ci/run`` set it): what .ci/run installs must be there."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
