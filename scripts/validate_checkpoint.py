@@ -42,7 +42,7 @@ def main() -> None:
     if data.val is None:
         sys.exit(f"validate_checkpoint: no validation files under {cfg.data.root}")
     m = validate(ckpt.build_model(), data.val, features, DecodeConfig.from_dict(cfg.decode), InferConfig.from_dict(cfg.infer),
-                 cfg.train.val_max_files, cfg.train.val_thresholds)
+                 cfg.train.val_max_files, cfg.train.val_thresholds, data.val_roots)
     step = args.step if args.step is not None else ckpt.state.get("step")
     print(json.dumps({"step": step, "cpu_s": float(ckpt.state.get("cpu_seconds", 0.0)) if args.step is None else 0.0,
                       "checkpoint": str(args.checkpoint), **{f"val_{k}": v for k, v in m.items()}}))

@@ -238,3 +238,37 @@ def test_extra_training_folders_join_training_but_never_validation(tmp_path):
 def augment_config():
     """conf/augment/default.yaml as training composes it."""
     return compose("train").augment
+
+
+def test_validation_reports_each_folder_on_its_own(tmp_path):
+    """Validation over several folders (data.root and data.extra_val_roots) also scores each folder
+    alone, at the pair of thresholds the whole set chose: the shipped model on clean tones in one
+    folder and on the same kind of tones buried in noise in a nested one."""
+    from transcribe.checkpoint import Checkpoint
+    from transcribe.decode import DecodeConfig
+    from transcribe.infer import InferConfig
+    from transcribe.train import validate
+
+    clean, noisy = tmp_path / "val", tmp_path / "val" / "noisy"  # nested: a file belongs to the deepest
+    noisy.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        notes = random_notes(30 + i, seconds=6.0, n=16)
+        y = synth(notes, seed=i)
+        sf.write(clean / f"a{i}.flac", y, SR)
+        write_tsv(notes, clean / f"a{i}.tsv")
+        sf.write(noisy / f"b{i}.flac", y + rng.normal(0, 3 * np.sqrt(np.mean(y ** 2)), len(y)), SR)
+        write_tsv(notes, noisy / f"b{i}.tsv")
+    ckpt = Checkpoint(Path(__file__).resolve().parents[1] / "transcribe" / "weights" / "model.pt")
+    cfg = compose("train")
+    features = FeatureConfig.from_dict(ckpt.config["features"])
+    data = CropDataset(find_pairs(clean), features, FeatureCache(tmp_path / "cache", features))
+    roots = [str(clean), str(noisy)]
+    m = validate(ckpt.build_model(), data, features, DecodeConfig.from_dict(ckpt.config["decode"]),
+                 InferConfig.from_dict(cfg.infer), None, cfg.train.val_thresholds, roots)
+    a, b = (m[f"set[{r}]_note_f1"] for r in roots)
+    assert a > 0.5 and a > b + 0.1  # the clean folder scores on its own, above the noisy one
+    assert (a + b) / 2 == pytest.approx(m["tuned_note_f1"])  # two files each: the mean of the means
+    alone = validate(ckpt.build_model(), data, features, DecodeConfig.from_dict(ckpt.config["decode"]),
+                     InferConfig.from_dict(cfg.infer), None, cfg.train.val_thresholds, roots[:1])
+    assert not any(k.startswith("set[") for k in alone)  # one folder: nothing to split

@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class TrainingData:
 
     train: CropDataset
     val: CropDataset | None
+    val_roots: list[str] = field(default_factory=list)  # validation_roots(cfg.data): scores per folder
 
 
 @dataclass
@@ -109,7 +111,8 @@ def setup_data(cfg: DictConfig, features: FeatureConfig, dist: Dist) -> Training
     t0 = time.time()
     fill_cache_shared(cache, [a for a, _ in train_pairs + val_pairs], workers, dist)
     data = TrainingData(CropDataset(train_pairs, features, cache, workers),
-                        CropDataset(val_pairs, features, cache, workers) if val_pairs and dist.is_main else None)
+                        CropDataset(val_pairs, features, cache, workers) if val_pairs and dist.is_main else None,
+                        validation_roots(cfg.data))
     log.info("features ready in %.0f s: %.2f h training audio (sustain pedal known for %.2f h), "
              "%.2f h validation audio", time.time() - t0, data.train.seconds / 3600,
              data.train.pedal_seconds / 3600, (data.val.seconds if data.val else 0) / 3600)
@@ -251,13 +254,34 @@ def validation_features(rec, features: FeatureConfig, infer: InferConfig) -> np.
     return cqt_features(y * np.float32(gain), features)
 
 
+SET_METRICS = ("note_f1", "note_recall", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
+
+
+def validation_roots(data_cfg) -> list[str]:
+    """The folders validation files come from (``data.root``, then ``data.extra_val_roots``), as
+    configured: :func:`validate` reports each one's scores on its own where there are several."""
+    return [str(data_cfg.root), *map(str, data_cfg.extra_val_roots or [])]
+
+
+def _set_of(audio: Path, roots: Sequence[str]) -> str | None:
+    path = Path(audio).resolve()
+    for root in sorted(roots, key=lambda r: -len(str(Path(r).resolve()))):  # the deepest root holding it
+        if path.is_relative_to(Path(root).resolve()):
+            return root
+    return None
+
+
 def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig, decode: DecodeConfig,
-             infer: InferConfig, max_files: int | None, thresholds: DictConfig | None = None) -> dict[str, float]:
+             infer: InferConfig, max_files: int | None, thresholds: DictConfig | None = None,
+             roots: Sequence[str] | None = None) -> dict[str, float]:
     """Transcribe whole validation recordings (:func:`validation_features`) with ``model`` on the CPU
     and score them with ``decode``'s thresholds (the sustain pedal too, where the model has a
     pedal head and the recording's pedal is known); with ``thresholds`` (``train.val_thresholds``:
     onset and frame lists), also with the best pair of that grid (``tuned_*`` keys, and the
-    pair as ``tuned_onset_threshold`` / ``tuned_frame_threshold``)."""
+    pair as ``tuned_onset_threshold`` / ``tuned_frame_threshold``). With ``roots``
+    (:func:`validation_roots`) holding more than one folder, also each folder's own scores at the
+    tuned pair (at conf/decode's without a grid): ``set[ROOT]_note_f1`` and the rest of
+    ``SET_METRICS`` (e.g. a held-out piano and its room version side by side)."""
     net = copy.deepcopy(model).cpu() if next(model.parameters()).device.type != "cpu" else model
     runner = TorchRunner(net)
     modes = [(m, m.training) for m in model.modules()]  # restored exactly (a frozen part stays in eval)
@@ -280,6 +304,15 @@ def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig,
         best = best_thresholds([at_config, *grid])
         out.update({f"tuned_{k}": v for k, v in best.metrics.items()},
                    tuned_onset_threshold=best.onset_threshold, tuned_frame_threshold=best.frame_threshold)
+        at_config = best
+    if roots is not None and len(roots) > 1:
+        sets = [_set_of(rec.audio, roots) for rec in data.recordings[:max_files]]
+        for root in roots:
+            mine = [r for r, s in zip(recordings, sets) if s == root]
+            if mine:
+                m = sweep_thresholds(mine, features.frame_rate, decode, [at_config.onset_threshold],
+                                     [at_config.frame_threshold])[0].metrics
+                out.update({f"set[{root}]_{k}": m[k] for k in SET_METRICS})
     return out
 
 
@@ -430,7 +463,8 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
     val_metrics = None
     if validating:
         cpu0 = time.process_time()
-        val_metrics = validate(st.model, data.val, features, decode, infer, t.val_max_files, t.val_thresholds)
+        val_metrics = validate(st.model, data.val, features, decode, infer, t.val_max_files, t.val_thresholds,
+                               data.val_roots)
         st.cpu_start += time.process_time() - cpu0  # validation's CPU time is not training's
         _log_validation(st.step, val_metrics)
         if "pedal_onset_f1" in val_metrics:
