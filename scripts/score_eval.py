@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         r = rows[-1]
         if args.beats_only:
             print(f"{f.parent.name}/{f.stem}: beat F {r['beat_f']:.3f} downbeat F {r['downbeat_f'] or 0:.3f} "
-                  f"ts {r['time_signature']} ({r['time_signature_ref']}) tempo {r['tempo']} ({r['tempo_ref']})", flush=True)
+                  f"ts {r['time_signature']} ({r['time_signature_ref']}) tempo {r['tempo']} ({r['tempo_ref']})",
+                  flush=True)
             continue
         print(f"{f.parent.name}/{f.stem}: beat F {r['beat_f']:.3f} downbeat F {r['downbeat_f'] or 0:.3f} "
               f"ts {r['time_signature']} ({r['time_signature_ref']}) key {r['key_signature']} "

@@ -89,7 +89,8 @@ def read_notes(files: list[Path], cache: Path | None = None) -> dict[str, "Notes
             have[str(f)] = sort_notes(read_midi(f))
     if cache is not None and missing:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: np.stack([n.onsets, n.offsets, n.pitches, n.velocities]).astype(np.float64) for k, n in have.items()}
+        arrays = {k: np.stack([n.onsets, n.offsets, n.pitches, n.velocities]).astype(np.float64)
+                  for k, n in have.items()}
         tmp = cache.with_name(cache.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(cache)
@@ -284,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wall-minutes", type=float, default=None,
                     help="also stop after this much wall-clock time (a shared machine gives a niced run a small "
                          "share of the CPU); the learning rate decays over whichever budget runs out first")
-    ap.add_argument("--val-every", type=int, default=250, help="validate (and decay the learning rate) every this many steps")
+    ap.add_argument("--val-every", type=int, default=250,
+                    help="validate (and decay the learning rate) every this many steps")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--length", type=int, default=256, help="notes per crop")
     ap.add_argument("--lr", type=float, default=2e-3)

@@ -192,3 +192,29 @@ def test_local_tempo_follows_a_slowing_piece():
     glob = beatmodel.beats_from_outputs(notes, out, tempo="global")
     f = lambda beats: mir_eval.beat.f_measure(truth, beats.times, 0.07)  # noqa: E731
     assert f(local) > 0.95 and f(glob) < f(local) - 0.1
+
+
+def test_training_reads_each_midi_file_once_through_the_cache(tmp_path):
+    """read_notes keeps the notes it read in the .npz cache: a second call gives the same notes
+    without the MIDI files, and a new file is read and added."""
+    from transcribe.notefiles import write_midi
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    notes, _ = _march(bars=2)
+    files = [tmp_path / "a.mid", tmp_path / "b.mid"]
+    for i, f in enumerate(files):
+        write_midi(Notes(notes.onsets + i, notes.offsets + i, notes.pitches, notes.velocities).sorted(), f)
+    cache = tmp_path / "cache.npz"
+    first = train.read_notes(files, cache)
+    assert cache.is_file() and set(np.load(cache).files) == {str(f) for f in files}
+    for f in files:
+        f.unlink()
+    again = train.read_notes(files, cache)
+    for f in files:
+        assert again[str(f)].onsets == pytest.approx(first[str(f)].onsets)
+        assert list(again[str(f)].pitches) == list(first[str(f)].pitches)
+    assert first[str(files[1])].onsets[0] == pytest.approx(first[str(files[0])].onsets[0] + 1, abs=0.01)
+    with pytest.raises(OSError):
+        train.read_notes([tmp_path / "gone.mid"], cache)  # not in the cache: read, and missing
