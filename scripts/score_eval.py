@@ -78,8 +78,10 @@ def written(xml: bytes) -> dict:
             "notes": n, "redundant": redundant, "missing": missing}
 
 
-def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, beats_method: str = "auto") -> dict:
-    """The metrics of one performance (see the module docstring)."""
+def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, beats_method: str = "auto",
+                 beats_only: bool = False) -> dict:
+    """The metrics of one performance (see the module docstring); with ``beats_only`` the beat,
+    downbeat, tempo and time-signature (the estimated metre's) ones only, without the MusicXML."""
     import mir_eval
 
     from transcribe.data.asap import read_annotations
@@ -97,15 +99,26 @@ def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, bea
     music_min = max(float(notes.offsets.max() - notes.onsets.min()), 1e-3) / 60.0
     t0 = time.process_time()
     beats = estimate_beats(None, None, notes, method=beats_method)
-    xml = score_bytes(notes_to_score(notes, beats, title=midi.stem))
+    xml = None if beats_only else score_bytes(notes_to_score(notes, beats, title=midi.stem))
     cpu = time.process_time() - t0
     per_bar = beats.beats_per_bar
     first = beats.downbeat % per_bar
     est_down = beats.times[first::per_bar]
-    w = written(xml)
     trim = mir_eval.beat.trim_beats
     ref_tempo = 60.0 / float(np.median(np.diff(ref_beats)))
     ts_ref = ann.time_signature
+    if beats_only:
+        ts = beats.time_signature
+        return {
+            "file": str(midi), "minutes": round(music_min, 3), "notes": len(notes),
+            "beat_f": float(mir_eval.beat.f_measure(trim(ref_beats), trim(beats.times))),
+            "downbeat_f": float(mir_eval.beat.f_measure(trim(ref_down), trim(est_down))) if len(ref_down) else None,
+            "time_signature": ts, "time_signature_ref": ts_ref, "time_signature_right": ts == ts_ref,
+            "time_signature_compatible": ts == ts_ref or COMPATIBLE.get(ts, "a") == COMPATIBLE.get(ts_ref, "b"),
+            "tempo": round(beats.tempo, 2), "tempo_ref": round(ref_tempo, 2),
+            "tempo_right": abs(beats.tempo / ref_tempo - 1.0) <= 0.08, "cpu_s": round(cpu, 3),
+        }
+    w = written(xml)
     return {
         "file": str(midi), "minutes": round(music_min, 3), "notes": len(notes),
         "beat_f": float(mir_eval.beat.f_measure(trim(ref_beats), trim(beats.times))),
@@ -129,6 +142,10 @@ def summarise(rows: list[dict]) -> dict:
     if not ok:
         return {"performances": 0, "errors": len(rows)}
     mean = lambda k: round(float(np.mean([float(r[k]) for r in ok if r[k] is not None])), 4)  # noqa: E731
+    if "written_notes" not in ok[0]:  # --beats-only
+        return {"performances": len(ok), "errors": len(rows) - len(ok), "beat_f": mean("beat_f"),
+                "downbeat_f": mean("downbeat_f"), "time_signature_right": mean("time_signature_right"),
+                "time_signature_compatible": mean("time_signature_compatible"), "tempo_right": mean("tempo_right")}
     notes = sum(r["written_notes"] for r in ok)
     return {
         "performances": len(ok), "errors": len(rows) - len(ok),
@@ -161,22 +178,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=None, help="evaluate the first this many seconds only")
     ap.add_argument("--beats", choices=["auto", "notes", "model"], default="auto",
                     help="estimate_beats method: notes (the tracker), model, auto (conf/score/default.yaml)")
+    ap.add_argument("--side", choices=["val", "train"], default="val",
+                    help="which side of the split (val: the 41 held-out performances; train: for choosing settings)")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="a seeded sample of this many performances of the side (seed 0)")
+    ap.add_argument("--beats-only", action="store_true",
+                    help="beats, downbeats, tempo and the estimated metre only: no MusicXML (fast)")
     ap.add_argument("--out", type=Path, default=None, help="write per-performance rows and the summary as JSON")
     args = ap.parse_args(argv)
 
     from transcribe.data.asap import annotation_path, split
 
-    files = args.files or split(args.asap, args.shared_data)["val"]
+    files = args.files or split(args.asap, args.shared_data)[args.side]
+    if args.limit is not None and not args.files:
+        files = [files[i] for i in sorted(np.random.default_rng(0).permutation(len(files))[: args.limit])]
     warm_up(args.beats)
     rows = []
     for f in files:
         try:
-            rows.append(evaluate_one(f, annotation_path(f), args.seconds, args.beats))
+            rows.append(evaluate_one(f, annotation_path(f), args.seconds, args.beats, args.beats_only))
         except Exception as err:  # a bad file is reported and the batch goes on
             rows.append({"file": str(f), "error": f"{type(err).__name__}: {err}"})
             print(f"{f}: {rows[-1]['error']}", file=sys.stderr)
             continue
         r = rows[-1]
+        if args.beats_only:
+            print(f"{f.parent.name}/{f.stem}: beat F {r['beat_f']:.3f} downbeat F {r['downbeat_f'] or 0:.3f} "
+                  f"ts {r['time_signature']} ({r['time_signature_ref']}) tempo {r['tempo']} ({r['tempo_ref']})",
+                  flush=True)
+            continue
         print(f"{f.parent.name}/{f.stem}: beat F {r['beat_f']:.3f} downbeat F {r['downbeat_f'] or 0:.3f} "
               f"ts {r['time_signature']} ({r['time_signature_ref']}) key {r['key_signature']} "
               f"({r['key_signature_ref']}) tempo {r['tempo']} ({r['tempo_ref']}) "

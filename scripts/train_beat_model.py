@@ -68,17 +68,43 @@ def note_labels(notes, ann) -> dict[str, np.ndarray]:
     return {"beat": near(b), "downbeat": near(down), "ibi": ibi_class(ibi), "per_bar": per_bar, "ternary": ternary}
 
 
-def load_side(files: list[Path]) -> list[dict]:
-    """Features and labels of performances (notes sustain-extended, as transcribed)."""
-    from transcribe.beatmodel import note_features, sort_notes
-    from transcribe.data.asap import annotation_path, read_annotations
+def read_notes(files: list[Path], cache: Path | None = None) -> dict[str, "Notes"]:
+    """The sorted, sustain-extended notes of MIDI files, by path; with ``cache`` (an ``.npz``),
+    those read before come from it and the new ones are added to it (reading the MIDI is most
+    of the loading time: about a second a file)."""
+    from transcribe.beatmodel import sort_notes
     from transcribe.notefiles import read_midi
+    from transcribe.notes import Notes
 
-    out = []
-    for f in files:
+    have: dict[str, Notes] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            for key in z.files:
+                a = z[key]
+                have[key] = Notes(a[0], a[1], a[2], a[3])
+    missing = [f for f in files if str(f) not in have]
+    for f in missing:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            notes = sort_notes(read_midi(f))
+            have[str(f)] = sort_notes(read_midi(f))
+    if cache is not None and missing:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.stack([n.onsets, n.offsets, n.pitches, n.velocities]).astype(np.float64)
+                  for k, n in have.items()}
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(cache)
+    return {str(f): have[str(f)] for f in files}
+
+
+def load_side(files: list[Path], cache: Path | None = None) -> list[dict]:
+    """Features and labels of performances (notes sustain-extended, as transcribed)."""
+    from transcribe.data.asap import annotation_path, read_annotations
+
+    notes_of = read_notes(files, cache)
+    out = []
+    for f in files:
+        notes = notes_of[str(f)]
         ann = read_annotations(annotation_path(f))
         out.append({"file": str(f), "notes": notes, "ann": ann, "labels": note_labels(notes, ann)})
     return out
@@ -105,6 +131,39 @@ def build_net(hidden: int = 64):
             return self.head(h)
 
     return BeatNet()
+
+
+def load_onnx_weights(net, path: Path) -> None:
+    """Start ``net`` from an exported model's weights (e.g. the shipped ``beats.onnx``): the ONNX
+    file holds the convolutions and the head by name and the GRU as its two ``GRU`` nodes, whose
+    gates ONNX orders (update, reset, new) where torch orders (reset, update, new)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    init = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    for k in ("conv.0.weight", "conv.0.bias", "conv.2.weight", "conv.2.bias", "head.bias"):
+        state[k] = torch.from_numpy(init[k].copy())
+    matmul = [n for n in proto.graph.node if n.op_type == "MatMul"]
+    state["head.weight"] = torch.from_numpy(init[matmul[-1].input[1]].T.copy())
+    h = net.gru.hidden_size
+
+    def reorder(a):  # (z, r, n) → (r, z, n) along the first axis
+        return np.concatenate([a[h:2 * h], a[:h], a[2 * h:]])
+
+    grus = [n for n in proto.graph.node if n.op_type == "GRU"]
+    if len(grus) != net.gru.num_layers:
+        raise ValueError(f"{path}: {len(grus)} GRU layers, the network has {net.gru.num_layers}")
+    for layer, node in enumerate(grus):
+        w, r, b = (init[node.input[i]] for i in (1, 2, 3))
+        for d, suffix in enumerate(("", "_reverse")):
+            state[f"gru.weight_ih_l{layer}{suffix}"] = torch.from_numpy(reorder(w[d]))
+            state[f"gru.weight_hh_l{layer}{suffix}"] = torch.from_numpy(reorder(r[d]))
+            state[f"gru.bias_ih_l{layer}{suffix}"] = torch.from_numpy(reorder(b[d][:3 * h]))
+            state[f"gru.bias_hh_l{layer}{suffix}"] = torch.from_numpy(reorder(b[d][3 * h:]))
+    net.load_state_dict(state)
 
 
 def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length: int):
@@ -223,12 +282,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--asap", type=Path, default=Path("data/asap"))
     ap.add_argument("--shared-data", type=Path, default=None)
     ap.add_argument("--minutes", type=float, default=18.0, help="CPU time budget of the training loop")
+    ap.add_argument("--wall-minutes", type=float, default=None,
+                    help="also stop after this much wall-clock time (a shared machine gives a niced run a small "
+                         "share of the CPU); the learning rate decays over whichever budget runs out first")
+    ap.add_argument("--val-every", type=int, default=250,
+                    help="validate (and decay the learning rate) every this many steps")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--length", type=int, default=256, help="notes per crop")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="at most this many training performances")
     ap.add_argument("--out", type=Path, default=Path("transcribe/weights/beats.onnx"))
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from the weights of an exported model (e.g. transcribe/weights/beats.onnx)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="an .npz of the performances' notes, read from and added to (saves re-reading the MIDI)")
     args = ap.parse_args(argv)
 
     import torch
@@ -241,14 +309,22 @@ def main(argv: list[str] | None = None) -> int:
     sides = split(args.asap, args.shared_data)
     t0 = time.time()
     order = rng.permutation(len(sides["train"]))[: args.limit]  # a seeded subset of the works' performances
-    train = load_side([sides["train"][i] for i in sorted(order)])
-    val = load_side(sides["val"])
+    train = load_side([sides["train"][i] for i in sorted(order)], args.cache)
+    val = load_side(sides["val"], args.cache)
     print(f"{len(train)} training, {len(val)} validation performances loaded in {time.time() - t0:.0f} s", flush=True)
     net = build_net()
+    if args.init is not None:
+        load_onnx_weights(net, args.init)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     start, step, best, log = time.process_time(), 0, None, []
+    wall0 = time.time()
     budget = args.minutes * 60
-    while time.process_time() - start < budget:
+    wall = args.wall_minutes * 60 if args.wall_minutes else float("inf")
+
+    def spent() -> float:  # the share of the budget used: CPU time or wall-clock time, whichever is further
+        return max((time.process_time() - start) / budget, (time.time() - wall0) / wall)
+
+    while spent() < 1.0:
         x, y = make_batch(train, rng, args.batch, args.length)
         loss = loss_of(net(x), y)
         opt.zero_grad()
@@ -256,12 +332,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
-        if step % 250 == 0:
-            frac = (time.process_time() - start) / budget
+        if step % args.val_every == 0:
+            frac = spent()
             for g in opt.param_groups:  # cosine decay over the CPU budget
                 g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
             v = validate(net, val)
-            log.append({"step": step, "cpu_s": round(time.process_time() - start), "train_loss": round(float(loss), 4), **v})
+            log.append({"step": step, "cpu_s": round(time.process_time() - start),
+                        "wall_s": round(time.time() - wall0), "train_loss": round(float(loss), 4), **v})
             print(json.dumps(log[-1]), flush=True)
             if best is None or v["loss"] < best[0]:
                 best = (v["loss"], {k: t.clone() for k, t in net.state_dict().items()}, log[-1])
@@ -269,8 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         net.load_state_dict(best[1])
     meta = {"data": "ASAP (fosfrancesco/asap-dataset), training side of the renders' split",
             "train_performances": len(train), "val_performances": len(val), "steps": step,
-            "cpu_minutes": round((time.process_time() - start) / 60, 1), "best": best[2] if best else None,
-            "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed}
+            "cpu_minutes": round((time.process_time() - start) / 60, 1),
+            "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,
+            "val_every": args.val_every, "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed,
+            "init": str(args.init) if args.init else None}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(net, args.out, meta)
     print(json.dumps(meta), flush=True)

@@ -125,3 +125,96 @@ def test_estimate_beats_model_method_gives_a_score(tmp_path, tiny_model, monkeyp
     write_musicxml(notes, tmp_path / "m.musicxml", beats=beats)
     parsed = converter.parse(str(tmp_path / "m.musicxml"))
     assert len(parsed.parts) == 2 and len(parsed.flatten().notes) > 0
+
+
+def test_training_can_start_from_an_exported_model(tiny_model):
+    """load_onnx_weights puts an exported model's weights (the GRU's gates reordered from ONNX's
+    update-reset-new to torch's reset-update-new) back into a fresh network of the script."""
+    import torch
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    path, net = tiny_model
+    torch.manual_seed(1)
+    fresh = train.build_net(hidden=8)
+    x = torch.from_numpy(beatmodel.note_features(beatmodel.sort_notes(_march()[0])))[None]
+    with torch.no_grad():
+        want = net.eval()(x)
+        assert not torch.allclose(fresh.eval()(x), want, atol=1e-3)
+        train.load_onnx_weights(fresh, path)
+        assert torch.allclose(fresh.eval()(x), want, atol=1e-5)
+
+
+def _outputs(notes: Notes, truth: np.ndarray, per_bar_head: int, bar: int, ibi: np.ndarray | float) -> dict:
+    """Per-note outputs: "beat" on the notes at the true beats, "downbeat" on every ``bar``-th of
+    them, the beats-per-bar head leaning to ``per_bar_head`` (0.6), the interval ``ibi`` (s, per note or one)."""
+    n = len(notes)
+    k = np.searchsorted(np.round(truth, 6), np.round(notes.onsets, 6))
+    on_beat = np.isin(np.round(notes.onsets, 6), np.round(truth, 6))
+    onehot = np.zeros((n, beatmodel.IBI_BINS))
+    onehot[np.arange(n), beatmodel.ibi_class(np.broadcast_to(np.asarray(ibi, dtype=float), (n,)))] = 1.0
+    head = np.full((n, 3), 0.2)
+    head[:, beatmodel.PER_BAR.index(per_bar_head)] = 0.6
+    return {"beat": on_beat * 0.9 + 0.05, "downbeat": (on_beat & (k % bar == 0)) * 0.9 + 0.05, "ibi": onehot,
+            "per_bar": head, "ternary": np.full(n, 0.1)}
+
+
+def test_metre_from_the_downbeat_spacing():
+    """Downbeats every 3 beats while the beats-per-bar head says 4: ``metre="head"`` writes 4/4,
+    ``"downbeats"`` 3/4 with the bars on the downbeats; ``"both"`` follows a clear spacing."""
+    notes, truth = _march(meter=3)
+    notes = beatmodel.sort_notes(notes)
+    out = _outputs(notes, truth, per_bar_head=4, bar=3, ibi=0.6)
+    assert beatmodel.beats_from_outputs(notes, out, metre="head").time_signature == "4/4"
+    for metre in ("downbeats", "both"):
+        beats = beatmodel.beats_from_outputs(notes, out, metre=metre)
+        assert beats.time_signature == "3/4"
+        assert np.min(np.abs(truth[::3] - beats.times[beats.downbeat % 3])) < 0.07
+    with pytest.raises(ValueError, match="unknown metre method 'x'"):
+        beatmodel.beats_from_outputs(notes, out, metre="x")
+
+
+def test_local_tempo_follows_a_slowing_piece():
+    """16 bars at 120 BPM, then 16 at 70: with the model's local interval the beats follow both
+    halves; one tempo for the piece (``tempo="global"``) cannot."""
+    import mir_eval
+
+    a, ta = _march(bpm=120.0, bars=16)
+    b, tb = _march(bpm=70.0, bars=16)
+    shift = ta[-1] + 0.5 - tb[0] + 60.0 / 70.0
+    notes = beatmodel.sort_notes(Notes(np.r_[a.onsets, b.onsets + shift], np.r_[a.offsets, b.offsets + shift],
+                                       np.r_[a.pitches, b.pitches], np.r_[a.velocities, b.velocities]))
+    truth = np.r_[ta, tb + shift]
+    ibi = np.where(notes.onsets < tb[0] + shift - 0.01, 0.5, 60.0 / 70.0)
+    out = _outputs(notes, truth, per_bar_head=4, bar=4, ibi=ibi)
+    local = beatmodel.beats_from_outputs(notes, out, tempo="local")
+    glob = beatmodel.beats_from_outputs(notes, out, tempo="global")
+    f = lambda beats: mir_eval.beat.f_measure(truth, beats.times, 0.07)  # noqa: E731
+    assert f(local) > 0.95 and f(glob) < f(local) - 0.1
+
+
+def test_training_reads_each_midi_file_once_through_the_cache(tmp_path):
+    """read_notes keeps the notes it read in the .npz cache: a second call gives the same notes
+    without the MIDI files, and a new file is read and added."""
+    from transcribe.notefiles import write_midi
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    notes, _ = _march(bars=2)
+    files = [tmp_path / "a.mid", tmp_path / "b.mid"]
+    for i, f in enumerate(files):
+        write_midi(Notes(notes.onsets + i, notes.offsets + i, notes.pitches, notes.velocities).sorted(), f)
+    cache = tmp_path / "cache.npz"
+    first = train.read_notes(files, cache)
+    assert cache.is_file() and set(np.load(cache).files) == {str(f) for f in files}
+    for f in files:
+        f.unlink()
+    again = train.read_notes(files, cache)
+    for f in files:
+        assert again[str(f)].onsets == pytest.approx(first[str(f)].onsets)
+        assert list(again[str(f)].pitches) == list(first[str(f)].pitches)
+    assert first[str(files[1])].onsets[0] == pytest.approx(first[str(files[0])].onsets[0] + 1, abs=0.01)
+    with pytest.raises(OSError):
+        train.read_notes([tmp_path / "gone.mid"], cache)  # not in the cache: read, and missing

@@ -395,3 +395,39 @@ def test_spelling_in_the_key_and_accidentals_printed_once_per_bar():
     parsed = converter.parse(xml, format="musicxml")
     shown = [str(p) for p in parsed.flatten().pitches if p.accidental is not None and p.accidental.displayStatus]
     assert shown == ["C#5"]
+
+
+def _dominant_opening() -> Notes:
+    """Eight bars of a d minor opening that dwells on its dominant: an A major chord for three
+    beats, then d minor (D, F, B♭) for one; the profiles alone say A major (0.755), d minor 0.693."""
+    rows = []
+    for bar in range(8):
+        t = 2.0 * bar
+        rows += [(t, t + 1.5, p, 80) for p in (45, 61, 64, 69)]
+        rows += [(t + 1.5, t + 2.0, p, 80) for p in (50, 62, 65)] + [(t + 1.75, t + 2.0, 70, 70)]
+    return _notes(rows)
+
+
+def test_a_minor_key_is_not_read_as_its_dominant():
+    q = quantise(_dominant_opening(), Beats(0.5 * np.arange(40), 120.0))
+    plain = estimate_key(q, dominant_margin=0.0)
+    assert (plain.tonic.name, plain.mode, plain.sharps) == ("A", "major", 3)
+    key = estimate_key(q, dominant_margin=0.15)
+    assert (key.tonic.name, key.mode, key.sharps) == ("D", "minor", -1)
+    assert estimate_key(q, dominant_margin=0.05).sharps == 3  # outside a smaller margin
+    # a major piece whose dominant-minor rival is far (the C major scale) keeps its key
+    assert estimate_key(quantise(_notes([(0.5 * i, 0.5 * i + 0.5, p, 80) for i, p in
+                                         enumerate([60, 62, 64, 65, 67, 69, 71, 72, 60])]),
+                                 Beats(0.5 * np.arange(30), 120.0)), dominant_margin=0.15).sharps == 0
+
+
+def test_key_dominant_margin_is_read_from_the_score_group(monkeypatch):
+    from transcribe import config, score
+
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"key_dominant_margin": 0.15})
+    assert score.configured_dominant_margin() == 0.15
+    q = quantise(_dominant_opening(), Beats(0.5 * np.arange(40), 120.0))
+    assert estimate_key(q).sharps == -1
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"key_dominant_margin": "wide"})
+    with pytest.raises(ValueError, match=r"score/default.yaml: key_dominant_margin: 'wide'"):
+        score.configured_dominant_margin()

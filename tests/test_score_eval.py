@@ -83,3 +83,27 @@ def test_a_malformed_annotation_names_the_file_and_line(tmp_path):
     bad.write_text("1.0\t1.0\tdb,4/4,0\n1.5\t1.5\tzz\n")
     with pytest.raises(ValueError, match=r"x_annotations.txt: line 2: unknown beat type 'zz'"):
         read_annotations(bad)
+
+
+def test_key_eval_decides_as_music21_and_estimate_key():
+    """scripts/key_eval.py's numpy analysis gives music21's Temperley-Kostka-Payne correlations,
+    and its signatures follow key_dominant_margin as estimate_key does."""
+    from music21 import note, stream
+
+    ke = load_script("key_eval")
+    # a d minor opening on its dominant: A major chords 3 beats, d minor (D, F, B-flat) 1 beat
+    hist = np.zeros(12)
+    for p, d in [(45, 3), (61, 3), (64, 3), (69, 3), (50, 1), (62, 1), (65, 1), (70, 0.5)]:
+        hist[p % 12] += d
+    s = stream.Stream()
+    for p, d in [(45, 3), (61, 3), (64, 3), (69, 3), (50, 1), (62, 1), (65, 1), (70, 0.5)]:
+        n = note.Note(p)
+        n.quarterLength = d
+        s.insert(0.0, n)
+    best = s.analyze("key.temperleykostkapayne")
+    major, minor = (ke.correlations(hist, prof) for prof in ke.profiles())
+    assert (best.tonic.pitchClass, best.mode) == (9, "major") and major[9] == pytest.approx(best.correlationCoefficient)
+    d_minor = next(k for k in best.alternateInterpretations if k.tonic.pitchClass == 2 and k.mode == "minor")
+    assert minor[2] == pytest.approx(d_minor.correlationCoefficient)
+    assert ke.decide(major, minor, 0.0) == 3 and ke.decide(major, minor, 0.15) == -1
+    assert ke.signature(5, True) == -4 and ke.signature(1, False) == -5  # f minor, D-flat major

@@ -127,9 +127,61 @@ def split_outputs(logits: np.ndarray) -> dict[str, np.ndarray]:
             "ternary": sub[:, 1]}
 
 
-def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100):
+def _local_period(notes: Notes, out: dict[str, np.ndarray], n_frames: int, fps: int, window: float) -> np.ndarray:
+    """[n_frames] inter-beat interval (s): at every frame the beat-weighted median of the notes'
+    predicted intervals within ``window`` s (the piece's where no note is that close)."""
+    w = out["beat"] + 1e-3
+    ibi = out["ibi"] @ ibi_centres()
+    on = notes.onsets
+    grid = np.arange(0.0, n_frames / fps, 1.0)  # one estimate a second, interpolated to frames
+    est = np.empty(len(grid))
+    order = np.argsort(ibi)
+    cum = np.cumsum(w[order])
+    glob = float(ibi[order][np.searchsorted(cum, cum[-1] / 2)])
+    lo, hi = np.searchsorted(on, grid - window), np.searchsorted(on, grid + window)
+    for g, (a, b) in enumerate(zip(lo, hi)):
+        if b - a < 4:
+            est[g] = glob
+            continue
+        o = np.argsort(ibi[a:b])
+        c = np.cumsum(w[a:b][o])
+        est[g] = ibi[a:b][o][np.searchsorted(c, c[-1] / 2)]
+    return np.interp(np.arange(n_frames) / fps, grid, est)
+
+
+def metre_of(act: np.ndarray, out: dict[str, np.ndarray], w: np.ndarray, metre: str) -> tuple[int, int]:
+    """(beats per bar, phase) from the downbeat activation ``act`` of every beat and the model's
+    beats-per-bar head: ``head`` (the head's weighted mean; the phase whose beats carry the most
+    downbeat activation), ``downbeats`` (the grouping of 2, 3 or 4 beats whose best phase stands
+    out most from the others in ``act``), ``both`` (the head's probabilities times that contrast)."""
+    head = (out["per_bar"] * w[:, None]).sum(axis=0)
+    head = head / head.sum()
+    best = {}
+    for p in PER_BAR:
+        if len(act) < 2 * p:
+            best[p] = (0.0, 0)
+            continue
+        prof = np.array([act[ph::p].mean() for ph in range(p)])
+        ph = int(np.argmax(prof))
+        best[p] = (float(prof[ph] - np.delete(prof, ph).mean()), ph)
+    if metre == "head":
+        per_bar = PER_BAR[int(np.argmax(head))]
+    elif metre == "downbeats":
+        per_bar = max(PER_BAR, key=lambda p: best[p][0])
+    elif metre == "both":
+        per_bar = max(PER_BAR, key=lambda p: head[PER_BAR.index(p)] * max(best[p][0], 1e-3))
+    else:
+        raise ValueError(f"unknown metre method {metre!r}")
+    return per_bar, best[per_bar][1]
+
+
+def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100, tempo: str = "global",
+                       metre: str = "head", window: float = 4.0):
     """:class:`transcribe.score.Beats` from the per-note outputs of the notes (sorted by
-    :func:`sort_notes`); see the module docstring."""
+    :func:`sort_notes`); see the module docstring. ``tempo``: ``global`` (librosa's tempo
+    estimate near the model's median interval, one tempo for the piece) or ``local`` (the
+    model's interval around every moment, :func:`_local_period` over ``window`` s); ``metre``:
+    see :func:`metre_of`."""
     from .beats import Beats, _librosa, tempo_of
 
     librosa = _librosa()
@@ -144,15 +196,21 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100)
     np.maximum.at(env, np.round(notes.onsets * fps).astype(np.int64), beat)
     kernel = np.exp(-0.5 * (np.arange(-3, 4) / 1.5) ** 2)
     env = np.convolve(env, kernel, mode="same")
-    # the tempo is librosa's estimate from the curve's autocorrelation, its prior centred on the
-    # model's interval (the IBI classes are 5.5 % apart: too coarse to hold a beat over a minute)
-    _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, start_bpm=60.0 / period,
-                                       units="time", trim=False, tightness=100)
+    if tempo == "global":
+        # the tempo is librosa's estimate from the curve's autocorrelation, its prior centred on the
+        # model's interval (the IBI classes are 5.5 % apart: too coarse to hold a beat over a minute)
+        _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, start_bpm=60.0 / period,
+                                           units="time", trim=False, tightness=100)
+    elif tempo == "local":
+        bpm = 60.0 / _local_period(notes, out, n_frames, fps, window)
+        _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, bpm=bpm,
+                                           units="time", trim=False, tightness=100)
+    else:
+        raise ValueError(f"unknown tempo method {tempo!r}")
     times = np.unique(np.asarray(times, dtype=np.float64))
     times = times[(times >= notes.onsets.min() - period / 2) & (times <= notes.onsets.max() + period / 2)]
     if len(times) < 4:
         raise ValueError(f"the beat model's tracker found {len(times)} beats")
-    per_bar = PER_BAR[int(np.argmax((out["per_bar"] * w[:, None]).sum(axis=0)))]
     ternary = float(np.average(out["ternary"], weights=w)) > 0.5
     # downbeat activation of each beat: the most probable downbeat among the notes near it
     idx = np.searchsorted(times, notes.onsets)
@@ -162,7 +220,7 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100)
     close = np.abs(times[near] - notes.onsets) < 0.07
     act = np.zeros(len(times))
     np.maximum.at(act, near[close], down[close])
-    phase = int(np.argmax([act[p::per_bar].mean() for p in range(per_bar)]))
+    per_bar, phase = metre_of(act, out, w, metre)
     num, den = (per_bar * 3, 8) if ternary else (per_bar, 4)
     info = {"model_period": round(period, 4), "per_bar": per_bar, "ternary": ternary}
     return Beats(times, tempo_of(times), numerator=num, denominator=den, downbeat=phase, source="model",
