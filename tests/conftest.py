@@ -43,6 +43,24 @@ def cache_under_tmp(tmp_path_factory) -> Path:
         yield path
 
 
+def pytest_configure(config) -> None:
+    """Before pytest-xdist starts its workers: compile librosa's numba functions that the score
+    and tempo code use (beat tracking, onset strength) once, into numba's cache. In a fresh
+    install, workers that compiled them themselves died with a segfault inside librosa.beat (CI,
+    2026-12-05; with each worker's cache in its own folder too); loading them compiled does not."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return  # a worker, or no workers
+    try:
+        import librosa
+    except ImportError:
+        return  # the tests that need it skip or fail on their own
+    from transcribe.score import track_beats
+
+    rng = np.random.default_rng(0)
+    y = (rng.normal(0, 0.01, SR * 4) + np.repeat(np.eye(1, 8, 0)[0], SR // 2)).astype(np.float32)
+    track_beats(librosa.onset.onset_strength(y=y, sr=SR, hop_length=160))
+
+
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto`` (pyproject's addopts): one worker per core, at most 4: each imports torch and
     some train small networks, and past 4 the longest test file sets the suite's time anyway."""
