@@ -32,6 +32,6 @@ def test_a_module_guarded_by_it_fails_under_ci_when_matplotlib_is_missing(tmp_pa
     naming the package, not a skip."""
     blocked = Blocked(tmp_path, ("matplotlib",))
     blocked.env["CI"] = "true"
-    proc = blocked.run("-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(TESTS / "test_plot.py"))
+    proc = blocked.run("-m", "pytest", "-n", "0", "-q", "-rs", "-p", "no:cacheprovider", str(TESTS / "test_plot.py"))
     assert proc.returncode == 2 and "CI: matplotlib cannot be imported" in proc.stdout, proc.stdout[-2000:]
     assert "skipped" not in proc.stdout and "pip install -e '.[dev]'" in proc.stdout
