@@ -263,12 +263,10 @@ def validation_roots(data_cfg) -> list[str]:
     return [str(data_cfg.root), *map(str, data_cfg.extra_val_roots or [])]
 
 
-def _set_of(audio: Path, roots: Sequence[str]) -> str | None:
-    path = Path(audio).resolve()
-    for root in sorted(roots, key=lambda r: -len(str(Path(r).resolve()))):  # the deepest root holding it
-        if path.is_relative_to(Path(root).resolve()):
-            return root
-    return None
+def _sets_of(audio: Sequence[Path], roots: Sequence[str]) -> list[str | None]:
+    """The root (of ``roots``) each file lies under, the deepest where several hold it."""
+    deepest_first = sorted(((Path(r).resolve(), r) for r in roots), key=lambda x: -len(str(x[0])))
+    return [next((r for path, r in deepest_first if Path(a).resolve().is_relative_to(path)), None) for a in audio]
 
 
 def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig, decode: DecodeConfig,
@@ -306,12 +304,11 @@ def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig,
                    tuned_onset_threshold=best.onset_threshold, tuned_frame_threshold=best.frame_threshold)
         at_config = best
     if roots is not None and len(roots) > 1:
-        sets = [_set_of(rec.audio, roots) for rec in data.recordings[:max_files]]
+        sets = _sets_of([rec.audio for rec in data.recordings[:max_files]], roots)
         for root in roots:
-            mine = [r for r, s in zip(recordings, sets) if s == root]
+            mine = [row for row, s in zip(at_config.rows, sets) if s == root]
             if mine:
-                m = sweep_thresholds(mine, features.frame_rate, decode, [at_config.onset_threshold],
-                                     [at_config.frame_threshold])[0].metrics
+                m = mean_metrics(mine)
                 out.update({f"set[{root}]_{k}": m[k] for k in SET_METRICS})
     return out
 

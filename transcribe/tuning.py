@@ -6,7 +6,7 @@ pedal head every (pedal, pedal-onset) pair. Used by training validation
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -18,11 +18,13 @@ from .notes import Notes
 
 @dataclass(frozen=True)
 class ThresholdResult:
-    """The mean metrics of one (onset, frame) threshold pair over the tuning recordings."""
+    """The mean metrics of one (onset, frame) threshold pair over the tuning recordings, and
+    each recording's own (``rows``, in their order: scores of a subset need no second decode)."""
 
     onset_threshold: float
     frame_threshold: float
     metrics: dict[str, float]
+    rows: tuple[dict[str, float], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def score(self) -> float:
@@ -43,7 +45,7 @@ def sweep_thresholds(recordings: Sequence[tuple[dict[str, np.ndarray], Notes]], 
         rows = [transcription_metrics(ref, decode_notes(act["onset"], act["frame"], frame_rate, cfg,
                                                         act.get("velocity")))
                 for act, ref in recordings]
-        results.append(ThresholdResult(on, fr, mean_metrics(rows)))
+        results.append(ThresholdResult(on, fr, mean_metrics(rows), tuple(rows)))
     return results
 
 
