@@ -13,7 +13,7 @@ import pytest
 from .conftest import SR, synth
 from transcribe.notes import Notes
 from transcribe.score import (Beats, beat_aligned_midi, estimate_beats, estimate_key, notes_to_score, quantise,
-                              split_hands, write_musicxml)
+                              score_bytes, split_hands, write_musicxml)
 
 
 def _notes(rows) -> Notes:
@@ -152,6 +152,48 @@ def test_quantise_grid_chords_and_minimum_duration():
     assert q.durations[4] == 0.25  # at least one division
     assert q.durations[5] == 2.0
     assert q.durations[0] == 1.0
+
+
+def _mixed_beats(jitter: float = 0.012, seed: int = 0) -> tuple[Notes, Beats]:
+    """100 BPM 4/4, one note at each of these beat positions (a little late or early): quarters,
+    a triplet of eighths, sixteenths, eighths, a triplet quarter and eighth, each note short."""
+    rng = np.random.default_rng(seed)
+    pos = [0, 1, 2, 2 + 1 / 3, 2 + 2 / 3, 3, 3.25, 3.5, 3.75, 4, 4.5, 5, 5 + 2 / 3, 6]
+    on = 0.6 * np.array(pos) + rng.normal(0, jitter, len(pos))
+    return Notes(on, on + 0.12, 60 + np.arange(len(pos)) % 12, np.full(len(pos), 80)), Beats(0.6 * np.arange(20), 100.0)
+
+
+def test_quantise_writes_triplets_only_where_the_beat_has_them():
+    notes, beats = _mixed_beats(jitter=0.005)
+    plain = quantise(notes, beats, triplet_cost=float("inf"))
+    assert np.allclose(plain.onsets, [0, 1, 2, 2.25, 2.75, 3, 3.25, 3.5, 3.75, 4, 4.5, 5, 5.75, 6])
+    q = quantise(notes, beats, triplet_cost=0.05)
+    assert np.allclose(q.onsets, [0, 1, 2, 2 + 1 / 3, 2 + 2 / 3, 3, 3.25, 3.5, 3.75, 4, 4.5, 5, 5 + 2 / 3, 6])
+    assert np.allclose(q.durations[2:5], 1 / 3)  # offsets on the triplet beat's grid too
+    # a cost above what the triplets save keeps the binary grid
+    assert np.allclose(quantise(notes, beats, triplet_cost=1.0).onsets, plain.onsets)
+    # sixteenths never become triplets, however cheap: four onsets do not fit three steps
+    assert np.allclose(quantise(notes, beats, triplet_cost=0.0).onsets[5:9], [3, 3.25, 3.5, 3.75])
+
+
+def test_triplets_and_staccato_in_the_musicxml():
+    from music21 import converter
+
+    notes, beats = _mixed_beats(jitter=0.005)
+    xml = score_bytes(notes_to_score(notes, beats, key="C major", triplet_cost=0.05))
+    right = converter.parseData(xml.decode()).parts[0].flatten().notesAndRests
+    by_offset = {float(el.offset): el for el in right}
+    for off in (2, 2 + 1 / 3, 2 + 2 / 3):
+        el = next(e for o, e in by_offset.items() if abs(o - off) < 1e-6)
+        assert el.isNote and abs(el.quarterLength - 1 / 3) < 1e-6 and el.duration.tuplets
+    # short notes a quarter apart: quarters with a staccato dot, no rests between them
+    first = [by_offset[0.0], by_offset[1.0]]
+    assert all(el.isNote and el.quarterLength == 1.0 for el in first)
+    assert all(any(a.name == "staccato" for a in el.articulations) for el in first)
+    assert not any(el.isRest for o, el in by_offset.items() if o < 6)
+    # the triplet eighths sound more than half their time (0.12 s of 0.2 s): not staccato
+    assert not any(any(a.name == "staccato" for a in el.articulations)
+                   for o, el in by_offset.items() if 2 < o < 3)
 
 
 def test_quantise_starts_at_the_bar_line_before_a_pickup():

@@ -261,19 +261,24 @@ class Quantised:
         return len(self.onsets)
 
 
-def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = CHORD_TOLERANCE) -> Quantised:
-    """Put notes on the beat grid: ``divisions`` steps per quarter note (4: sixteenths).
+def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = CHORD_TOLERANCE,
+             triplet_cost: float = float("inf")) -> Quantised:
+    """Put notes on the beat grid: ``divisions`` steps per quarter note (4: sixteenths), or, in a
+    beat of a simple metre whose onsets sit closer to thirds of the beat, three steps per beat
+    (triplets).
 
     Onsets within ``tolerance`` s of a group's first onset form one chord, placed at the
-    median of their beat positions. A chord that rounds onto the grid step of the chord
-    before it moves one step later when that step is free (a fast run stays a run), else
-    joins it. A duplicate pitch within one chord is dropped. Offsets round to the grid; a
-    duration is at least one step. Time 0 of the result is the bar line at or before the
-    first note (bars start at ``beats.downbeat``), so a pickup begins with rests.
+    median of their beat positions. Each beat's chords (from half a binary step before the beat)
+    take the triplet grid when it fits them better by more than ``triplet_cost`` beats of
+    summed distance (infinite: never) and puts no two of them on one step. A chord that rounds
+    onto the grid step of the chord before it moves one step later when that step is free (a
+    fast run stays a run), else joins it. A duplicate pitch within one chord is dropped.
+    Offsets round to the grid of the beat they fall in; a duration is at least one step. Time 0
+    of the result is the bar line at or before the first note (bars start at
+    ``beats.downbeat``), so a pickup begins with rests.
     """
     order = np.lexsort((notes.pitches, notes.onsets))
     notes = Notes(notes.onsets[order], notes.offsets[order], notes.pitches[order], notes.velocities[order])
-    step = 1.0 / divisions
     bar_ql = beats.beats_per_bar * beats.beat_ql
     if len(notes) == 0:
         z = np.zeros(0)
@@ -284,34 +289,77 @@ def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = 
     per_bar = beats.beats_per_bar
     first = float(pos.min())
     origin = beats.downbeat + per_bar * np.floor((first + 1e-6 - beats.downbeat) / per_bar)
-    on_ql = (pos - origin) * beats.beat_ql
-    off_ql = (end_pos - origin) * beats.beat_ql
     groups = onset_groups(notes.onsets, tolerance)
     n_groups = int(groups[-1]) + 1
-    group_ql = np.array([np.median(on_ql[groups == g]) for g in range(n_groups)])
-    steps = np.round(group_ql / step).astype(np.int64)
+    group_beats = np.array([np.median(pos[groups == g]) for g in range(n_groups)]) - origin
+    grid = _BeatGrid(beats, divisions, triplet_cost, group_beats)
+    ticks = grid.round(group_beats)
     for g in range(1, n_groups):  # a collision moves later into a free step, else merges
-        if steps[g] <= steps[g - 1]:
-            nxt = steps[g + 1] if g + 1 < n_groups else np.iinfo(np.int64).max
-            if steps[g - 1] + 1 < nxt:
-                steps[g] = steps[g - 1] + 1
-            else:
-                steps[g] = steps[g - 1]
-    note_steps = steps[groups]
-    end_steps = np.maximum(np.round(off_ql / step).astype(np.int64), note_steps + 1)
+        if ticks[g] <= ticks[g - 1]:
+            nxt = ticks[g + 1] if g + 1 < n_groups else np.iinfo(np.int64).max
+            later = ticks[g - 1] + grid.step_at(ticks[g - 1])
+            ticks[g] = later if later < nxt else ticks[g - 1]
+    note_ticks = ticks[groups]
+    end_ticks = grid.round(end_pos - origin)
+    end_ticks = np.maximum(end_ticks, note_ticks + np.array([grid.step_at(t) for t in note_ticks]))
     keep = np.ones(len(notes), dtype=bool)
     seen: set[tuple[int, int]] = set()
     for i in range(len(notes)):
-        key = (int(note_steps[i]), int(notes.pitches[i]))
+        key = (int(note_ticks[i]), int(notes.pitches[i]))
         keep[i] = key not in seen
         seen.add(key)
     idx = np.flatnonzero(keep)
-    o = np.lexsort((notes.pitches[idx], note_steps[idx]))
+    o = np.lexsort((notes.pitches[idx], note_ticks[idx]))
     idx = idx[o]
-    s = note_steps[idx]
+    s = note_ticks[idx]
     _, chords = np.unique(s, return_inverse=True)
-    return Quantised(s * step, (end_steps[idx] - s) * step, notes.pitches[idx], notes.velocities[idx],
-                     chords.astype(np.int64), order[idx], divisions, bar_ql)
+    return Quantised(s / grid.per_quarter, (end_ticks[idx] - s) / grid.per_quarter, notes.pitches[idx],
+                     notes.velocities[idx], chords.astype(np.int64), order[idx], divisions, bar_ql)
+
+
+class _BeatGrid:
+    """The grid of :func:`quantise` in integer ticks (``per_quarter`` a quarter note): binary steps
+    of 1 / ``divisions`` quarter, and thirds of a beat in the beats chosen for triplets."""
+
+    def __init__(self, beats: Beats, divisions: int, triplet_cost: float, group_beats: np.ndarray) -> None:
+        import math
+
+        self.beat_ql = beats.beat_ql
+        thirds = int(round(3 / self.beat_ql)) if abs(3 / self.beat_ql - round(3 / self.beat_ql)) < 1e-9 else 0
+        per_quarter = math.lcm(divisions, thirds) if thirds else divisions
+        self.per_quarter = per_quarter
+        self.per_beat = int(round(per_quarter * self.beat_ql))
+        self.binary = per_quarter // divisions
+        self.ternary = self.per_beat // 3
+        self.triplet_beats: set[int] = set()
+        if beats.compound or not thirds or not np.isfinite(triplet_cost) or self.per_beat % 3:
+            return
+        half = 0.5 * self.binary / self.per_beat  # half a binary step, in beats
+        home = np.floor(group_beats + half).astype(np.int64)  # the beat whose grid each chord is on
+        for b in np.unique(home):
+            x = group_beats[home == b] - b
+            tern = np.round(x * 3) / 3
+            if len(x) < 2 or np.all(np.abs(tern - np.round(tern)) < 1e-9):
+                continue  # a triplet needs two onsets in the beat, one of them off it
+            if np.any(np.diff(np.round(x * 3)) <= 0):
+                continue  # two chords on one third: not a triplet
+            binary = np.round(x * self.per_beat / self.binary) * self.binary / self.per_beat
+            if np.abs(x - tern).sum() + triplet_cost < np.abs(x - binary).sum():
+                self.triplet_beats.add(int(b))
+
+    def step_at(self, tick: int) -> int:
+        """The grid step (ticks) of the beat holding ``tick``."""
+        return self.ternary if int(tick) // self.per_beat in self.triplet_beats else self.binary
+
+    def round(self, beat_pos: np.ndarray) -> np.ndarray:
+        """Beat positions (from the grid's origin) to ticks: each onto its beat's grid."""
+        out = np.empty(len(beat_pos), dtype=np.int64)
+        for i, x in enumerate(np.asarray(beat_pos, dtype=np.float64)):
+            t = x * self.per_beat
+            b = int(np.floor(x + 0.5 * self.binary / self.per_beat))
+            step = self.ternary if b in self.triplet_beats else self.binary
+            out[i] = int(np.round(t / step)) * step
+        return out
 
 
 # ---------------------------------------------------------------------------- hands
@@ -356,15 +404,25 @@ def split_hands(q: Quantised, split: int = MIDDLE_C, span: int = 14, max_notes: 
 # ---------------------------------------------------------------------------- key and score
 
 
-def configured_dominant_margin() -> float:
-    """``key_dominant_margin`` of ``conf/score/default.yaml`` (see :func:`estimate_key`); a value
-    that is not a number from 0 to 1 is an error naming the file."""
+def _configured_number(name: str, default: float, high: float) -> float:
+    """A number from 0 to ``high`` in ``conf/score/default.yaml``; another value is an error naming
+    the file."""
     from .config import group_defaults, group_file
 
-    value = group_defaults("score").get("key_dominant_margin", 0.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{group_file('score')}: key_dominant_margin: {value!r} is not a number from 0 to 1")
+    value = group_defaults("score").get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= high:
+        raise ValueError(f"{group_file('score')}: {name}: {value!r} is not a number from 0 to {high:g}")
     return float(value)
+
+
+def configured_dominant_margin() -> float:
+    """``key_dominant_margin`` of ``conf/score/default.yaml`` (see :func:`estimate_key`)."""
+    return _configured_number("key_dominant_margin", 0.0, 1.0)
+
+
+def configured_triplet_cost() -> float:
+    """``triplet_cost`` of ``conf/score/default.yaml`` (see :func:`quantise`; ``.inf``: no triplets)."""
+    return _configured_number("triplet_cost", float("inf"), float("inf"))
 
 
 def estimate_key(q: Quantised, margin: float = 0.05, spelled: np.ndarray | None = None,
@@ -492,19 +550,21 @@ def spell(pitches: np.ndarray, sharps: int, spelled: np.ndarray | None = None) -
     return out
 
 
-def divisions_of(step: float) -> int:
-    return int(round(1.0 / step))
+def _multiple(x: float, step: float) -> bool:
+    return abs(x / step - round(x / step)) < 1e-6
 
 
 def _staff_events(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray, step: float,
-                  end_ql: float) -> list[tuple[float, float, list[int]]]:
-    """(offset, length, pitches) of one staff, chords and rests (empty pitches) filling it
-    from 0 to ``end_ql``: a chord lasts as long as its longest note, cut at the next onset
+                  end_ql: float) -> list[tuple[float, float, list[int], bool]]:
+    """(offset, length, pitches, staccato) of one staff, chords and rests (empty pitches) filling
+    it from 0 to ``end_ql``: a chord lasts as long as its longest note, cut at the next onset
     (one voice per staff); a gap shorter than one beat and shorter than the chord before it is
     absorbed into that chord (legato), so a loosely played line is not strewn with rests; a
-    length that no single note value (one dot at most) has moves to the nearest one within a
-    step shorter or two steps longer (not past the next chord), so 1.75 beats become a half
-    note rather than a double-dotted quarter."""
+    chord sounding at most half the time to the next one, when that time is a quarter or less
+    and one note value, is written with that value and a staccato dot (not a short note and a
+    rest); a length that no single note value (one dot at most, or a triplet value) has moves to
+    the nearest one within a step shorter or two steps longer (not past the next chord, ending on
+    the grid), so 1.75 beats become a half note rather than a double-dotted quarter."""
     events = []
     starts = np.unique(onsets)
     t = 0.0
@@ -512,26 +572,37 @@ def _staff_events(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray
         members = onsets == s
         nxt = starts[i + 1] if i + 1 < len(starts) else end_ql
         if s > t + 1e-9:
-            events.append((t, s - t, []))
-        length = min(float(durations[members].max()), nxt - s)
-        gap = nxt - s - length
+            events.append((t, s - t, [], False))
+        ioi = nxt - s
+        length = min(float(durations[members].max()), ioi)
+        gap = ioi - length
+        staccato = False
         if 0 < gap < 1.0 - 1e-9 and gap <= length + 1e-9 and i + 1 < len(starts):
-            length = nxt - s
+            length = ioi
+        elif gap > 0 and i + 1 < len(starts) and ioi <= 1.0 + 1e-9 and _plain(ioi):
+            length, staccato = ioi, True
         if not _plain(length):  # 1.75 or 1.25: the nearest single value (one dot at most) in reach
-            plain = [v for v in np.arange(1, 2 * divisions_of(step) * 8 + 1) * step
-                     if _plain(v) and length - step - 1e-9 <= v <= min(nxt - s, length + 2 * step) + 1e-9]
+            plain = [v for v in PLAIN_VALUES if length - step - 1e-9 <= v <= min(ioi, length + 2 * step) + 1e-9
+                     and (_multiple(s + v, step) or _multiple(s + v, 1 / 3))]  # ending on the grid
             if plain:
                 length = float(min(plain, key=lambda v: (abs(v - length), -v)))
-        events.append((float(s), max(length, step), sorted(int(p) for p in pitches[members])))
-        t = s + max(length, step)
+        length = max(length, min(step, ioi))
+        events.append((float(s), length, sorted(int(p) for p in pitches[members]), staccato))
+        t = s + length
     if end_ql > t + 1e-9:
-        events.append((t, end_ql - t, []))
+        events.append((t, end_ql - t, [], False))
     return events
 
 
+PLAIN_VALUES = tuple(sorted({base * dot for base in (4.0, 2.0, 1.0, 0.5, 0.25, 0.125) for dot in (1.0, 1.5)}
+                            | {base * 2 / 3 for base in (2.0, 1.0, 0.5, 0.25)}))
+"""Lengths (quarter notes) one note value has: whole to 32nd, at most one dot, and the triplet
+half, quarter, eighth and sixteenth."""
+
+
 def _plain(ql: float) -> bool:
-    """Whether one note value (with at most one dot) has this length in quarter notes."""
-    return any(abs(ql - base * dot) < 1e-9 for base in (4.0, 2.0, 1.0, 0.5, 0.25, 0.125) for dot in (1.0, 1.5))
+    """Whether one note value (at most one dot, or a triplet value) has this length in quarter notes."""
+    return any(abs(ql - v) < 1e-9 for v in PLAIN_VALUES)
 
 
 def _rest_pieces(start: float, end: float, beat: float, bar: float) -> list[tuple[float, float]]:
@@ -580,15 +651,18 @@ def _mark_accidentals(part, key) -> None:
 
 
 def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str | None = None,
-                   key=None):
+                   key=None, triplet_cost: float | None = None):
     """A music21 ``Score`` for piano: two staves (treble: right hand, bass: left hand) joined
     by a brace, the estimated meter, tempo mark and key (``key``: a music21 Key, a name like
     ``"G major"``, or None to estimate it), notes quantised by :func:`quantise` and split by
-    :func:`split_hands`, one voice per staff."""
-    from music21 import (chord, clef, instrument, key as m21key, layout, metadata, meter, note, stream,
-                         tempo as m21tempo)
+    :func:`split_hands`, one voice per staff; ``triplet_cost`` (None: ``triplet_cost`` of
+    ``conf/score/default.yaml``) says when a beat is written in triplets (:func:`quantise`)."""
+    from music21 import (articulations, chord, clef, instrument, key as m21key, layout, metadata, meter, note,
+                         stream, tempo as m21tempo)
 
-    q = quantise(notes, beats, divisions)
+    if triplet_cost is None:
+        triplet_cost = configured_triplet_cost()
+    q = quantise(notes, beats, divisions, triplet_cost=triplet_cost)
     spelled = ps13_fifths(q) if len(q) else None
     if key is None:
         key = estimate_key(q, spelled=spelled)
@@ -623,7 +697,8 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
             mark = m21tempo.MetronomeMark(number=int(round(beats.tempo)),
                                           referent=note.Note(type="quarter", dots=1 if beats.compound else 0))
             part.insert(0, mark)
-        for off, length, ps in _staff_events(q.onsets[mask], q.durations[mask], q.pitches[mask], step, end_ql):
+        for off, length, ps, staccato in _staff_events(q.onsets[mask], q.durations[mask], q.pitches[mask],
+                                                       step, end_ql):
             if not ps:
                 for r_off, r_len in _rest_pieces(off, off + length, beat, bar):
                     rest = note.Rest(quarterLength=float(r_len))
@@ -633,6 +708,8 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
             spelt = [names[(off, p)] for p in ps]
             el = note.Note(spelt[0]) if len(ps) == 1 else chord.Chord(spelt)
             el.quarterLength = float(length)
+            if staccato:
+                el.articulations.append(articulations.Staccato())
             part.insert(float(off), el)
         part.makeMeasures(inPlace=True)
         part.makeTies(inPlace=True)

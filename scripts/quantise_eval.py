@@ -1,0 +1,157 @@
+"""Onset quantisation against the score, on ASAP (issue 25): where does :func:`transcribe.score.quantise`
+put a performance's notes, given the *annotated* beats, and is that where the score has them?
+
+For every performance of a side of the split (:func:`transcribe.data.asap.split`), its notes are
+quantised on its annotated beats and metre (``Beats`` from ``*_annotations.txt``), so the beat
+tracker's errors are left out and only the grid is measured. The score's notes
+(``midi_score.mid``) are placed on the score's annotated beats (``midi_score_annotations.txt``,
+beat for beat the performance's). A performance note counts when a score note of the same pitch
+lies within a quarter of a beat of its unquantised position (its counterpart: ornaments, wrong
+notes and repeats the score MIDI does not hold are left out); it is **right** when the
+quantised position equals the counterpart's. Reported per triplet cost (``--costs``; ``inf``: no
+triplets, the grid as it was): the share right over all counted notes, over the notes the score
+puts on a third of a beat (triplets in simple metres), and over the others.
+
+    python scripts/quantise_eval.py --asap data/asap --shared-data ../shared/data --side train --sample 120 \\
+        --costs inf,0.3,0.2,0.15,0.1,0.05 --seconds 60 --out runs/quantise_train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+WINDOW = 0.25  # beats: a score note of the same pitch this close to a performance note is its counterpart
+
+
+def beats_of(ann) -> "Beats":  # noqa: F821
+    """``Beats`` from an ASAP annotation: its beats, its main metre, its first downbeat (ASAP's
+    beats of compound x/8 metres are dotted quarters, as ``Beats`` has them)."""
+    from transcribe.beats import Beats
+
+    num, den = (int(x) for x in ann.time_signature.split("/"))
+    first = int(np.argmin(np.abs(ann.beats - ann.downbeats[0]))) if len(ann.downbeats) else 0
+    per_bar = num // 3 if den == 8 and num % 3 == 0 else num
+    return Beats(ann.beats, 60.0 / float(np.median(np.diff(ann.beats))), num, den, first % max(per_bar, 1))
+
+
+def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float | None) -> dict | None:
+    """Counts (right / counted; triplet positions; other positions) per cost, or None when the
+    score's and the performance's beat annotations do not correspond one to one."""
+    from transcribe.beats import Beats
+    from transcribe.data.asap import annotation_path, read_annotations
+    from transcribe.notefiles import read_midi
+    from transcribe.notes import Notes
+    from transcribe.score import quantise
+
+    ann = read_annotations(annotation_path(midi))
+    score_ann = read_annotations(midi.parent / "midi_score_annotations.txt")
+    if len(ann.beats) != len(score_ann.beats):
+        return None
+    beats = beats_of(ann)
+    if beats.compound:
+        return None  # the triplet grid is for simple metres; compound beats already divide in three
+    notes = read_midi(midi).sorted()
+    if seconds is not None:
+        keep = notes.onsets < seconds
+        notes = Notes(notes.onsets[keep], notes.offsets[keep], notes.pitches[keep], notes.velocities[keep])
+    if len(notes) < 8:
+        return None
+    score = read_midi(midi.parent / "midi_score.mid", sustain=False).sorted()
+    score_pos = Beats(score_ann.beats, 60.0).position(score.onsets)
+    perf_pos = beats.position(notes.onsets)
+    # counterpart of every performance note: the nearest score note of its pitch within WINDOW beats
+    target = np.full(len(notes), np.nan)
+    for p in np.unique(notes.pitches):
+        mine, theirs = np.flatnonzero(notes.pitches == p), score_pos[score.pitches == p]
+        if len(theirs) == 0:
+            continue
+        d = np.abs(perf_pos[mine][:, None] - theirs[None, :])
+        j = d.argmin(axis=1)
+        ok = d[np.arange(len(mine)), j] <= WINDOW
+        target[mine[ok]] = theirs[j[ok]]
+    third = np.isfinite(target) & _thirds(np.nan_to_num(target))
+    out = {"performance": str(midi), "counted": int(np.isfinite(target).sum()), "thirds": int(third.sum())}
+    for cost in costs:
+        q = quantise(notes, beats, divisions, triplet_cost=cost)
+        origin = _origin(beats, perf_pos)
+        qpos = np.full(len(notes), np.nan)
+        qpos[q.index] = origin + q.onsets / beats.beat_ql
+        right = np.isfinite(target) & np.isfinite(qpos) & (np.abs(qpos - target) < 1e-3)
+        out[f"{cost:g}"] = {"right": int(right.sum()), "right_thirds": int((right & third).sum()),
+                            "triplet_notes": int(np.sum(_thirds(q.onsets / beats.beat_ql)))}
+    return out
+
+
+def _thirds(pos: np.ndarray) -> np.ndarray:
+    """Beat positions on a third of a beat (not on a quarter of one)."""
+    frac = pos - np.floor(pos + 1e-6)
+    return (np.abs(frac * 3 - np.round(frac * 3)) < 1e-3) & (np.abs(frac * 4 - np.round(frac * 4)) > 1e-3)
+
+
+def _origin(beats, pos: np.ndarray) -> float:
+    """The beat index of :func:`transcribe.score.quantise`'s time 0 (the bar line at or before the first note)."""
+    per_bar = beats.beats_per_bar
+    return beats.downbeat + per_bar * np.floor((float(pos.min()) + 1e-6 - beats.downbeat) / per_bar)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--asap", default="data/asap")
+    ap.add_argument("--shared-data", default=None)
+    ap.add_argument("--side", choices=("train", "val"), default="val")
+    ap.add_argument("--sample", type=int, default=None, help="a seeded sample of this many performances")
+    ap.add_argument("--costs", default="inf,0.2,0.1", help="comma-separated triplet costs (beats)")
+    ap.add_argument("--divisions", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=None, help="the first this many seconds of each")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    from transcribe.data.asap import split
+
+    costs = [float(c) for c in args.costs.split(",")]
+    files = sorted(split(args.asap, args.shared_data)[args.side])
+    if args.sample is not None and args.sample < len(files):
+        rng = np.random.default_rng(0)
+        files = sorted(rng.choice(files, args.sample, replace=False).tolist())
+    rows, skipped = [], 0
+    for i, f in enumerate(files, 1):
+        try:
+            row = evaluate_one(Path(f), costs, args.divisions, args.seconds)
+        except (OSError, ValueError) as err:
+            print(f"{f}: skipped: {err}", file=sys.stderr)
+            row = None
+        if row is None:
+            skipped += 1
+            continue
+        rows.append(row)
+        print(f"[{i}/{len(files)}] {Path(f).parent.relative_to(args.asap)}/{Path(f).name}: "
+              + "  ".join(f"{c:g}:{row[f'{c:g}']['right'] / max(row['counted'], 1):.3f}" for c in costs), flush=True)
+    counted = sum(r["counted"] for r in rows)
+    thirds = sum(r["thirds"] for r in rows)
+    summary = {"side": args.side, "performances": len(rows), "skipped": skipped, "counted": counted,
+               "thirds": thirds, "costs": {}}
+    print(f"{len(rows)} performances ({skipped} skipped: compound metre or beats not one to one), "
+          f"{counted} notes with a counterpart, {thirds} of them on a third of a beat")
+    print("| triplet cost | right | right on thirds | right elsewhere | notes written in triplets |")
+    print("| --- | --- | --- | --- | --- |")
+    for c in costs:
+        k = f"{c:g}"
+        right = sum(r[k]["right"] for r in rows)
+        rt = sum(r[k]["right_thirds"] for r in rows)
+        trip = sum(r[k]["triplet_notes"] for r in rows)
+        s = {"right": right / max(counted, 1), "right_thirds": rt / max(thirds, 1),
+             "right_elsewhere": (right - rt) / max(counted - thirds, 1), "triplet_notes": trip}
+        summary["costs"][k] = s
+        print(f"| {k} | {s['right']:.3f} | {s['right_thirds']:.3f} | {s['right_elsewhere']:.3f} | {trip} |")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
