@@ -6,8 +6,9 @@ works never, the 41 held-out performances only for validation (loss and per-note
 for training. Labels per note: on a beat / downbeat (onset within 50 ms of an annotated one), the
 local annotated inter-beat interval, the bar's number of annotated beats (2, 3, 4; else not
 scored) and whether the beat divides in three (x/8 metres whose bar holds a third of its
-eighths as beats: 6/8, 9/8, 12/8). Crops of notes, stretched in time (x0.85-1.15), velocities
-shifted, pitches transposed.
+eighths as beats: 6/8, 9/8, 12/8) and the staff the score writes it on (its counterpart in the
+work's ``midi_score.mid``, :func:`transcribe.data.asap.score_counterparts`; unknown where there is
+none). Crops of notes, stretched in time (x0.85-1.15), velocities shifted, pitches transposed.
 
     nice -n 10 python scripts/train_beat_model.py --asap data/asap --shared-data ../shared/data \\
         --minutes 18 --out transcribe/weights/beats.onnx
@@ -97,23 +98,50 @@ def read_notes(files: list[Path], cache: Path | None = None) -> dict[str, "Notes
     return {str(f): have[str(f)] for f in files}
 
 
+def staff_labels(notes, ann, folder: Path, scores: dict) -> np.ndarray:
+    """Per note 1 (upper staff), 0 (lower) or -1 (no counterpart in the score, or no score whose
+    beats correspond to the performance's); ``scores`` caches each folder's score."""
+    from transcribe.data.asap import read_annotations, read_score_midi, score_counterparts
+
+    if folder not in scores:
+        try:
+            score, upper = read_score_midi(folder / "midi_score.mid")
+            scores[folder] = (score, upper, read_annotations(folder / "midi_score_annotations.txt"))
+        except (OSError, ValueError) as err:
+            print(f"{folder}: no staff labels: {err}", file=sys.stderr)
+            scores[folder] = None
+    if scores[folder] is None:
+        return np.full(len(notes), -1, dtype=np.int64)
+    score, upper, score_ann = scores[folder]
+    try:
+        match = score_counterparts(notes, ann, score, score_ann)
+    except ValueError:
+        return np.full(len(notes), -1, dtype=np.int64)
+    return np.where(match >= 0, upper[match].astype(np.int64), -1)
+
+
 def load_side(files: list[Path], cache: Path | None = None) -> list[dict]:
     """Features and labels of performances (notes sustain-extended, as transcribed)."""
     from transcribe.data.asap import annotation_path, read_annotations
 
     notes_of = read_notes(files, cache)
-    out = []
+    out, scores = [], {}
     for f in files:
         notes = notes_of[str(f)]
         ann = read_annotations(annotation_path(f))
-        out.append({"file": str(f), "notes": notes, "ann": ann, "labels": note_labels(notes, ann)})
+        labels = note_labels(notes, ann)
+        labels["upper"] = staff_labels(notes, ann, Path(f).parent, scores)
+        out.append({"file": str(f), "notes": notes, "ann": ann, "labels": labels})
     return out
 
 
-def build_net(hidden: int = 64):
+def build_net(hidden: int = 64, outputs: int | None = None):
+    """The network: ``outputs`` per note (:data:`transcribe.beatmodel.OUTPUTS` by default)."""
     import torch.nn as nn
 
     from transcribe.beatmodel import N_FEATURES, OUTPUTS
+
+    outputs = outputs or OUTPUTS
 
     class BeatNet(nn.Module):
         """Convolutions over neighbouring notes, then a bidirectional GRU over the sequence."""
@@ -123,7 +151,7 @@ def build_net(hidden: int = 64):
             self.conv = nn.Sequential(nn.Conv1d(N_FEATURES, hidden, 5, padding=2), nn.ReLU(),
                                       nn.Conv1d(hidden, hidden, 5, padding=2), nn.ReLU())
             self.gru = nn.GRU(hidden, hidden, num_layers=2, batch_first=True, bidirectional=True, dropout=0.1)
-            self.head = nn.Linear(2 * hidden, OUTPUTS)
+            self.head = nn.Linear(2 * hidden, outputs)
 
         def forward(self, x):
             h = self.conv(x.transpose(1, 2)).transpose(1, 2)
@@ -144,10 +172,13 @@ def load_onnx_weights(net, path: Path) -> None:
     proto = onnx.load(str(path))
     init = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     state = {k: v.clone() for k, v in net.state_dict().items()}
-    for k in ("conv.0.weight", "conv.0.bias", "conv.2.weight", "conv.2.bias", "head.bias"):
+    for k in ("conv.0.weight", "conv.0.bias", "conv.2.weight", "conv.2.bias"):
         state[k] = torch.from_numpy(init[k].copy())
     matmul = [n for n in proto.graph.node if n.op_type == "MatMul"]
-    state["head.weight"] = torch.from_numpy(init[matmul[-1].input[1]].T.copy())
+    # a model exported before an output was added has fewer head rows: those it has are copied
+    head_w, head_b = init[matmul[-1].input[1]].T, init["head.bias"]
+    state["head.weight"][: len(head_w)] = torch.from_numpy(head_w.copy())
+    state["head.bias"][: len(head_b)] = torch.from_numpy(head_b.copy())
     h = net.gru.hidden_size
 
     def reorder(a):  # (z, r, n) → (r, z, n) along the first axis
@@ -173,7 +204,7 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
     from transcribe.beatmodel import note_features
     from transcribe.notes import Notes
 
-    xs, ys = [], {k: [] for k in ("beat", "downbeat", "ibi", "per_bar", "ternary")}
+    xs, ys = [], {k: [] for k in ("beat", "downbeat", "ibi", "per_bar", "ternary", "upper")}
     for _ in range(batch):
         p = pieces[rng.integers(len(pieces))]
         n = len(p["notes"])
@@ -192,7 +223,7 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
         pad = length - len(f)
         xs.append(np.pad(f, ((0, pad), (0, 0))))
         for k in ys:
-            fill = -1 if k in ("per_bar", "ternary", "ibi") else -1
+            fill = -1
             ys[k].append(np.pad(lab[k].astype(np.float32 if k in ("beat", "downbeat") else np.int64),
                                 (0, pad), constant_values=fill))
     return torch.from_numpy(np.stack(xs)), {k: torch.from_numpy(np.stack(v)) for k, v in ys.items()}
@@ -218,6 +249,10 @@ def loss_of(logits, y):
     if (y["ternary"] >= 0).any():
         loss = loss + 0.3 * F.cross_entropy(logits[..., i:i + 2].reshape(-1, 2), y["ternary"].reshape(-1),
                                             ignore_index=-1)
+    i += 2
+    staff = y["upper"] >= 0
+    if staff.any():
+        loss = loss + 0.5 * bce(logits[..., i][staff], y["upper"][staff].float())
     return loss
 
 
@@ -228,14 +263,14 @@ def _head(notes, n: int):
 
 
 def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
-    """Mean loss and per-note beat / downbeat F (threshold 0.5) over the first ``max_notes``
-    notes of every validation piece."""
+    """Mean loss, per-note beat / downbeat F (threshold 0.5) and staff accuracy (of the notes with
+    a staff label) over the first ``max_notes`` notes of every validation piece."""
     import torch
 
     from transcribe.beatmodel import note_features
 
     net.eval()
-    tp = fp = fn = dtp = dfp = dfn = 0
+    tp = fp = fn = dtp = dfp = dfn = staff_right = staff_n = 0
     losses = []
     with torch.no_grad():
         for p in pieces:
@@ -249,9 +284,13 @@ def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
             tb, td = p["labels"]["beat"][sl] > 0, p["labels"]["downbeat"][sl] > 0
             tp, fp, fn = tp + np.sum(pb & tb), fp + np.sum(pb & ~tb), fn + np.sum(~pb & tb)
             dtp, dfp, dfn = dtp + np.sum(pd & td), dfp + np.sum(pd & ~td), dfn + np.sum(~pd & td)
+            su = p["labels"]["upper"][sl]
+            staff_right += int(np.sum((out[0, :, -1] > 0).numpy()[su >= 0] == (su[su >= 0] == 1)))
+            staff_n += int(np.sum(su >= 0))
     net.train()
     f = lambda a, b, c: 2 * a / max(2 * a + b + c, 1)  # noqa: E731
-    return {"loss": float(np.mean(losses)), "beat_f": round(f(tp, fp, fn), 4), "downbeat_f": round(f(dtp, dfp, dfn), 4)}
+    return {"loss": float(np.mean(losses)), "beat_f": round(f(tp, fp, fn), 4), "downbeat_f": round(f(dtp, dfp, dfn), 4),
+            "staff_acc": round(staff_right / max(staff_n, 1), 4)}
 
 
 def export(net, path: Path, meta: dict) -> None:

@@ -218,3 +218,104 @@ def test_training_reads_each_midi_file_once_through_the_cache(tmp_path):
     assert first[str(files[1])].onsets[0] == pytest.approx(first[str(files[0])].onsets[0] + 1, abs=0.01)
     with pytest.raises(OSError):
         train.read_notes([tmp_path / "gone.mid"], cache)  # not in the cache: read, and missing
+
+
+def test_staff_output_only_from_a_model_that_has_it(tiny_model, tmp_path):
+    """split_outputs gives ``upper`` from a model with the staff output, none from an older one;
+    upper_staff returns it per note in the caller's order, and names an older model's file."""
+    import torch
+
+    from .conftest import load_script
+
+    path, net = tiny_model
+    notes, _ = _march()
+    shuffled = Notes(notes.onsets[::-1].copy(), notes.offsets[::-1].copy(), notes.pitches[::-1].copy(),
+                     notes.velocities[::-1].copy())
+    sorted_notes = beatmodel.sort_notes(notes)
+    logits = beatmodel.load(path)(beatmodel.note_features(sorted_notes))
+    out = beatmodel.split_outputs(logits)
+    assert out["upper"].shape == (len(notes),)
+    up = beatmodel.upper_staff(shuffled, path)
+    order = np.lexsort((shuffled.pitches, shuffled.onsets))
+    assert list(up[order]) == list(out["upper"] > 0.5)
+    assert "upper" not in beatmodel.split_outputs(logits[:, :-1])
+    train = load_script("train_beat_model")
+    torch.manual_seed(0)
+    old = tmp_path / "old.onnx"
+    train.export(train.build_net(hidden=8, outputs=beatmodel.OUTPUTS - 1), old, {"note": "before the staff"})
+    with pytest.raises(ValueError, match="old.onnx: this beat model has no staff output"):
+        beatmodel.upper_staff(notes, old)
+
+
+def test_training_starts_from_a_model_without_the_staff_output(tmp_path):
+    """An exported model with one output fewer (before the staff) starts the new network: its
+    rows of the head are copied, the new one keeps its initial weights."""
+    import torch
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    torch.manual_seed(0)
+    old_net = train.build_net(hidden=8, outputs=beatmodel.OUTPUTS - 1)
+    train.export(old_net, tmp_path / "old.onnx", {})
+    torch.manual_seed(1)
+    new = train.build_net(hidden=8)
+    before = new.head.weight[-1].detach().clone()
+    train.load_onnx_weights(new, tmp_path / "old.onnx")
+    x = torch.from_numpy(beatmodel.note_features(beatmodel.sort_notes(_march()[0])))[None]
+    with torch.no_grad():
+        assert torch.allclose(new.eval()(x)[..., :-1], old_net.eval()(x), atol=1e-5)
+    assert torch.equal(new.head.weight[-1], before)
+
+
+def test_staff_labels_from_the_score_counterparts(tmp_path):
+    """A performance note takes the staff of the score note of its pitch nearest in beats (within
+    a quarter beat); notes the score does not hold, and a score whose beats do not correspond,
+    get -1."""
+    import pretty_midi
+
+    from .conftest import load_script
+    from transcribe.data.asap import read_annotations
+
+    train = load_script("train_beat_model")
+    folder = tmp_path / "work"
+    folder.mkdir()
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    upper, lower = pretty_midi.Instrument(0), pretty_midi.Instrument(0)
+    for k in range(8):  # score: a beat every 0.5 s; right hand C5/E5 on every beat, left hand C3 every other
+        upper.notes.append(pretty_midi.Note(velocity=80, pitch=72 if k % 2 else 76, start=0.5 * k, end=0.5 * k + 0.4))
+        if k % 2 == 0:
+            lower.notes.append(pretty_midi.Note(velocity=80, pitch=48, start=0.5 * k, end=0.5 * k + 0.9))
+    lower.notes.append(pretty_midi.Note(velocity=80, pitch=60, start=1.0, end=1.4))  # middle C, left hand
+    pm.instruments += [upper, lower]
+    pm.write(str(folder / "midi_score.mid"))
+    beat_lines = "\n".join(f"{0.5 * k}\t{0.5 * k}\t{'db,4/4,0' if k == 0 else ('db' if k % 4 == 0 else 'b')}"
+                            for k in range(8))
+    (folder / "midi_score_annotations.txt").write_text(beat_lines + "\n")
+    # the performance: 20 % slower, 1 s later, plus a wrong note (D4) the score does not hold
+    perf_lines = "\n".join(f"{1 + 0.6 * k}\t{1 + 0.6 * k}\t{'db,4/4,0' if k == 0 else ('db' if k % 4 == 0 else 'b')}"
+                            for k in range(8))
+    (folder / "p_annotations.txt").write_text(perf_lines + "\n")
+    notes = Notes(np.array([1.0, 1.0, 1.62, 2.2, 2.21, 2.5]), np.array([1.4, 1.9, 2.0, 2.6, 2.6, 2.7]),
+                  np.array([76, 48, 72, 76, 60, 62]), np.full(6, 80))
+    labels = train.staff_labels(notes, read_annotations(folder / "p_annotations.txt"), folder, {})
+    assert labels.tolist() == [1, 0, 1, 1, 0, -1]
+    (folder / "q_annotations.txt").write_text("\n".join(perf_lines.splitlines()[:6]) + "\n")
+    short = read_annotations(folder / "q_annotations.txt")
+    assert train.staff_labels(notes, short, folder, {}).tolist() == [-1] * 6
+
+
+def test_score_staves_from_the_model(tiny_model, monkeypatch):
+    """hands="model": every note goes to the staff the model's staff output gives it."""
+    from music21 import converter
+
+    from transcribe.score import Beats, notes_to_score, score_bytes
+
+    monkeypatch.setattr(beatmodel, "WEIGHTS", tiny_model[0])
+    notes, truth = _march(bars=4)
+    up = beatmodel.upper_staff(notes)
+    parsed = converter.parseData(score_bytes(notes_to_score(notes, Beats(truth, 100.0), key="C major",
+                                                            hands="model")).decode())
+    staves = [sorted(p.midi for el in part.flatten().notes for p in el.pitches) for part in parsed.parts]
+    assert staves[0] == sorted(notes.pitches[up].tolist())
+    assert staves[1] == sorted(notes.pitches[~up].tolist())

@@ -3,8 +3,9 @@
 A CRNN over the notes (sorted by onset, then pitch), in the manner of PM2S (Liu et al., ISMIR
 2022): per note, a few features (:func:`note_features`) → two 1-D convolutions → a two-layer
 bidirectional GRU → per note: is it on a beat, on a downbeat, the local inter-beat interval
-(:data:`IBI_BINS` classes), beats per bar (2, 3, 4) and the beat's subdivision (binary,
-ternary). Trained on ASAP's training side by ``scripts/train_beat_model.py``; shipped as
+(:data:`IBI_BINS` classes), beats per bar (2, 3, 4), the beat's subdivision (binary,
+ternary) and the staff a score writes the note on (upper or lower; models trained before that
+output have none, see :func:`split_outputs`). Trained on ASAP's training side by ``scripts/train_beat_model.py``; shipped as
 ``weights/beats.onnx`` (run by onnxruntime, so no torch at inference) with its card
 ``weights/BEATS_CARD.md``.
 
@@ -28,7 +29,7 @@ N_FEATURES = 8
 IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the model tells apart (log-spaced)
 PER_BAR = (2, 3, 4)  # beats per bar the model tells apart
 CHORD_S = 0.035  # s: notes starting this close to the group's first onset are one chord (as in score.py)
-OUTPUTS = 2 + IBI_BINS + len(PER_BAR) + 2  # beat, downbeat, IBI classes, per-bar classes, subdivision
+OUTPUTS = 2 + IBI_BINS + len(PER_BAR) + 2 + 1  # beat, downbeat, IBI classes, per-bar classes, subdivision, staff
 
 
 def ibi_centres() -> np.ndarray:
@@ -116,15 +117,33 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 def split_outputs(logits: np.ndarray) -> dict[str, np.ndarray]:
     """Per-note probabilities of the raw outputs: ``beat``, ``downbeat`` [n]; ``ibi`` [n, IBI_BINS];
-    ``per_bar`` [n, 3]; ``ternary`` [n]."""
+    ``per_bar`` [n, 3]; ``ternary`` [n]; ``upper`` [n] (on the upper staff), only from a model
+    with that output (:data:`OUTPUTS` columns; one column fewer without it)."""
     i = 2
     ibi = _softmax(logits[:, i:i + IBI_BINS])
     i += IBI_BINS
     per_bar = _softmax(logits[:, i:i + len(PER_BAR)])
     i += len(PER_BAR)
     sub = _softmax(logits[:, i:i + 2])
-    return {"beat": _sigmoid(logits[:, 0]), "downbeat": _sigmoid(logits[:, 1]), "ibi": ibi, "per_bar": per_bar,
-            "ternary": sub[:, 1]}
+    i += 2
+    out = {"beat": _sigmoid(logits[:, 0]), "downbeat": _sigmoid(logits[:, 1]), "ibi": ibi, "per_bar": per_bar,
+           "ternary": sub[:, 1]}
+    if logits.shape[1] > i:
+        out["upper"] = _sigmoid(logits[:, i])
+    return out
+
+
+def upper_staff(notes: Notes, path: str | Path | None = None) -> np.ndarray:
+    """Per note (in the given order), whether the model (``path``, the shipped one by default)
+    writes it on the upper staff; a model without the staff output is an error naming it."""
+    path = WEIGHTS if path is None else path
+    order = np.lexsort((notes.pitches, notes.onsets))
+    out = split_outputs(load(path)(note_features(sort_notes(notes))))
+    if "upper" not in out:
+        raise ValueError(f"{path}: this beat model has no staff output (retrain it with scripts/train_beat_model.py)")
+    upper = np.zeros(len(notes), dtype=bool)
+    upper[order] = out["upper"] > 0.5
+    return upper
 
 
 def _local_period(notes: Notes, out: dict[str, np.ndarray], n_frames: int, fps: int, window: float) -> np.ndarray:

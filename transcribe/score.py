@@ -103,15 +103,27 @@ def _normalised(env: np.ndarray) -> np.ndarray:
     return env / scale if scale > 0 else env
 
 
+def _configured_choice(name: str, choices: tuple[str, ...]) -> str:
+    """``name`` of ``conf/score/default.yaml`` (the first choice when absent); a value not among
+    ``choices`` is an error naming the file."""
+    from .config import group_defaults, group_file
+
+    value = group_defaults("score").get(name, choices[0])
+    if value not in choices:
+        raise ValueError(f"{group_file('score')}: {name}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 def configured_beats() -> str:
     """Where ``method="auto"`` beats come from: ``beats`` of ``conf/score/default.yaml``
     (``tracker`` or ``model``); another value is an error naming the file."""
-    from .config import group_defaults, group_file
+    return _configured_choice("beats", ("tracker", "model"))
 
-    value = group_defaults("score").get("beats", "tracker")
-    if value not in ("tracker", "model"):
-        raise ValueError(f"{group_file('score')}: beats: {value!r} is not one of tracker, model")
-    return value
+
+def configured_hands() -> str:
+    """How notes go to the staves: ``hands`` of ``conf/score/default.yaml`` (``split``:
+    :func:`split_hands`; ``model``: the beat model's staff output, :func:`transcribe.beatmodel.upper_staff`)."""
+    return _configured_choice("hands", ("split", "model"))
 
 
 def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Notes, *,
@@ -651,12 +663,13 @@ def _mark_accidentals(part, key) -> None:
 
 
 def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str | None = None,
-                   key=None, triplet_cost: float | None = None):
+                   key=None, triplet_cost: float | None = None, hands: str | None = None):
     """A music21 ``Score`` for piano: two staves (treble: right hand, bass: left hand) joined
     by a brace, the estimated meter, tempo mark and key (``key``: a music21 Key, a name like
     ``"G major"``, or None to estimate it), notes quantised by :func:`quantise` and split by
-    :func:`split_hands`, one voice per staff; ``triplet_cost`` (None: ``triplet_cost`` of
-    ``conf/score/default.yaml``) says when a beat is written in triplets (:func:`quantise`)."""
+    :func:`split_hands` (``hands="split"``) or the beat model (``"model"``), one voice per staff;
+    ``triplet_cost`` says when a beat is written in triplets (:func:`quantise`); None takes
+    either from ``conf/score/default.yaml``."""
     from music21 import (articulations, chord, clef, instrument, key as m21key, layout, metadata, meter, note,
                          stream, tempo as m21tempo)
 
@@ -670,7 +683,12 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
         name, _, mode = key.partition(" ")
         key = m21key.Key(name, mode or None)
     names = dict(zip(zip(q.onsets.tolist(), q.pitches.tolist()), spell(q.pitches, key.sharps, spelled)))
-    right = split_hands(q)
+    if (hands or configured_hands()) == "model":
+        from .beatmodel import upper_staff
+
+        right = upper_staff(notes)[q.index]
+    else:
+        right = split_hands(q)
     step = 1.0 / divisions
     bar = q.bar_ql
     end = float((q.onsets + q.durations).max()) if len(q) else bar

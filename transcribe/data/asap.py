@@ -98,3 +98,44 @@ def split(folder: str | Path, shared_data: str | Path | None = None) -> dict[str
 def annotation_path(midi: Path) -> Path:
     """The annotation file beside a performance (``X.mid`` → ``X_annotations.txt``)."""
     return midi.with_name(midi.stem + "_annotations.txt")
+
+
+def read_score_midi(path: str | Path):
+    """The notes of an ASAP score MIDI (``midi_score.mid``, sorted by onset then pitch) and, per
+    note, whether it is on the upper staff: ASAP's score MIDI has one track per staff, the upper
+    first. Another number of tracks with notes is an error naming the file."""
+    import pretty_midi
+
+    from ..notes import Notes
+
+    tracks = [i for i in pretty_midi.PrettyMIDI(str(path)).instruments if i.notes and not i.is_drum]
+    if len(tracks) != 2:
+        raise ValueError(f"{path}: {len(tracks)} tracks with notes, not one per staff")
+    rows = sorted((n.start, n.pitch, n.end, n.velocity, k == 0) for k, tr in enumerate(tracks) for n in tr.notes)
+    a = np.array([r[:4] for r in rows], dtype=np.float64)
+    return Notes(a[:, 0], a[:, 2], a[:, 1], a[:, 3]), np.array([r[4] for r in rows], dtype=bool)
+
+
+def score_counterparts(notes, ann: Annotation, score, score_ann: Annotation,
+                       window: float = 0.25) -> np.ndarray:
+    """For every performance note, the index of its counterpart in the score's notes, or -1: the
+    nearest score note of the same pitch within ``window`` beats, both placed on their own
+    annotated beats (ornaments, wrong notes and passages the score MIDI does not hold get none).
+    The two annotations must hold the same number of beats (ASAP's correspond beat for beat);
+    otherwise a ValueError."""
+    from ..beats import Beats
+
+    if len(ann.beats) != len(score_ann.beats):
+        raise ValueError(f"{len(ann.beats)} performance beats against {len(score_ann.beats)} in the score")
+    perf_pos = Beats(ann.beats, 60.0).position(notes.onsets)
+    score_pos = Beats(score_ann.beats, 60.0).position(score.onsets)
+    out = np.full(len(notes), -1, dtype=np.int64)
+    for p in np.unique(notes.pitches):
+        mine, theirs = np.flatnonzero(notes.pitches == p), np.flatnonzero(score.pitches == p)
+        if len(theirs) == 0:
+            continue
+        d = np.abs(perf_pos[mine][:, None] - score_pos[theirs][None, :])
+        j = d.argmin(axis=1)
+        ok = d[np.arange(len(mine)), j] <= window
+        out[mine[ok]] = theirs[j[ok]]
+    return out

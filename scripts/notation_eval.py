@@ -1,19 +1,22 @@
-"""Onset quantisation against the score, on ASAP (issue 25): where does :func:`transcribe.score.quantise`
-put a performance's notes, given the *annotated* beats, and is that where the score has them?
+"""Notation against the score, on ASAP (issue 25): where does :func:`transcribe.score.quantise` put a
+performance's notes, given the *annotated* beats, and on which staff does
+:func:`transcribe.score.split_hands` put them: is that where the score has them?
 
-For every performance of a side of the split (:func:`transcribe.data.asap.split`), its notes are
-quantised on its annotated beats and metre (``Beats`` from ``*_annotations.txt``), so the beat
-tracker's errors are left out and only the grid is measured. The score's notes
-(``midi_score.mid``) are placed on the score's annotated beats (``midi_score_annotations.txt``,
-beat for beat the performance's). A performance note counts when a score note of the same pitch
-lies within a quarter of a beat of its unquantised position (its counterpart: ornaments, wrong
-notes and repeats the score MIDI does not hold are left out); it is **right** when the
-quantised position equals the counterpart's. Reported per triplet cost (``--costs``; ``inf``: no
-triplets, the grid as it was): the share right over all counted notes, over the notes the score
-puts on a third of a beat (triplets in simple metres), and over the others.
+For every performance of a side of the split (:func:`transcribe.data.asap.split`) in a simple
+metre, its notes are quantised on its annotated beats and metre (``Beats`` from
+``*_annotations.txt``), so the beat tracker's errors are left out and only the grid and the staves
+are measured. The score's notes (``midi_score.mid``: its first track the upper staff, its second
+the lower) are placed on the score's annotated beats (``midi_score_annotations.txt``, beat for
+beat the performance's). A performance note counts when a score note of the same pitch lies within
+a quarter of a beat of its unquantised position (its counterpart: ornaments, wrong notes and
+repeats the score MIDI does not hold are left out). Its **position** is right when the quantised
+position equals the counterpart's; its **staff** is right when it is the counterpart's. Reported
+per triplet cost (``--costs``; ``inf``: no triplets, the grid as it was): the share of positions
+right over all counted notes, over the notes the score puts on a third of a beat (triplets), and
+over the others; and the share of staves right.
 
-    python scripts/quantise_eval.py --asap data/asap --shared-data ../shared/data --side train --sample 120 \\
-        --costs inf,0.3,0.2,0.15,0.1,0.05 --seconds 60 --out runs/quantise_train.json
+    python scripts/notation_eval.py --asap data/asap --shared-data ../shared/data --side train --sample 150 \\
+        --costs inf,0.3,0.2,0.1,0.05,0.02,0 --seconds 60 --out runs/notation_train.json
 """
 
 from __future__ import annotations
@@ -24,9 +27,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-WINDOW = 0.25  # beats: a score note of the same pitch this close to a performance note is its counterpart
-
 
 def beats_of(ann) -> "Beats":  # noqa: F821
     """``Beats`` from an ASAP annotation: its beats, its main metre, its first downbeat (ASAP's
@@ -43,15 +43,15 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     """Counts (right / counted; triplet positions; other positions) per cost, or None when the
     score's and the performance's beat annotations do not correspond one to one."""
     from transcribe.beats import Beats
-    from transcribe.data.asap import annotation_path, read_annotations
+    from transcribe.data.asap import annotation_path, read_annotations, read_score_midi, score_counterparts
     from transcribe.notefiles import read_midi
     from transcribe.notes import Notes
-    from transcribe.score import quantise
+    from transcribe.score import quantise, split_hands
 
     ann = read_annotations(annotation_path(midi))
     score_ann = read_annotations(midi.parent / "midi_score_annotations.txt")
     if len(ann.beats) != len(score_ann.beats):
-        return None
+        return None  # repeats taken or left out: no beat-for-beat correspondence
     beats = beats_of(ann)
     if beats.compound:
         return None  # the triplet grid is for simple metres; compound beats already divide in three
@@ -61,19 +61,12 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
         notes = Notes(notes.onsets[keep], notes.offsets[keep], notes.pitches[keep], notes.velocities[keep])
     if len(notes) < 8:
         return None
-    score = read_midi(midi.parent / "midi_score.mid", sustain=False).sorted()
+    score, upper = read_score_midi(midi.parent / "midi_score.mid")
+    match = score_counterparts(notes, ann, score, score_ann)
     score_pos = Beats(score_ann.beats, 60.0).position(score.onsets)
+    target = np.where(match >= 0, score_pos[match], np.nan)
+    staff = upper[match] & (match >= 0)  # the counterpart's staff: True = upper
     perf_pos = beats.position(notes.onsets)
-    # counterpart of every performance note: the nearest score note of its pitch within WINDOW beats
-    target = np.full(len(notes), np.nan)
-    for p in np.unique(notes.pitches):
-        mine, theirs = np.flatnonzero(notes.pitches == p), score_pos[score.pitches == p]
-        if len(theirs) == 0:
-            continue
-        d = np.abs(perf_pos[mine][:, None] - theirs[None, :])
-        j = d.argmin(axis=1)
-        ok = d[np.arange(len(mine)), j] <= WINDOW
-        target[mine[ok]] = theirs[j[ok]]
     third = np.isfinite(target) & _thirds(np.nan_to_num(target))
     out = {"performance": str(midi), "counted": int(np.isfinite(target).sum()), "thirds": int(third.sum())}
     for cost in costs:
@@ -82,7 +75,11 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
         qpos = np.full(len(notes), np.nan)
         qpos[q.index] = origin + q.onsets / beats.beat_ql
         right = np.isfinite(target) & np.isfinite(qpos) & (np.abs(qpos - target) < 1e-3)
+        hand = np.zeros(len(notes), dtype=bool)
+        hand[q.index] = split_hands(q)
+        counted = np.isfinite(target) & np.isin(np.arange(len(notes)), q.index)
         out[f"{cost:g}"] = {"right": int(right.sum()), "right_thirds": int((right & third).sum()),
+                            "staff_right": int(np.sum(counted & (hand == staff))),
                             "triplet_notes": int(np.sum(_thirds(q.onsets / beats.beat_ql)))}
     return out
 
@@ -136,17 +133,20 @@ def main(argv: list[str] | None = None) -> int:
                "thirds": thirds, "costs": {}}
     print(f"{len(rows)} performances ({skipped} skipped: compound metre or beats not one to one), "
           f"{counted} notes with a counterpart, {thirds} of them on a third of a beat")
-    print("| triplet cost | right | right on thirds | right elsewhere | notes written in triplets |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| triplet cost | positions right | on thirds | elsewhere | notes written in triplets | staff right |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for c in costs:
         k = f"{c:g}"
         right = sum(r[k]["right"] for r in rows)
         rt = sum(r[k]["right_thirds"] for r in rows)
         trip = sum(r[k]["triplet_notes"] for r in rows)
+        staff = sum(r[k]["staff_right"] for r in rows)
         s = {"right": right / max(counted, 1), "right_thirds": rt / max(thirds, 1),
-             "right_elsewhere": (right - rt) / max(counted - thirds, 1), "triplet_notes": trip}
+             "right_elsewhere": (right - rt) / max(counted - thirds, 1), "triplet_notes": trip,
+             "staff_right": staff / max(counted, 1)}
         summary["costs"][k] = s
-        print(f"| {k} | {s['right']:.3f} | {s['right_thirds']:.3f} | {s['right_elsewhere']:.3f} | {trip} |")
+        print(f"| {k} | {s['right']:.3f} | {s['right_thirds']:.3f} | {s['right_elsewhere']:.3f} | {trip} "
+              f"| {s['staff_right']:.3f} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
