@@ -12,7 +12,7 @@ a quarter of a beat of its unquantised position (its counterpart: ornaments, wro
 repeats the score MIDI does not hold are left out). Its **position** is right when the quantised
 position equals the counterpart's; its **staff** is right when it is the counterpart's. Reported
 per triplet cost (``--costs``; ``inf``: no triplets, the grid as it was): the share of positions
-right over all counted notes, over the notes the score puts on a third of a beat (triplets), and
+right over all counted notes, over the notes the score puts on a third or sixth of a beat (triplets), and
 over the others; and the share of staves right.
 
     python scripts/notation_eval.py --asap data/asap --shared-data ../shared/data --side train --sample 150 \\
@@ -39,9 +39,13 @@ def beats_of(ann) -> "Beats":  # noqa: F821
     return Beats(ann.beats, 60.0 / float(np.median(np.diff(ann.beats))), num, den, first % max(per_bar, 1))
 
 
-def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float | None) -> dict | None:
-    """Counts (right / counted; triplet positions; other positions) per cost, or None when the
+def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float | None,
+                 model: Path | None = None) -> dict | None:
+    """Counts of one performance: staves right (``staff_split``: :func:`transcribe.score.split_hands`;
+    ``staff_model``: the beat model at ``model``, when given) over ``staff_counted`` notes, and, in a
+    simple metre, per triplet cost the positions right (all; on thirds of a beat). None when the
     score's and the performance's beat annotations do not correspond one to one."""
+    from transcribe.beatmodel import upper_staff
     from transcribe.beats import Beats
     from transcribe.data.asap import annotation_path, read_annotations, read_score_midi, score_counterparts
     from transcribe.notefiles import read_midi
@@ -53,8 +57,6 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     if len(ann.beats) != len(score_ann.beats):
         return None  # repeats taken or left out: no beat-for-beat correspondence
     beats = beats_of(ann)
-    if beats.compound:
-        return None  # the triplet grid is for simple metres; compound beats already divide in three
     notes = read_midi(midi).sorted()
     if seconds is not None:
         keep = notes.onsets < seconds
@@ -67,27 +69,34 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     target = np.where(match >= 0, score_pos[match], np.nan)
     staff = upper[match] & (match >= 0)  # the counterpart's staff: True = upper
     perf_pos = beats.position(notes.onsets)
+    q = quantise(notes, beats, divisions)
+    split = np.zeros(len(notes), dtype=bool)
+    split[q.index] = split_hands(q)
+    counted = np.isfinite(target) & np.isin(np.arange(len(notes)), q.index)
+    out = {"performance": str(midi), "metre": beats.time_signature, "staff_counted": int(counted.sum()),
+           "staff_split": int(np.sum(counted & (split == staff)))}
+    if model is not None:
+        out["staff_model"] = int(np.sum(counted & (upper_staff(notes, model) == staff)))
+    if beats.compound:
+        return out  # the triplet grid is for simple metres; compound beats already divide in three
     third = np.isfinite(target) & _thirds(np.nan_to_num(target))
-    out = {"performance": str(midi), "counted": int(np.isfinite(target).sum()), "thirds": int(third.sum())}
+    out.update({"counted": int(np.isfinite(target).sum()), "thirds": int(third.sum())})
     for cost in costs:
         q = quantise(notes, beats, divisions, triplet_cost=cost)
         origin = _origin(beats, perf_pos)
         qpos = np.full(len(notes), np.nan)
         qpos[q.index] = origin + q.onsets / beats.beat_ql
         right = np.isfinite(target) & np.isfinite(qpos) & (np.abs(qpos - target) < 1e-3)
-        hand = np.zeros(len(notes), dtype=bool)
-        hand[q.index] = split_hands(q)
-        counted = np.isfinite(target) & np.isin(np.arange(len(notes)), q.index)
         out[f"{cost:g}"] = {"right": int(right.sum()), "right_thirds": int((right & third).sum()),
-                            "staff_right": int(np.sum(counted & (hand == staff))),
                             "triplet_notes": int(np.sum(_thirds(q.onsets / beats.beat_ql)))}
     return out
 
 
 def _thirds(pos: np.ndarray) -> np.ndarray:
-    """Beat positions on a third of a beat (not on a quarter of one)."""
+    """Beat positions on a sixth of a beat (thirds included) and not on a quarter of one: where
+    only a triplet grid puts a note."""
     frac = pos - np.floor(pos + 1e-6)
-    return (np.abs(frac * 3 - np.round(frac * 3)) < 1e-3) & (np.abs(frac * 4 - np.round(frac * 4)) > 1e-3)
+    return (np.abs(frac * 6 - np.round(frac * 6)) < 1e-3) & (np.abs(frac * 4 - np.round(frac * 4)) > 1e-3)
 
 
 def _origin(beats, pos: np.ndarray) -> float:
@@ -105,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--costs", default="inf,0.2,0.1", help="comma-separated triplet costs (beats)")
     ap.add_argument("--divisions", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=None, help="the first this many seconds of each")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="also score the staves of this beat model (one with the staff output)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     from transcribe.data.asap import split
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, skipped = [], 0
     for i, f in enumerate(files, 1):
         try:
-            row = evaluate_one(Path(f), costs, args.divisions, args.seconds)
+            row = evaluate_one(Path(f), costs, args.divisions, args.seconds, args.model)
         except (OSError, ValueError) as err:
             print(f"{f}: skipped: {err}", file=sys.stderr)
             row = None
@@ -125,28 +136,40 @@ def main(argv: list[str] | None = None) -> int:
             skipped += 1
             continue
         rows.append(row)
-        print(f"[{i}/{len(files)}] {Path(f).parent.relative_to(args.asap)}/{Path(f).name}: "
-              + "  ".join(f"{c:g}:{row[f'{c:g}']['right'] / max(row['counted'], 1):.3f}" for c in costs), flush=True)
-    counted = sum(r["counted"] for r in rows)
-    thirds = sum(r["thirds"] for r in rows)
-    summary = {"side": args.side, "performances": len(rows), "skipped": skipped, "counted": counted,
-               "thirds": thirds, "costs": {}}
-    print(f"{len(rows)} performances ({skipped} skipped: compound metre or beats not one to one), "
-          f"{counted} notes with a counterpart, {thirds} of them on a third of a beat")
-    print("| triplet cost | positions right | on thirds | elsewhere | notes written in triplets | staff right |")
-    print("| --- | --- | --- | --- | --- | --- |")
+        line = f"[{i}/{len(files)}] {Path(f).parent.relative_to(args.asap)}/{Path(f).name}: staff split " \
+               f"{row['staff_split'] / max(row['staff_counted'], 1):.3f}"
+        if "staff_model" in row:
+            line += f" model {row['staff_model'] / max(row['staff_counted'], 1):.3f}"
+        if "counted" in row:
+            line += "  positions " + " ".join(f"{c:g}:{row[f'{c:g}']['right'] / max(row['counted'], 1):.3f}"
+                                              for c in costs)
+        print(line, flush=True)
+    summary = {"side": args.side, "seconds": args.seconds, "performances": len(rows), "skipped": skipped}
+    staff_n = sum(r["staff_counted"] for r in rows)
+    summary["staff_split"] = sum(r["staff_split"] for r in rows) / max(staff_n, 1)
+    print(f"{len(rows)} performances ({skipped} skipped: score beats not one to one), {staff_n} notes with a "
+          f"counterpart; staves right: split {summary['staff_split']:.3f}", end="")
+    if args.model is not None:
+        summary["staff_model"] = sum(r["staff_model"] for r in rows) / max(staff_n, 1)
+        print(f", model {summary['staff_model']:.3f} ({args.model})", end="")
+    print()
+    simple = [r for r in rows if "counted" in r]
+    counted = sum(r["counted"] for r in simple)
+    thirds = sum(r["thirds"] for r in simple)
+    summary.update({"simple_metre_performances": len(simple), "counted": counted, "thirds": thirds, "costs": {}})
+    print(f"Positions: {len(simple)} performances in simple metres, {counted} notes with a counterpart, "
+          f"{thirds} of them on a third or sixth of a beat")
+    print("| triplet cost | positions right | on thirds | elsewhere | notes written in triplets |")
+    print("| --- | --- | --- | --- | --- |")
     for c in costs:
         k = f"{c:g}"
-        right = sum(r[k]["right"] for r in rows)
-        rt = sum(r[k]["right_thirds"] for r in rows)
-        trip = sum(r[k]["triplet_notes"] for r in rows)
-        staff = sum(r[k]["staff_right"] for r in rows)
+        right = sum(r[k]["right"] for r in simple)
+        rt = sum(r[k]["right_thirds"] for r in simple)
+        trip = sum(r[k]["triplet_notes"] for r in simple)
         s = {"right": right / max(counted, 1), "right_thirds": rt / max(thirds, 1),
-             "right_elsewhere": (right - rt) / max(counted - thirds, 1), "triplet_notes": trip,
-             "staff_right": staff / max(counted, 1)}
+             "right_elsewhere": (right - rt) / max(counted - thirds, 1), "triplet_notes": trip}
         summary["costs"][k] = s
-        print(f"| {k} | {s['right']:.3f} | {s['right_thirds']:.3f} | {s['right_elsewhere']:.3f} | {trip} "
-              f"| {s['staff_right']:.3f} |")
+        print(f"| {k} | {s['right']:.3f} | {s['right_thirds']:.3f} | {s['right_elsewhere']:.3f} | {trip} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))

@@ -19,6 +19,7 @@ quantisation, key, MusicXML), and what comes out is compared with ASAP's annotat
     python scripts/score_eval.py --asap data/asap --shared-data ../shared/data --out runs/score_eval.json
     python scripts/score_eval.py --seconds 60 ...      # the first 60 s of every performance
     python scripts/score_eval.py --beats model ...     # beats from the learned model (transcribe/beatmodel.py)
+    python scripts/score_eval.py --transcribed DIR ... # audio -> notes -> score: DIR holds the transcribed renders
 """
 
 from __future__ import annotations
@@ -79,9 +80,11 @@ def written(xml: bytes) -> dict:
 
 
 def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, beats_method: str = "auto",
-                 beats_only: bool = False) -> dict:
+                 beats_only: bool = False, notes_midi: Path | None = None) -> dict:
     """The metrics of one performance (see the module docstring); with ``beats_only`` the beat,
-    downbeat, tempo and time-signature (the estimated metre's) ones only, without the MusicXML."""
+    downbeat, tempo and time-signature (the estimated metre's) ones only, without the MusicXML;
+    ``notes_midi``: the notes to write come from this file (a transcription of the performance's
+    render) instead of the performance MIDI."""
     import mir_eval
 
     from transcribe.data.asap import read_annotations
@@ -89,7 +92,7 @@ def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, bea
     from transcribe.notes import Notes
     from transcribe.score import estimate_beats, notes_to_score, score_bytes
 
-    notes = read_midi(midi).sorted()
+    notes = read_midi(notes_midi or midi).sorted()
     ann = read_annotations(annotation)
     ref_beats, ref_down = ann.beats, ann.downbeats
     if seconds is not None:
@@ -184,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="a seeded sample of this many performances of the side (seed 0)")
     ap.add_argument("--beats-only", action="store_true",
                     help="beats, downbeats, tempo and the estimated metre only: no MusicXML (fast)")
+    ap.add_argument("--transcribed", type=Path, default=None,
+                    help="a folder of transcriptions of the performances' renders, named as transcribe-render names "
+                         "the renders (Composer_Work_..._Performer.mid): audio -> notes -> score")
     ap.add_argument("--out", type=Path, default=None, help="write per-performance rows and the summary as JSON")
     args = ap.parse_args(argv)
 
@@ -196,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for f in files:
         try:
-            rows.append(evaluate_one(f, annotation_path(f), args.seconds, args.beats, args.beats_only))
+            notes_midi = None
+            if args.transcribed is not None:
+                notes_midi = args.transcribed / ("_".join(Path(f).relative_to(args.asap).with_suffix("").parts) + ".mid")
+            rows.append(evaluate_one(f, annotation_path(f), args.seconds, args.beats, args.beats_only, notes_midi))
         except Exception as err:  # a bad file is reported and the batch goes on
             rows.append({"file": str(f), "error": f"{type(err).__name__}: {err}"})
             print(f"{f}: {rows[-1]['error']}", file=sys.stderr)

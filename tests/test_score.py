@@ -473,3 +473,22 @@ def test_key_dominant_margin_is_read_from_the_score_group(monkeypatch):
     monkeypatch.setattr(config, "group_defaults", lambda group: {"key_dominant_margin": "wide"})
     with pytest.raises(ValueError, match=r"score/default.yaml: key_dominant_margin: 'wide'"):
         score.configured_dominant_margin()
+
+
+def test_engrave_script_writes_a_png_of_the_score(tmp_path):
+    """scripts/engrave.py: the MusicXML engraved by verovio, screenshot by Chromium: a PNG with ink."""
+    from PIL import Image
+
+    from .conftest import load_script
+
+    engrave = load_script("engrave")
+    notes, truth = waltz(bars=4)
+    xml = tmp_path / "w.musicxml"
+    write_musicxml(notes, xml, beats=Beats(truth, 100.0, numerator=3))
+    png = tmp_path / "w.png"
+    assert engrave.main([str(xml), str(png)]) == 0
+    im = np.asarray(Image.open(png).convert("L"))
+    assert im.shape[0] > 100 and im.shape[1] > 300
+    assert (im < 128).mean() > 0.005  # staff lines and notes
+    assert engrave.main([str(xml), str(tmp_path / "x.png"), "--page", "9"]) == 1  # no such page: an error
+    assert not (tmp_path / "x.png").exists()

@@ -276,13 +276,14 @@ class Quantised:
 def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = CHORD_TOLERANCE,
              triplet_cost: float = float("inf")) -> Quantised:
     """Put notes on the beat grid: ``divisions`` steps per quarter note (4: sixteenths), or, in a
-    beat of a simple metre whose onsets sit closer to thirds of the beat, three steps per beat
-    (triplets).
+    beat of a simple metre whose onsets sit closer to thirds or sixths of the beat, three or six
+    steps per beat (triplets).
 
     Onsets within ``tolerance`` s of a group's first onset form one chord, placed at the
     median of their beat positions. Each beat's chords (from half a binary step before the beat)
-    take the triplet grid when it fits them better by more than ``triplet_cost`` beats of
-    summed distance (infinite: never) and puts no two of them on one step. A chord that rounds
+    take a triplet grid when it fits them better by more than ``triplet_cost`` beats of summed
+    distance (infinite: never), puts no two of them on one step and one of them where the binary
+    grid has no step. A chord that rounds
     onto the grid step of the chord before it moves one step later when that step is free (a
     fast run stays a run), else joins it. A duplicate pitch within one chord is dropped.
     Offsets round to the grid of the beat they fall in; a duration is at least one step. Time 0
@@ -331,46 +332,53 @@ def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = 
 
 class _BeatGrid:
     """The grid of :func:`quantise` in integer ticks (``per_quarter`` a quarter note): binary steps
-    of 1 / ``divisions`` quarter, and thirds of a beat in the beats chosen for triplets."""
+    of 1 / ``divisions`` quarter, and thirds or sixths of a beat in the beats chosen for triplets."""
+
+    TUPLETS = (3, 6)  # steps per beat of the triplet grids a beat may take
 
     def __init__(self, beats: Beats, divisions: int, triplet_cost: float, group_beats: np.ndarray) -> None:
         import math
 
         self.beat_ql = beats.beat_ql
-        thirds = int(round(3 / self.beat_ql)) if abs(3 / self.beat_ql - round(3 / self.beat_ql)) < 1e-9 else 0
-        per_quarter = math.lcm(divisions, thirds) if thirds else divisions
-        self.per_quarter = per_quarter
-        self.per_beat = int(round(per_quarter * self.beat_ql))
-        self.binary = per_quarter // divisions
-        self.ternary = self.per_beat // 3
-        self.triplet_beats: set[int] = set()
-        if beats.compound or not thirds or not np.isfinite(triplet_cost) or self.per_beat % 3:
+        sixths = 6 / self.beat_ql
+        whole = abs(sixths - round(sixths)) < 1e-9
+        self.per_quarter = math.lcm(divisions, int(round(sixths))) if whole else divisions
+        self.per_beat = int(round(self.per_quarter * self.beat_ql))
+        self.binary = self.per_quarter // divisions
+        self.steps: dict[int, int] = {}  # beat → its step (ticks), for the beats on a triplet grid
+        if beats.compound or not whole or not np.isfinite(triplet_cost):
             return
         half = 0.5 * self.binary / self.per_beat  # half a binary step, in beats
         home = np.floor(group_beats + half).astype(np.int64)  # the beat whose grid each chord is on
         for b in np.unique(home):
             x = group_beats[home == b] - b
-            tern = np.round(x * 3) / 3
-            if len(x) < 2 or np.all(np.abs(tern - np.round(tern)) < 1e-9):
-                continue  # a triplet needs two onsets in the beat, one of them off it
-            if np.any(np.diff(np.round(x * 3)) <= 0):
-                continue  # two chords on one third: not a triplet
-            binary = np.round(x * self.per_beat / self.binary) * self.binary / self.per_beat
-            if np.abs(x - tern).sum() + triplet_cost < np.abs(x - binary).sum():
-                self.triplet_beats.add(int(b))
+            if len(x) < 2:
+                continue  # a triplet needs two onsets in the beat
+            best, best_err = None, np.abs(x - np.round(x * self.per_beat / self.binary) * self.binary
+                                          / self.per_beat).sum() - triplet_cost
+            for k in self.TUPLETS:
+                slots = np.round(x * k)
+                off_binary = np.abs(slots / k * self.per_beat / self.binary
+                                    - np.round(slots / k * self.per_beat / self.binary)) > 1e-9
+                if not off_binary.any() or np.any(np.diff(slots) <= 0):
+                    continue  # nothing a binary grid could not write, or two chords on one step
+                err = np.abs(x - slots / k).sum()
+                if err < best_err - 1e-12:
+                    best, best_err = self.per_beat // k, err
+            if best is not None:
+                self.steps[int(b)] = best
 
     def step_at(self, tick: int) -> int:
         """The grid step (ticks) of the beat holding ``tick``."""
-        return self.ternary if int(tick) // self.per_beat in self.triplet_beats else self.binary
+        return self.steps.get(int(tick) // self.per_beat, self.binary)
 
     def round(self, beat_pos: np.ndarray) -> np.ndarray:
         """Beat positions (from the grid's origin) to ticks: each onto its beat's grid."""
         out = np.empty(len(beat_pos), dtype=np.int64)
         for i, x in enumerate(np.asarray(beat_pos, dtype=np.float64)):
-            t = x * self.per_beat
             b = int(np.floor(x + 0.5 * self.binary / self.per_beat))
-            step = self.ternary if b in self.triplet_beats else self.binary
-            out[i] = int(np.round(t / step)) * step
+            step = self.steps.get(b, self.binary)
+            out[i] = int(np.round(x * self.per_beat / step)) * step
         return out
 
 
