@@ -314,7 +314,7 @@ def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = 
             ticks[g] = later if later < nxt else ticks[g - 1]
     note_ticks = ticks[groups]
     end_ticks = grid.round(end_pos - origin)
-    end_ticks = np.maximum(end_ticks, note_ticks + np.array([grid.step_at(t) for t in note_ticks]))
+    end_ticks = np.maximum(end_ticks, note_ticks + grid.steps_at(note_ticks))
     keep = np.ones(len(notes), dtype=bool)
     seen: set[tuple[int, int]] = set()
     for i in range(len(notes)):
@@ -372,14 +372,26 @@ class _BeatGrid:
         """The grid step (ticks) of the beat holding ``tick``."""
         return self.steps.get(int(tick) // self.per_beat, self.binary)
 
+    def _steps_of(self, beat: np.ndarray) -> np.ndarray:
+        """The grid step (ticks) of every beat index in ``beat``."""
+        out = np.full(len(beat), self.binary, dtype=np.int64)
+        if self.steps:
+            keys = np.array(sorted(self.steps), dtype=np.int64)
+            vals = np.array([self.steps[k] for k in keys], dtype=np.int64)
+            i = np.clip(np.searchsorted(keys, beat), 0, len(keys) - 1)
+            hit = keys[i] == beat
+            out[hit] = vals[i[hit]]
+        return out
+
+    def steps_at(self, ticks: np.ndarray) -> np.ndarray:
+        """:meth:`step_at` of every tick."""
+        return self._steps_of(np.asarray(ticks, dtype=np.int64) // self.per_beat)
+
     def round(self, beat_pos: np.ndarray) -> np.ndarray:
         """Beat positions (from the grid's origin) to ticks: each onto its beat's grid."""
-        out = np.empty(len(beat_pos), dtype=np.int64)
-        for i, x in enumerate(np.asarray(beat_pos, dtype=np.float64)):
-            b = int(np.floor(x + 0.5 * self.binary / self.per_beat))
-            step = self.steps.get(b, self.binary)
-            out[i] = int(np.round(x * self.per_beat / step)) * step
-        return out
+        x = np.asarray(beat_pos, dtype=np.float64)
+        step = self._steps_of(np.floor(x + 0.5 * self.binary / self.per_beat).astype(np.int64))
+        return np.round(x * self.per_beat / step).astype(np.int64) * step
 
 
 # ---------------------------------------------------------------------------- hands
