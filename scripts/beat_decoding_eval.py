@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seen-seed", type=int, default=0, help="the training run's --seed")
     ap.add_argument("--sample", type=int, default=60, help="unseen performances to decode")
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--variants", default="global/head,global/downbeats,global/both,local/head",
+                    help="comma-separated tempo/metre decodings to score")
     args = ap.parse_args(argv)
 
     import mir_eval
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     if not unseen:
         raise SystemExit("the model saw every training performance: nothing left to decode")
     pick = sorted(np.random.default_rng(1).permutation(unseen)[: args.sample].tolist())
-    variants = [(t, m) for t in ("global", "local") for m in ("head", "downbeats", "both")]
+    ap_variants = [v.split("/") for v in args.variants.split(",")]
+    variants = [(t, m) for t, m in ap_variants]
     scores: dict[tuple[str, str], list] = {v: [] for v in variants}
     trim = mir_eval.beat.trim_beats
     model = bm.load(args.model or bm.WEIGHTS)
