@@ -107,3 +107,75 @@ def test_key_eval_decides_as_music21_and_estimate_key():
     assert minor[2] == pytest.approx(d_minor.correlationCoefficient)
     assert ke.decide(major, minor, 0.0) == 3 and ke.decide(major, minor, 0.15) == -1
     assert ke.signature(5, True) == -4 and ke.signature(1, False) == -5  # f minor, D-flat major
+
+
+def _work_with_triplets(folder, jitter: float = 0.01, seed: int = 0):
+    """An ASAP-like work folder: ``midi_score.mid`` (two tracks: a right-hand melody of quarters,
+    eighths and, in every other bar, a triplet of eighths; a left-hand bass note on every beat),
+    its beat annotations (2/4 at 120 BPM), and one performance ``p.mid`` of it 25 % slower and
+    0.5 s later with timing noise, annotated likewise."""
+    import pretty_midi
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    bars = 8
+    rh, lh = [], []
+    for b in range(bars):
+        for beat in range(2):
+            k = 2 * b + beat
+            lh.append((k, 1.0, 43 + (k % 3)))
+            if beat == 1 and b % 2:
+                rh += [(k + i / 3, 1 / 3, 72 + i) for i in range(3)]
+            elif beat == 1:
+                rh += [(k, 0.5, 76), (k + 0.5, 0.5, 74)]
+            else:
+                rh.append((k, 1.0, 79))
+
+    def write(path, period, start, noise):
+        pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)  # thirds of a beat in whole ticks
+        for part in (rh, lh):
+            inst = pretty_midi.Instrument(0)
+            for pos, dur, p in part:
+                t = start + pos * period + (rng.normal(0, noise) if noise else 0.0)
+                inst.notes.append(pretty_midi.Note(velocity=80, pitch=p, start=t, end=t + 0.9 * dur * period))
+            pm.instruments.append(inst)
+        pm.write(str(path))
+        lines = [f"{start + k * period}\t{start + k * period}\t" + ("db" if k % 2 == 0 else "b")
+                 + (",2/4,0" if k == 0 else "") for k in range(2 * bars)]
+        return "\n".join(lines) + "\n"
+
+    (folder / "midi_score_annotations.txt").write_text(write(folder / "midi_score.mid", 0.5, 0.0, 0.0))
+    (folder / "p_annotations.txt").write_text(write(folder / "p.mid", 0.625, 0.5, jitter))
+    return folder / "p.mid"
+
+
+def test_notation_eval_scores_positions_triplets_and_staves(tmp_path):
+    ev = load_script("notation_eval")
+    perf = _work_with_triplets(tmp_path / "work")
+    row = ev.evaluate_one(perf, [float("inf"), 0.05], 4, None)
+    assert row["metre"] == "2/4"
+    assert row["counted"] == 44 and row["thirds"] == 8  # 44 notes; the 4 triplets' 2nd and 3rd notes
+    plain, trip = row["inf"], row["0.05"]
+    assert plain["right_thirds"] == 0 and plain["triplet_notes"] == 0
+    assert trip["right_thirds"] == 8 and trip["triplet_notes"] == 8
+    assert trip["right"] == row["counted"]  # every note where the score has it
+    # the melody sits above middle C and the bass below: the split point gets every staff right
+    assert row["staff_counted"] == 44 and row["staff_split"] == 44
+    # a performance whose beats do not correspond to the score's is skipped
+    lines = (tmp_path / "work" / "p_annotations.txt").read_text().splitlines()
+    (tmp_path / "work" / "p_annotations.txt").write_text("\n".join(lines[:-2]) + "\n")
+    assert ev.evaluate_one(perf, [0.05], 4, None) is None
+
+
+def test_score_eval_reads_the_notes_from_a_transcription(tmp_path):
+    """--transcribed: the notes come from another MIDI file (the transcribed render), the
+    annotations from the performance's."""
+    ev = load_script("score_eval")
+    perf = tmp_path / "perf.mid"
+    _march(perf)
+    other = tmp_path / "t.mid"
+    write_midi(Notes(np.arange(40) * 0.37 + 1.0, np.arange(40) * 0.37 + 1.2, np.full(40, 60), np.full(40, 80)), other)
+    a = ev.evaluate_one(perf, annotation_path(perf), beats_only=True)
+    b = ev.evaluate_one(perf, annotation_path(perf), beats_only=True, notes_midi=other)
+    assert a["notes"] != b["notes"] and b["notes"] == 40
+    assert b["beat_f"] < a["beat_f"]
