@@ -5,9 +5,9 @@ A CRNN over the notes (sorted by onset, then pitch), in the manner of PM2S (Liu 
 bidirectional GRU → per note: is it on a beat, on a downbeat, the local inter-beat interval
 (:data:`IBI_BINS` classes), beats per bar (2, 3, 4), the beat's subdivision (binary,
 ternary) and the staff a score writes the note on (upper or lower; models trained before that
-output have none, see :func:`split_outputs`). Trained on ASAP's training side by ``scripts/train_beat_model.py``; shipped as
-``weights/beats.onnx`` (run by onnxruntime, so no torch at inference) with its card
-``weights/BEATS_CARD.md``.
+output have none, see :func:`split_outputs`). Trained on ASAP's training side by
+``scripts/train_beat_model.py``; shipped as ``weights/beats.onnx`` (run by onnxruntime, so no
+torch at inference) with its card ``weights/BEATS_CARD.md``.
 
 From the per-note outputs (:func:`beats_from_outputs`): the tempo is the beat-weighted median of
 the predicted intervals; librosa's dynamic-programming tracker runs at that tempo on an onset

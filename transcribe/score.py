@@ -11,8 +11,9 @@ The curve is built from the transcribed notes (an impulse per note onset, weight
 velocity) and, when the audio is given, from librosa's spectral-flux onset strength of the
 audio; both are normalised and summed. The meter is read from the accents of the notes on
 the beats (velocity, length and bass of what starts on each beat), the subdivision (binary or
-ternary) from where the notes between the beats fall. The score uses a fixed grid (sixteenths
-by default): no tuplets, so the notation stays readable when the timing is loose.
+ternary) from where the notes between the beats fall. The score's grid is sixteenths, and thirds
+or sixths of a beat in the beats whose onsets fit them clearly better (``triplet_cost`` of
+``conf/score/default.yaml``), so loosely timed binary rhythms stay binary.
 
 music21 and librosa are imported inside the functions that need them, so importing this
 module (and ``transcribe --help``) stays fast.
