@@ -319,3 +319,12 @@ def test_score_staves_from_the_model(tiny_model, monkeypatch):
     staves = [sorted(p.midi for el in part.flatten().notes for p in el.pitches) for part in parsed.parts]
     assert staves[0] == sorted(notes.pitches[up].tolist())
     assert staves[1] == sorted(notes.pitches[~up].tolist())
+
+
+def test_the_shipped_model_puts_a_march_melody_and_bass_on_their_staves():
+    """weights/beats.onnx has the staff output: a march's melody (C5 and up) goes to the upper
+    staff and its bass (G2, G3) to the lower for nearly every note."""
+    notes, _ = _march()
+    up = beatmodel.upper_staff(notes)
+    assert up[notes.pitches >= 71].mean() > 0.9
+    assert (~up[notes.pitches <= 55]).mean() > 0.9
