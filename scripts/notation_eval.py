@@ -34,9 +34,10 @@ def beats_of(ann) -> "Beats":  # noqa: F821
     from transcribe.beats import Beats
 
     num, den = (int(x) for x in ann.time_signature.split("/"))
+    beats = Beats(ann.beats, ann.tempo, num, den)
     first = int(np.argmin(np.abs(ann.beats - ann.downbeats[0]))) if len(ann.downbeats) else 0
-    per_bar = num // 3 if den == 8 and num % 3 == 0 else num
-    return Beats(ann.beats, 60.0 / float(np.median(np.diff(ann.beats))), num, den, first % max(per_bar, 1))
+    beats.downbeat = first % max(beats.beats_per_bar, 1)
+    return beats
 
 
 def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float | None,
@@ -68,7 +69,6 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     score_pos = Beats(score_ann.beats, 60.0).position(score.onsets)
     target = np.where(match >= 0, score_pos[match], np.nan)
     staff = upper[match] & (match >= 0)  # the counterpart's staff: True = upper
-    perf_pos = beats.position(notes.onsets)
     q = quantise(notes, beats, divisions)
     split = np.zeros(len(notes), dtype=bool)
     split[q.index] = split_hands(q)
@@ -83,9 +83,8 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     out.update({"counted": int(np.isfinite(target).sum()), "thirds": int(third.sum())})
     for cost in costs:
         q = quantise(notes, beats, divisions, triplet_cost=cost)
-        origin = _origin(beats, perf_pos)
         qpos = np.full(len(notes), np.nan)
-        qpos[q.index] = origin + q.onsets / beats.beat_ql
+        qpos[q.index] = q.origin + q.onsets / beats.beat_ql
         right = np.isfinite(target) & np.isfinite(qpos) & (np.abs(qpos - target) < 1e-3)
         out[f"{cost:g}"] = {"right": int(right.sum()), "right_thirds": int((right & third).sum()),
                             "triplet_notes": int(np.sum(_thirds(q.onsets / beats.beat_ql)))}
@@ -97,12 +96,6 @@ def _thirds(pos: np.ndarray) -> np.ndarray:
     only a triplet grid puts a note."""
     frac = pos - np.floor(pos + 1e-6)
     return (np.abs(frac * 6 - np.round(frac * 6)) < 1e-3) & (np.abs(frac * 4 - np.round(frac * 4)) > 1e-3)
-
-
-def _origin(beats, pos: np.ndarray) -> float:
-    """The beat index of :func:`transcribe.score.quantise`'s time 0 (the bar line at or before the first note)."""
-    per_bar = beats.beats_per_bar
-    return beats.downbeat + per_bar * np.floor((float(pos.min()) + 1e-6 - beats.downbeat) / per_bar)
 
 
 def main(argv: list[str] | None = None) -> int:

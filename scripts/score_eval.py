@@ -110,33 +110,23 @@ def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, bea
     trim = mir_eval.beat.trim_beats
     ref_tempo = 60.0 / float(np.median(np.diff(ref_beats)))
     ts_ref = ann.time_signature
+    row = {"file": str(midi), "minutes": round(music_min, 3), "notes": len(notes),
+           "beat_f": float(mir_eval.beat.f_measure(trim(ref_beats), trim(beats.times))),
+           "downbeat_f": float(mir_eval.beat.f_measure(trim(ref_down), trim(est_down))) if len(ref_down) else None,
+           "tempo": round(beats.tempo, 2), "tempo_ref": round(ref_tempo, 2),
+           "tempo_right": abs(beats.tempo / ref_tempo - 1.0) <= 0.08, "cpu_s": round(cpu, 3)}
     if beats_only:
-        ts = beats.time_signature
-        return {
-            "file": str(midi), "minutes": round(music_min, 3), "notes": len(notes),
-            "beat_f": float(mir_eval.beat.f_measure(trim(ref_beats), trim(beats.times))),
-            "downbeat_f": float(mir_eval.beat.f_measure(trim(ref_down), trim(est_down))) if len(ref_down) else None,
-            "time_signature": ts, "time_signature_ref": ts_ref, "time_signature_right": ts == ts_ref,
-            "time_signature_compatible": ts == ts_ref or COMPATIBLE.get(ts, "a") == COMPATIBLE.get(ts_ref, "b"),
-            "tempo": round(beats.tempo, 2), "tempo_ref": round(ref_tempo, 2),
-            "tempo_right": abs(beats.tempo / ref_tempo - 1.0) <= 0.08, "cpu_s": round(cpu, 3),
-        }
-    w = written(xml)
-    return {
-        "file": str(midi), "minutes": round(music_min, 3), "notes": len(notes),
-        "beat_f": float(mir_eval.beat.f_measure(trim(ref_beats), trim(beats.times))),
-        "downbeat_f": float(mir_eval.beat.f_measure(trim(ref_down), trim(est_down))) if len(ref_down) else None,
-        "time_signature": w["time_signature"], "time_signature_ref": ts_ref,
-        "time_signature_right": w["time_signature"] == ts_ref,
-        "time_signature_compatible": (w["time_signature"] == ts_ref
-                                      or COMPATIBLE.get(w["time_signature"] or "", "a") == COMPATIBLE.get(ts_ref, "b")),
-        "key_signature": w["key_signature"], "key_signature_ref": ann.key_signature,
-        "key_signature_right": w["key_signature"] == ann.key_signature,
-        "tempo": round(beats.tempo, 2), "tempo_ref": round(ref_tempo, 2),
-        "tempo_right": abs(beats.tempo / ref_tempo - 1.0) <= 0.08,
-        "written_notes": w["notes"], "redundant": w["redundant"], "missing": w["missing"],
-        "cpu_s": round(cpu, 3), "cpu_s_per_min": round(cpu / music_min, 3),
-    }
+        ts = beats.time_signature  # the estimated metre's: no MusicXML to read it from
+    else:
+        w = written(xml)
+        ts = w["time_signature"]
+        row.update({"key_signature": w["key_signature"], "key_signature_ref": ann.key_signature,
+                    "key_signature_right": w["key_signature"] == ann.key_signature,
+                    "written_notes": w["notes"], "redundant": w["redundant"], "missing": w["missing"],
+                    "cpu_s_per_min": round(cpu / music_min, 3)})
+    row.update({"time_signature": ts, "time_signature_ref": ts_ref, "time_signature_right": ts == ts_ref,
+                "time_signature_compatible": ts == ts_ref or COMPATIBLE.get(ts or "", "a") == COMPATIBLE.get(ts_ref, "b")})
+    return row
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -194,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from transcribe.data.asap import annotation_path, split
+    from transcribe.render.sources import render_stem
 
     files = args.files or split(args.asap, args.shared_data)[args.side]
     if args.limit is not None and not args.files:
@@ -204,22 +195,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             notes_midi = None
             if args.transcribed is not None:
-                notes_midi = args.transcribed / ("_".join(Path(f).relative_to(args.asap).with_suffix("").parts) + ".mid")
+                notes_midi = args.transcribed / (render_stem(f, args.asap) + ".mid")
             rows.append(evaluate_one(f, annotation_path(f), args.seconds, args.beats, args.beats_only, notes_midi))
         except Exception as err:  # a bad file is reported and the batch goes on
             rows.append({"file": str(f), "error": f"{type(err).__name__}: {err}"})
             print(f"{f}: {rows[-1]['error']}", file=sys.stderr)
             continue
         r = rows[-1]
-        if args.beats_only:
-            print(f"{f.parent.name}/{f.stem}: beat F {r['beat_f']:.3f} downbeat F {r['downbeat_f'] or 0:.3f} "
-                  f"ts {r['time_signature']} ({r['time_signature_ref']}) tempo {r['tempo']} ({r['tempo_ref']})",
-                  flush=True)
-            continue
-        print(f"{f.parent.name}/{f.stem}: beat F {r['beat_f']:.3f} downbeat F {r['downbeat_f'] or 0:.3f} "
-              f"ts {r['time_signature']} ({r['time_signature_ref']}) key {r['key_signature']} "
-              f"({r['key_signature_ref']}) tempo {r['tempo']} ({r['tempo_ref']}) "
-              f"redundant {r['redundant']}/{r['written_notes']} cpu {r['cpu_s_per_min']} s/min", flush=True)
+        line = (f"{f.parent.name}/{f.stem}: beat F {r['beat_f']:.3f} downbeat F {r['downbeat_f'] or 0:.3f} "
+                f"ts {r['time_signature']} ({r['time_signature_ref']}) ")
+        if not args.beats_only:
+            line += f"key {r['key_signature']} ({r['key_signature_ref']}) "
+        line += f"tempo {r['tempo']} ({r['tempo_ref']})"
+        if not args.beats_only:
+            line += f" redundant {r['redundant']}/{r['written_notes']} cpu {r['cpu_s_per_min']} s/min"
+        print(line, flush=True)
     summary = summarise(rows)
     print(json.dumps(summary, indent=1))
     if args.out:

@@ -259,7 +259,8 @@ def estimate_meter(notes: Notes, beats: Beats, threshold: float = 0.25) -> Beats
 class Quantised:
     """Notes on the beat grid, sorted by onset then pitch. ``onsets`` and ``durations`` are in
     quarter lengths from the first bar line (multiples of 1 / ``divisions``); ``chords`` numbers
-    the notes that start together; ``index`` is each note's index in the input notes."""
+    the notes that start together; ``index`` is each note's index in the input notes;
+    ``origin`` is the beat position (in the ``Beats``) of that first bar line."""
 
     onsets: np.ndarray
     durations: np.ndarray
@@ -269,6 +270,7 @@ class Quantised:
     index: np.ndarray
     divisions: int
     bar_ql: float
+    origin: float = 0.0
 
     def __len__(self) -> int:
         return len(self.onsets)
@@ -328,7 +330,7 @@ def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = 
     s = note_ticks[idx]
     _, chords = np.unique(s, return_inverse=True)
     return Quantised(s / grid.per_quarter, (end_ticks[idx] - s) / grid.per_quarter, notes.pitches[idx],
-                     notes.velocities[idx], chords.astype(np.int64), order[idx], divisions, bar_ql)
+                     notes.velocities[idx], chords.astype(np.int64), order[idx], divisions, bar_ql, float(origin))
 
 
 class _BeatGrid:

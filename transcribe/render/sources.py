@@ -84,7 +84,14 @@ def label_files(name: str, src) -> list[tuple[str, Path]]:
     if src.get("test_pieces"):
         dropped = test_piece_performances(folder, files, src)
         files = [p for p in files if p not in dropped]
-    return [("_".join(p.relative_to(folder).with_suffix("").parts), p) for p in files[: src.get("limit")]]
+    return [(render_stem(p, folder), p) for p in files[: src.get("limit")]]
+
+
+def render_stem(path: Path, folder: Path) -> str:
+    """The stem a render of the label file ``path`` of a source rooted at ``folder`` gets: its
+    path under the folder, parts joined by ``_`` (``Bach/Fugue/bwv_860/Ko04M.mid`` →
+    ``Bach_Fugue_bwv_860_Ko04M``)."""
+    return "_".join(Path(path).relative_to(folder).with_suffix("").parts)
 
 
 def test_piece_performances(folder: Path, files: list[Path], src) -> set[Path]:
