@@ -99,6 +99,17 @@ def test_old_checkpoint_configs_build_the_onsets_and_frames_network():
     assert cfg.arch == "onsets_frames" and isinstance(build_network(N_BINS, cfg), OnsetsAndFrames)
 
 
+def test_the_harmonic_convolution_spans_the_frames_the_config_names():
+    def kernel(cfg: ModelConfig) -> tuple[int, ...]:
+        trunk = HarmonicKeyNet(N_BINS, cfg).trunk
+        return next(m.conv.kernel_size for m in trunk.modules() if isinstance(m, HarmonicConv))
+
+    old = {k: v for k, v in config_dict(FeatureConfig(), TINY_HARMONIC, DecodeConfig())["model"].items()
+           if k != "harmonic_frames"}  # a checkpoint from before the key
+    assert kernel(ModelConfig.from_dict(old)) == (3, 1)
+    assert kernel(replace(TINY_HARMONIC, harmonic_frames=1)) == (1, 1)
+
+
 def run(*args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"

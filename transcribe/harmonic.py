@@ -75,17 +75,18 @@ class HarmonicBranch(nn.Module):
 
 class KeyTrunk(nn.Module):
     """[B, T, n_bins] log-CQT -> [B, T, 88, width] per-key features for a network shared by all keys:
-    a full-resolution 3x3 convolution, onto one bin per key, a harmonic convolution, then
+    a full-resolution 3x3 convolution, onto one bin per key, a harmonic convolution over
+    ``harmonic_frames`` frames (1 is HPPNet's shape and a third of the cost of 3), then
     ``time_layers`` convolutions along time (5 frames) within each key."""
 
     def __init__(self, n_bins: int, front_channels: int, width: int, n_harmonics: int, time_layers: int,
-                 dropout: float):
+                 dropout: float, harmonic_frames: int = 3):
         super().__init__()
         bps = n_bins // N_KEYS
         layers = [
             conv_block(nn.Conv2d(1, front_channels, 3, padding=1), front_channels),
             conv_block(semitone_conv(front_channels, width, bps), width),
-            conv_block(HarmonicConv(width, width, harmonic_offsets(n_harmonics)), width),
+            conv_block(HarmonicConv(width, width, harmonic_offsets(n_harmonics), harmonic_frames), width),
         ]
         layers += [conv_block(nn.Conv2d(width, width, (5, 1), padding=(2, 0)), width) for _ in range(time_layers)]
         self.conv = nn.Sequential(*layers, nn.Dropout(dropout))

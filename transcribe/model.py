@@ -37,6 +37,7 @@ class ModelConfig:
     width: int = 48           # harmonic: channels per key after it
     time_layers: int = 2      # harmonic: convolutions along time within each key
     key_lstm: int = 32        # harmonic: units per direction of the BiLSTMs shared by all keys
+    harmonic_frames: int = 3  # harmonic: frames the harmonic convolution spans (checkpoints without the key: 3)
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -189,7 +190,8 @@ class HarmonicKeyNet(nn.Module):
         super().__init__()
         self.cfg, self.n_bins = cfg, n_bins
         w, h = cfg.width, cfg.key_lstm
-        self.trunk = KeyTrunk(n_bins, cfg.front_channels, w, cfg.n_harmonics, cfg.time_layers, cfg.dropout)
+        self.trunk = KeyTrunk(n_bins, cfg.front_channels, w, cfg.n_harmonics, cfg.time_layers, cfg.dropout,
+                              cfg.harmonic_frames)
         self.onset_rnn = BiLSTM(w, h)
         self.onset_head = nn.Linear(2 * h + w, 2)  # onset, offset
         self.frame_rnn = BiLSTM(w + 2, h)
