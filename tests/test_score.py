@@ -389,6 +389,19 @@ def _accidentals(xml: bytes) -> dict:
     return load_script("score_eval").written(xml)
 
 
+def test_score_bytes_writes_what_music21s_own_exporter_writes():
+    """score_bytes skips music21's copy of the score; the MusicXML must not change (part ids aside)."""
+    import re
+
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    notes, beats = _mixed_beats(jitter=0.01)
+    ids = re.compile(rb'id="[PI][0-9a-f]{32}"|<encoding-date>[^<]*</encoding-date>')
+    ours = score_bytes(notes_to_score(notes, beats, key="C major", triplet_cost=0.05))
+    theirs = GeneralObjectExporter(notes_to_score(notes, beats, key="C major", triplet_cost=0.05)).parse()
+    assert b"<note" in ours and ids.sub(b"", ours) == ids.sub(b"", theirs)
+
+
 def test_d_flat_major_is_written_in_five_flats_with_no_printed_accidental():
     from transcribe.score import score_bytes
 

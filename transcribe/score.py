@@ -774,10 +774,18 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
 
 
 def score_bytes(score) -> bytes:
-    """MusicXML of a music21 score."""
-    from music21.musicxml.m21ToXml import GeneralObjectExporter
+    """MusicXML of a music21 score, made notation **in place** (rests filled, measures, ties,
+    beams): the steps of music21's ``GeneralObjectExporter`` without its deep copy of the score,
+    which took a quarter of the export (measured on 11 held-out ASAP performances: 5.1 -> 3.7 CPU
+    s, the bytes identical but for music21's random part ids). Pass a score you do not reuse."""
+    from music21.musicxml.m21ToXml import ScoreExporter
 
-    return GeneralObjectExporter(score).parse()
+    score.makeRests(refStreamOrTimeRange=[0.0, score.highestTime], fillGaps=True, inPlace=True, hideRests=True,
+                    timeRangeFromBarDuration=True)
+    score.makeNotation(inPlace=True)
+    exporter = ScoreExporter(score, makeNotation=True)
+    exporter.parse()
+    return exporter.asBytes()
 
 
 def write_musicxml(notes: Notes, path: str | Path, audio: np.ndarray | None = None,
