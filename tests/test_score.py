@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import SR, synth
 from transcribe.notes import Notes
-from transcribe.score import (Beats, beat_aligned_midi, estimate_beats, estimate_key, notes_to_score, quantise,
+from transcribe.score import (Beats, beat_aligned_midi, estimate_beats, estimate_key, note_onset_envelope, notes_to_score, quantise,
                               score_bytes, split_hands, write_musicxml)
 
 
@@ -387,6 +387,28 @@ def _accidentals(xml: bytes) -> dict:
     from .conftest import load_script
 
     return load_script("score_eval").written(xml)
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_the_tempo_estimate_is_librosas_from_fewer_windows(stride, monkeypatch):
+    """global_tempo replays librosa's tempo estimate (exactly, from every window) on a fraction of its windows."""
+    import librosa
+
+    import transcribe.beats as beats_module
+
+    rng = np.random.default_rng(3)
+    for bpm in (72.0, 105.0, 140.0):
+        period = 60.0 / bpm
+        onsets = np.cumsum(np.full(60, period)) + rng.normal(0, 0.01, 60)
+        halves = onsets[:-1] + period / 2 + rng.normal(0, 0.01, 59)  # off-beat notes, softer
+        t = np.concatenate([onsets, halves])
+        v = np.concatenate([np.full(60, 100), np.full(59, 50)])
+        notes = Notes(t, t + 0.2, np.full(len(t), 60), v)
+        env = note_onset_envelope(notes)
+        ref = float(librosa.feature.tempo(onset_envelope=env, sr=100, hop_length=1, start_bpm=120.0)[0])
+        monkeypatch.setattr(beats_module, "TEMPOGRAM_STRIDE", stride)
+        assert beats_module.global_tempo(env, 100, 120.0) == ref
+        assert min(abs(ref / bpm - 1), abs(ref / bpm - 2)) < 0.05  # the beat or its eighths: a real estimate
 
 
 def test_score_bytes_writes_what_music21s_own_exporter_writes():

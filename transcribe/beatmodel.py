@@ -201,7 +201,7 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
     estimate near the model's median interval, one tempo for the piece) or ``local`` (the
     model's interval around every moment, :func:`_local_period` over ``window`` s); ``metre``:
     see :func:`metre_of`."""
-    from .beats import Beats, _librosa, tempo_of
+    from .beats import Beats, _librosa, global_tempo, tempo_of
 
     librosa = _librosa()
     beat, down = out["beat"], out["downbeat"]
@@ -218,8 +218,9 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
     if tempo == "global":
         # the tempo is librosa's estimate from the curve's autocorrelation, its prior centred on the
         # model's interval (the IBI classes are 5.5 % apart: too coarse to hold a beat over a minute)
-        _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, start_bpm=60.0 / period,
-                                           units="time", trim=False, tightness=100)
+        _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1,
+                                           bpm=global_tempo(env, fps, 60.0 / period), units="time", trim=False,
+                                           tightness=100)
     elif tempo == "local":
         bpm = 60.0 / _local_period(notes, out, n_frames, fps, window)
         _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, bpm=bpm,

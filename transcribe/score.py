@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .beats import Beats, _librosa, tempo_of
+from .beats import Beats, _librosa, global_tempo, tempo_of
 from .files import atomic_write
 from .notes import Notes
 
@@ -94,8 +94,9 @@ def track_beats(envelope: np.ndarray, fps: int = ENVELOPE_FPS, start_bpm: float 
     """Beat times (s) that librosa's beat tracker finds in an onset-strength curve."""
     librosa = _librosa()
 
-    _, beats = librosa.beat.beat_track(onset_envelope=np.asarray(envelope, dtype=np.float64), sr=fps,
-                                       hop_length=1, start_bpm=start_bpm, units="time", trim=True)
+    env = np.asarray(envelope, dtype=np.float64)
+    _, beats = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, bpm=global_tempo(env, fps, start_bpm),
+                                       units="time", trim=True)
     return np.unique(np.asarray(beats, dtype=np.float64))
 
 
