@@ -179,3 +179,20 @@ def test_score_eval_reads_the_notes_from_a_transcription(tmp_path):
     b = ev.evaluate_one(perf, annotation_path(perf), beats_only=True, notes_midi=other)
     assert a["notes"] != b["notes"] and b["notes"] == 40
     assert b["beat_f"] < a["beat_f"]
+
+
+def test_the_score_benchmark_runs_both_stages_on_a_performance(tmp_path):
+    """scripts/benchmark_score.py times the stage and its pre-round-4 reference on the same notes."""
+    import json
+
+    import transcribe.score as score_module
+
+    bench = load_script("benchmark_score")
+    midi = tmp_path / "march.mid"
+    _march(midi, bars=8)
+    exporter_before = score_module.score_bytes
+    assert bench.main([str(midi), "--json", str(tmp_path / "b.json")]) == 0
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["performances"] == 1 and result["minutes"] > 0.2
+    assert result["cpu_s_per_min"]["reference"] > 0 and result["cpu_s_per_min"]["current"] > 0
+    assert score_module.score_bytes is exporter_before  # the reference stage is put back
