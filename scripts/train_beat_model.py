@@ -197,8 +197,24 @@ def load_onnx_weights(net, path: Path) -> None:
     net.load_state_dict(state)
 
 
-def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length: int):
-    """A batch of crops: features [B, T, F] and labels, augmented."""
+def time_warp(times: np.ndarray, start: float, rng: np.random.Generator, stretch: float, warp: float,
+              knots: int = 4) -> tuple[np.ndarray, "callable"]:
+    """A smooth random tempo change: times measured from ``start`` played at a rate that moves
+    between knots spread over the span (each ``stretch`` x exp(U(-warp, warp))), linearly between
+    them. Returns the warped times (from 0) and the local rate at a time (to scale the beat
+    intervals with). ``warp`` 0 is a plain stretch."""
+    span = max(float(times.max() - start), 1e-3)
+    grid = np.linspace(0.0, span, 257)
+    rate = stretch * np.exp(np.interp(grid, np.linspace(0.0, span, knots), rng.uniform(-warp, warp, knots)))
+    cum = np.concatenate([[0.0], np.cumsum((rate[1:] + rate[:-1]) / 2 * np.diff(grid))])
+    return np.interp(times - start, grid, cum), lambda t: np.interp(t - start, grid, rate)
+
+
+def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length: int, warp: float = 0.0,
+               drop: float = 0.0):
+    """A batch of crops: features [B, T, F] and labels, augmented: stretched in time (and, with
+    ``warp``, a smooth tempo change inside the crop, :func:`time_warp`), velocities shifted,
+    pitches transposed and, with ``drop``, up to that share of the notes left out."""
     import torch
 
     from transcribe.beatmodel import note_features
@@ -209,17 +225,22 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
         p = pieces[rng.integers(len(pieces))]
         n = len(p["notes"])
         start = int(rng.integers(0, max(1, n - length)))
-        sl = slice(start, start + length)
+        sl = np.arange(start, min(start + length, n))
+        if drop > 0:
+            sl = sl[rng.random(len(sl)) >= rng.uniform(0.0, drop)]
         nt = p["notes"]
         stretch = float(rng.uniform(0.85, 1.15))
         shift = int(rng.integers(-3, 4))
         vel = np.clip(nt.velocities[sl] + rng.integers(-12, 13), 1, 127)
-        crop = Notes(nt.onsets[sl] * stretch, nt.offsets[sl] * stretch, np.clip(nt.pitches[sl] + shift, 21, 108), vel)
+        t0 = float(nt.onsets[sl].min())
+        both, rate = time_warp(np.concatenate([nt.onsets[sl], nt.offsets[sl]]), t0, rng, stretch, warp)
+        on, off = both[: len(sl)], both[len(sl):]
+        crop = Notes(on, off, np.clip(nt.pitches[sl] + shift, 21, 108), vel)
         f = note_features(crop)
         lab = {k: v[sl] for k, v in p["labels"].items()}
         from transcribe.beatmodel import ibi_centres, ibi_class
 
-        lab["ibi"] = ibi_class(ibi_centres()[lab["ibi"]] * stretch)
+        lab["ibi"] = ibi_class(ibi_centres()[lab["ibi"]] * rate(nt.onsets[sl]))
         pad = length - len(f)
         xs.append(np.pad(f, ((0, pad), (0, 0))))
         for k in ys:
@@ -329,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--length", type=int, default=256, help="notes per crop")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warp", type=float, default=0.0,
+                    help="augmentation: tempo changes inside a crop, log-rate within +-this (0: a plain stretch)")
+    ap.add_argument("--drop", type=float, default=0.0, help="augmentation: leave out up to this share of a crop's notes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="at most this many training performances")
     ap.add_argument("--out", type=Path, default=Path("transcribe/weights/beats.onnx"))
@@ -364,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         return max((time.process_time() - start) / budget, (time.time() - wall0) / wall)
 
     while spent() < 1.0:
-        x, y = make_batch(train, rng, args.batch, args.length)
+        x, y = make_batch(train, rng, args.batch, args.length, args.warp, args.drop)
         loss = loss_of(net(x), y)
         opt.zero_grad()
         loss.backward()
@@ -388,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_minutes": round((time.process_time() - start) / 60, 1),
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,
             "val_every": args.val_every, "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed,
+            "warp": args.warp, "drop": args.drop,
             "init": str(args.init) if args.init else None}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(net, args.out, meta)

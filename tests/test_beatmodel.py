@@ -146,6 +146,40 @@ def test_training_can_start_from_an_exported_model(tiny_model):
         assert torch.allclose(fresh.eval()(x), want, atol=1e-5)
 
 
+def test_time_warp_changes_the_tempo_smoothly_and_the_beat_labels_with_it():
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    t = np.linspace(2.0, 12.0, 101)
+    plain, rate = train.time_warp(t, 2.0, np.random.default_rng(0), 1.1, 0.0)
+    assert np.allclose(plain, 1.1 * (t - 2.0)) and np.allclose(rate(t), 1.1)
+    warped, rate = train.time_warp(t, 2.0, np.random.default_rng(0), 1.0, 0.2)
+    steps = np.diff(warped) / np.diff(t)
+    assert np.all(steps > np.exp(-0.2) - 1e-6) and np.all(steps < np.exp(0.2) + 1e-6)  # monotone, bounded
+    assert steps.max() / steps.min() > 1.05  # the tempo does change inside the crop
+    assert np.allclose(np.diff(warped), rate((t[1:] + t[:-1]) / 2) * np.diff(t), rtol=0.02)  # the rate is its slope
+
+
+def test_batches_leave_notes_out_when_asked():
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    notes, truth = _march(bars=24)
+    notes = beatmodel.sort_notes(notes)
+    ann_beats = truth
+    labels = {"beat": np.isin(np.round(notes.onsets, 6), np.round(ann_beats, 6)).astype(np.float32),
+              "downbeat": np.zeros(len(notes), np.float32), "ibi": np.full(len(notes), 10),
+              "per_bar": np.full(len(notes), 2), "ternary": np.zeros(len(notes), np.int64),
+              "upper": np.full(len(notes), -1)}
+    pieces = [{"notes": notes, "labels": labels}]
+    x, y = train.make_batch(pieces, np.random.default_rng(0), 8, 128)
+    assert int((y["beat"] >= 0).sum()) == 8 * 128  # every note of every crop
+    x, y = train.make_batch(pieces, np.random.default_rng(0), 8, 128, warp=0.2, drop=0.5)
+    kept = int((y["beat"] >= 0).sum())
+    assert 0.5 * 8 * 128 < kept < 8 * 128
+    assert set(np.unique(y["beat"][y["beat"] >= 0].numpy())) == {0.0, 1.0}
+
+
 def _outputs(notes: Notes, truth: np.ndarray, per_bar_head: int, bar: int, ibi: np.ndarray | float) -> dict:
     """Per-note outputs: "beat" on the notes at the true beats, "downbeat" on every ``bar``-th of
     them, the beats-per-bar head leaning to ``per_bar_head`` (0.6), the interval ``ibi`` (s, per note or one)."""
