@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--cache", type=Path, default=None, help="the notes cache of scripts/train_beat_model.py (--cache)")
     ap.add_argument("--margins", default="0,0.15", help="comma-separated key_dominant_margin values")
+    ap.add_argument("--bass", default="0", help="comma-separated extra weights of a chord's lowest note (its duration "
+                    "counts 1 + this times): the bass often holds the tonic")
     ap.add_argument("--by-work", action="store_true", help="also print every work's result at each margin")
     args = ap.parse_args(argv)
 
@@ -78,14 +80,37 @@ def main(argv: list[str] | None = None) -> int:
     files = split(args.asap, args.shared_data)[args.side]
     notes = read_notes(files, args.cache)
     major_p, minor_p = profiles()
-    rows = []
-    for f in files:
-        n = notes[str(f)]
-        keep = n.onsets < args.seconds
-        hist = np.bincount(n.pitches[keep].astype(np.int64) % 12, weights=(n.offsets - n.onsets)[keep], minlength=12)
-        ref = read_annotations(annotation_path(f)).key_signature
-        rows.append((str(f.parent.relative_to(args.asap)), ((ref + 6) % 12) - 6,  # 6 and -6 alike
-                     correlations(hist, major_p), correlations(hist, minor_p)))
+    for bass in (float(x) for x in args.bass.split(",")):
+        if len(args.bass.split(",")) > 1 or bass:
+            print(f"bass weight {bass:g}:")
+        rows = []
+        for f in files:
+            n = notes[str(f)]
+            keep = n.onsets < args.seconds
+            weights = (n.offsets - n.onsets)[keep] * (1.0 + bass * lowest_of_chord(n.onsets[keep], n.pitches[keep]))
+            hist = np.bincount(n.pitches[keep].astype(np.int64) % 12, weights=weights, minlength=12)
+            ref = read_annotations(annotation_path(f)).key_signature
+            rows.append((str(f.parent.relative_to(args.asap)), ((ref + 6) % 12) - 6,  # 6 and -6 alike
+                         correlations(hist, major_p), correlations(hist, minor_p)))
+        report(rows, args)
+    return 0
+
+
+def lowest_of_chord(onsets: np.ndarray, pitches: np.ndarray, chord_s: float = 0.035) -> np.ndarray:
+    """1.0 for the lowest note of each chord (onsets within ``chord_s`` of the chord's first), else 0."""
+    order = np.lexsort((pitches, onsets))
+    on = onsets[order]
+    new = np.r_[True, np.diff(on) > chord_s] if len(on) else np.zeros(0, dtype=bool)
+    groups = np.cumsum(new) - 1
+    low = np.full(groups.max() + 1 if len(groups) else 0, np.iinfo(np.int64).max)
+    np.minimum.at(low, groups, pitches[order].astype(np.int64))
+    out = np.zeros(len(on))
+    out[order] = (pitches[order] == low[groups]).astype(float)
+    return out
+
+
+def report(rows: list, args) -> None:
+    """Print the share right at every margin of ``args.margins`` (and by work with ``--by-work``)."""
     works = np.array([r[0] for r in rows])
     for m in (float(x) for x in args.margins.split(",")):
         got = np.array([decide(cm, cn, m) for _, _, cm, cn in rows])
@@ -100,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
                 sel = works == w
                 print(f"  {w}: {ok[sel].sum()}/{sel.sum()} right (annotated {ref[sel][0]}; "
                       f"estimated {dict(Counter(got[sel].tolist()))})")
-    return 0
 
 
 if __name__ == "__main__":
