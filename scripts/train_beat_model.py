@@ -358,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("transcribe/weights/beats.onnx"))
     ap.add_argument("--init", type=Path, default=None,
                     help="start from the weights of an exported model (e.g. transcribe/weights/beats.onnx)")
+    ap.add_argument("--select", choices=["loss", "beat_f"], default="loss",
+                    help="which validation row's weights are exported: the lowest loss or the best per-note beat F")
     ap.add_argument("--cache", type=Path, default=None,
                     help="an .npz of the performances' notes, read from and added to (saves re-reading the MIDI)")
     args = ap.parse_args(argv)
@@ -403,8 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             log.append({"step": step, "cpu_s": round(time.process_time() - start),
                         "wall_s": round(time.time() - wall0), "train_loss": round(float(loss), 4), **v})
             print(json.dumps(log[-1]), flush=True)
-            if best is None or v["loss"] < best[0]:
-                best = (v["loss"], {k: t.clone() for k, t in net.state_dict().items()}, log[-1])
+            score = v["loss"] if args.select == "loss" else -v["beat_f"]
+            if best is None or score < best[0]:
+                best = (score, {k: t.clone() for k, t in net.state_dict().items()}, log[-1])
     if best is not None:
         net.load_state_dict(best[1])
     meta = {"data": "ASAP (fosfrancesco/asap-dataset), training side of the renders' split",
@@ -412,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_minutes": round((time.process_time() - start) / 60, 1),
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,
             "val_every": args.val_every, "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed,
-            "warp": args.warp, "drop": args.drop,
+            "warp": args.warp, "drop": args.drop, "select": args.select,
             "init": str(args.init) if args.init else None}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(net, args.out, meta)
