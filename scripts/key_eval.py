@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def lowest_of_chord(onsets: np.ndarray, pitches: np.ndarray, chord_s: float = 0.035) -> np.ndarray:
-    """1.0 for the lowest note of each chord (onsets within ``chord_s`` of the chord's first), else 0."""
+    """1.0 for the lowest-pitched note of each chord (notes whose onsets follow each other within
+    ``chord_s``), else 0. Not ``beatmodel.note_features``' "lowest" column: that marks the first note of
+    a chord in onset order, the lowest only when the onsets are equal."""
     order = np.lexsort((pitches, onsets))
     on = onsets[order]
     new = np.r_[True, np.diff(on) > chord_s] if len(on) else np.zeros(0, dtype=bool)
