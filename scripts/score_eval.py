@@ -180,8 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transcribed", type=Path, default=None,
                     help="a folder of transcriptions of the performances' renders, named as transcribe-render names "
                          "the renders (Composer_Work_..._Performer.mid): audio -> notes -> score")
+    ap.add_argument("--beat-model", type=Path, default=None,
+                    help="an exported beat model (.onnx) in place of the shipped transcribe/weights/beats.onnx")
     ap.add_argument("--out", type=Path, default=None, help="write per-performance rows and the summary as JSON")
     args = ap.parse_args(argv)
+
+    if args.beat_model is not None:
+        from transcribe import beatmodel
+
+        if not args.beat_model.is_file():
+            ap.error(f"--beat-model {args.beat_model}: no such file")
+        beatmodel.WEIGHTS = args.beat_model  # read at call time by estimate_beats_model and upper_staff
 
     from transcribe.data.asap import annotation_path, split
     from transcribe.render.sources import render_stem

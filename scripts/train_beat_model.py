@@ -135,6 +135,75 @@ def load_side(files: list[Path], cache: Path | None = None) -> list[dict]:
     return out
 
 
+def works_fold(files: list[Path], percent: float, salt: str = "inner") -> tuple[list[Path], list[Path]]:
+    """(kept, held) of performance files: the works (the folder a performance is in, so all
+    performances of a work fall on one side) whose salted hash falls into the first ``percent``
+    percent are held; a split inside the training side to select on, so that the held-out works
+    stay a test."""
+    import zlib
+
+    held = [f for f in files if zlib.crc32(f"{salt}:{Path(f).parent}".encode()) % 10000 < percent * 100]
+    return [f for f in files if f not in set(held)], held
+
+
+def quantised_files(folder: Path, test_pieces: Path, exclude: tuple[str, ...] = ()) -> tuple[list[Path], list[str]]:
+    """(kept, why-left-out lines) of a folder of sequenced MIDI files (e.g. piano-midi.de's, as
+    cheriell/ClassicalPianoMIDI-dataset holds them, with its ``metadata.csv`` of composer and
+    title beside ``midis/``): a file is left out when its name is a MAPS code of the test set,
+    when :func:`transcribe.render.filter.check` matches its composer and title to a test work
+    (unsure cases too), or when its stem is in ``exclude`` (e.g. a work of the held-out side)."""
+    import csv
+
+    from transcribe.render.filter import check, load_test_pieces
+
+    pieces = load_test_pieces(test_pieces)
+    codes = {p.code for p in pieces}
+    meta: dict[str, tuple[str, str]] = {}
+    table = folder.parent / "metadata.csv" if not (folder / "metadata.csv").is_file() else folder / "metadata.csv"
+    if table.is_file():
+        with open(table, newline="", encoding="utf-8") as fh:
+            meta = {Path(r["midi"]).stem: (r["composer"], r["title"]) for r in csv.DictReader(fh)}
+    kept, dropped = [], []
+    for f in sorted(folder.rglob("*.mid")):
+        composer, title = meta.get(f.stem, (f.parent.name, f.stem))
+        verdict = check(composer, title.replace("_", " "), pieces)
+        if f.stem in codes or verdict.excluded or f.stem in exclude:
+            dropped.append(f"{f}: left out ({'a test-set MAPS code' if f.stem in codes else 'excluded by name' if f.stem in exclude else verdict.reason})")
+        else:
+            kept.append(f)
+    return kept, dropped
+
+
+def quantised_piece(path: Path) -> dict:
+    """A training piece from a sequenced MIDI file whose beats are its own: beats, downbeats and
+    time signatures from its tempo map and time-signature events (pretty_midi), the staff of
+    every note from its track where exactly two tracks hold notes (the higher one upper);
+    notes sustain-extended as :func:`transcribe.notefiles.read_midi` reads them."""
+    import pretty_midi
+
+    from transcribe.beatmodel import sort_notes
+    from transcribe.data.asap import Annotation
+    from transcribe.notefiles import read_midi
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm = pretty_midi.PrettyMIDI(str(path))
+        notes = sort_notes(read_midi(path))
+    ann = Annotation(beats=pm.get_beats(), downbeats=pm.get_downbeats(),
+                     time_signatures=[(t.time, f"{t.numerator}/{t.denominator}") for t in pm.time_signature_changes],
+                     key_signatures=[])
+    labels = note_labels(notes, ann)
+    tracks = [i for i in pm.instruments if i.notes and not i.is_drum]
+    upper = np.full(len(notes), -1, dtype=np.int64)
+    if len(tracks) == 2:
+        high = int(np.mean([n.pitch for n in tracks[0].notes]) < np.mean([n.pitch for n in tracks[1].notes]))
+        where = {(round(n.start, 4), n.pitch): int(k == high) for k, t in enumerate(tracks) for n in t.notes}
+        upper = np.array([where.get((round(float(o), 4), int(p)), -1) for o, p in zip(notes.onsets, notes.pitches)],
+                         dtype=np.int64)
+    labels["upper"] = upper
+    return {"file": str(path), "notes": notes, "ann": ann, "labels": labels}
+
+
 def build_net(hidden: int = 64, outputs: int | None = None):
     """The network: ``outputs`` per note (:data:`transcribe.beatmodel.OUTPUTS` by default)."""
     import torch.nn as nn
@@ -231,9 +300,14 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
         nt = p["notes"]
         stretch = float(rng.uniform(0.85, 1.15))
         shift = int(rng.integers(-3, 4))
+        dt = np.zeros(len(sl))
+        if p.get("jitter", 0.0) > 0:  # a sequenced file's notes sit on its grid; a player's scatter around it
+            dt = rng.normal(0.0, p["jitter"], len(sl))
+            order = np.lexsort((nt.pitches[sl], nt.onsets[sl] + dt))
+            sl, dt = sl[order], dt[order]
         vel = np.clip(nt.velocities[sl] + rng.integers(-12, 13), 1, 127)
-        t0 = float(nt.onsets[sl].min())
-        both, rate = time_warp(np.concatenate([nt.onsets[sl], nt.offsets[sl]]), t0, rng, stretch, warp)
+        t0 = float((nt.onsets[sl] + dt).min())
+        both, rate = time_warp(np.concatenate([nt.onsets[sl] + dt, nt.offsets[sl] + dt]), t0, rng, stretch, warp)
         on, off = both[: len(sl)], both[len(sl):]
         crop = Notes(on, off, np.clip(nt.pitches[sl] + shift, 21, 108), vel)
         f = note_features(crop)
@@ -284,14 +358,16 @@ def _head(notes, n: int):
 
 
 def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
-    """Mean loss, per-note beat / downbeat F (threshold 0.5) and staff accuracy (of the notes with
-    a staff label) over the first ``max_notes`` notes of every validation piece."""
+    """Mean loss, per-note beat / downbeat F (threshold 0.5), staff accuracy (of the notes with
+    a staff label) and subdivision (binary / ternary) accuracy (of the notes with that label) over the first ``max_notes`` notes of every validation piece."""
     import torch
 
     from transcribe.beatmodel import note_features
 
     net.eval()
-    tp = fp = fn = dtp = dfp = dfn = staff_right = staff_n = 0
+    from transcribe.beatmodel import IBI_BINS, PER_BAR
+
+    tp = fp = fn = dtp = dfp = dfn = staff_right = staff_n = sub_right = sub_n = 0
     losses = []
     with torch.no_grad():
         for p in pieces:
@@ -305,13 +381,18 @@ def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
             tb, td = p["labels"]["beat"][sl] > 0, p["labels"]["downbeat"][sl] > 0
             tp, fp, fn = tp + np.sum(pb & tb), fp + np.sum(pb & ~tb), fn + np.sum(~pb & tb)
             dtp, dfp, dfn = dtp + np.sum(pd & td), dfp + np.sum(pd & ~td), dfn + np.sum(~pd & td)
+            tern = p["labels"]["ternary"][sl]
+            k = 2 + IBI_BINS + len(PER_BAR)
+            pt = (out[0, :, k + 1] > out[0, :, k]).numpy()
+            sub_right += int(np.sum(pt[tern >= 0] == (tern[tern >= 0] == 1)))
+            sub_n += int(np.sum(tern >= 0))
             su = p["labels"]["upper"][sl]
             staff_right += int(np.sum((out[0, :, -1] > 0).numpy()[su >= 0] == (su[su >= 0] == 1)))
             staff_n += int(np.sum(su >= 0))
     net.train()
     f = lambda a, b, c: 2 * a / max(2 * a + b + c, 1)  # noqa: E731
     return {"loss": float(np.mean(losses)), "beat_f": round(f(tp, fp, fn), 4), "downbeat_f": round(f(dtp, dfp, dfn), 4),
-            "staff_acc": round(staff_right / max(staff_n, 1), 4)}
+            "staff_acc": round(staff_right / max(staff_n, 1), 4), "subdivision_acc": round(sub_right / max(sub_n, 1), 4)}
 
 
 def export(net, path: Path, meta: dict) -> None:
@@ -360,6 +441,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="start from the weights of an exported model (e.g. transcribe/weights/beats.onnx)")
     ap.add_argument("--select", choices=["loss", "beat_f"], default="loss",
                     help="which validation row's weights are exported: the lowest loss or the best per-note beat F")
+    ap.add_argument("--extra-midi", type=Path, default=None,
+                    help="a folder of sequenced MIDI files whose tempo map and time signatures give the beats "
+                         "(e.g. data/midi/cpm/midis, piano-midi.de's); test-set works left out (needs --shared-data)")
+    ap.add_argument("--extra-exclude", nargs="*", default=["beethoven_hammerklavier_4"],
+                    help="stems of --extra-midi files left out besides the test set's works (default: the one "
+                         "piano-midi.de file of a held-out ASAP work, so the held-out works stay unseen)")
+    ap.add_argument("--jitter", type=float, default=0.015,
+                    help="s: the standard deviation of the onset noise added to --extra-midi notes (they are on a grid)")
+    ap.add_argument("--inner-val", type=float, default=0.0,
+                    help="hold out the training side's works hashed into this percent and select on them "
+                         "(the 41 held-out performances are then only reported, as heldout_*)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="an .npz of the performances' notes, read from and added to (saves re-reading the MIDI)")
     args = ap.parse_args(argv)
@@ -374,9 +466,29 @@ def main(argv: list[str] | None = None) -> int:
     sides = split(args.asap, args.shared_data)
     t0 = time.time()
     order = rng.permutation(len(sides["train"]))[: args.limit]  # a seeded subset of the works' performances
-    train = load_side([sides["train"][i] for i in sorted(order)], args.cache)
-    val = load_side(sides["val"], args.cache)
-    print(f"{len(train)} training, {len(val)} validation performances loaded in {time.time() - t0:.0f} s", flush=True)
+    train_files = [sides["train"][i] for i in sorted(order)]
+    inner_files: list[Path] = []
+    if args.inner_val > 0:
+        train_files, inner_files = works_fold(train_files, args.inner_val)
+    train = load_side(train_files, args.cache)
+    if args.extra_midi is not None:
+        if args.shared_data is None:
+            ap.error("--extra-midi needs --shared-data (the test set's works are left out by its test_pieces.csv)")
+        kept, dropped = quantised_files(args.extra_midi, args.shared_data / "test_pieces.csv", tuple(args.extra_exclude))
+        extra = []
+        for f in kept:
+            try:
+                extra.append({**quantised_piece(f), "jitter": args.jitter})
+            except (OSError, ValueError, IndexError) as err:  # a bad file is named and the rest go on
+                print(f"{f}: skipped: {err}", file=sys.stderr)
+        print(f"{len(extra)} sequenced pieces from {args.extra_midi} ({len(dropped)} left out as test-set works "
+              f"or excluded)", flush=True)
+        train = train + extra
+    outer = load_side(sides["val"], args.cache)
+    val = load_side(inner_files, args.cache) if inner_files else outer
+    print(f"{len(train)} training, {len(val)} validation performances"
+          f"{f' ({len(outer)} held-out reported beside them)' if inner_files else ''} loaded in {time.time() - t0:.0f} s",
+          flush=True)
     net = build_net()
     if args.init is not None:
         load_onnx_weights(net, args.init)
@@ -402,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
             for g in opt.param_groups:  # cosine decay over the CPU budget
                 g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
             v = validate(net, val)
+            if inner_files:
+                v.update({f"heldout_{k}": x for k, x in validate(net, outer).items()})
             log.append({"step": step, "cpu_s": round(time.process_time() - start),
                         "wall_s": round(time.time() - wall0), "train_loss": round(float(loss), 4), **v})
             print(json.dumps(log[-1]), flush=True)
@@ -410,8 +524,10 @@ def main(argv: list[str] | None = None) -> int:
                 best = (score, {k: t.clone() for k, t in net.state_dict().items()}, log[-1])
     if best is not None:
         net.load_state_dict(best[1])
-    meta = {"data": "ASAP (fosfrancesco/asap-dataset), training side of the renders' split",
-            "train_performances": len(train), "val_performances": len(val), "steps": step,
+    meta = {"data": "ASAP (fosfrancesco/asap-dataset), training side of the renders' split"
+                    + (f"; sequenced MIDI from {args.extra_midi} (test-set works left out)" if args.extra_midi else ""),
+            "train_performances": len(train), "val_performances": len(val), "inner_val_percent": args.inner_val,
+            "extra_midi": str(args.extra_midi) if args.extra_midi else None, "jitter": args.jitter, "steps": step,
             "cpu_minutes": round((time.process_time() - start) / 60, 1),
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,
             "val_every": args.val_every, "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed,

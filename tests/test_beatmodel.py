@@ -35,6 +35,14 @@ def test_features_are_per_note_in_onset_then_pitch_order():
     assert beatmodel.note_features(Notes.empty()).shape == (0, beatmodel.N_FEATURES)
 
 
+def test_lowest_of_a_spread_chord_is_its_bass_not_its_first_note():
+    """A chord rolled from the top (the melody 20 ms before its bass): the bass is the lowest."""
+    notes = beatmodel.sort_notes(Notes(np.array([0.0, 0.01, 0.02, 1.0]), np.array([1.0, 1.0, 1.0, 2.0]),
+                                       np.array([76, 60, 43, 72]), np.array([80, 70, 90, 80])))
+    assert list(notes.pitches) == [76, 60, 43, 72]
+    assert beatmodel.note_features(notes)[:, 6].tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
 def test_ibi_classes_round_trip():
     c = beatmodel.ibi_centres()
     assert len(c) == beatmodel.IBI_BINS and c[0] == pytest.approx(beatmodel.IBI_MIN)
@@ -362,3 +370,83 @@ def test_the_shipped_model_puts_a_march_melody_and_bass_on_their_staves():
     up = beatmodel.upper_staff(notes)
     assert up[notes.pitches >= 71].mean() > 0.9
     assert (~up[notes.pitches <= 55]).mean() > 0.9
+
+
+def test_inner_validation_holds_out_whole_works():
+    from pathlib import Path
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    files = [Path(f"asap/Composer/Work_{w}/perf_{k}.mid") for w in range(200) for k in range(3)]
+    kept, held = train.works_fold(files, 15.0)
+    assert sorted(kept + held) == sorted(files) and not set(kept) & set(held)
+    held_works = {f.parent for f in held}
+    assert held_works.isdisjoint({f.parent for f in kept})  # every performance of a work on one side
+    assert 15 <= len(held_works) <= 45  # about 15 % of 200 works
+    assert train.works_fold(files, 15.0) == (kept, held)  # the same split every time
+    assert train.works_fold(files, 0.0) == (files, [])
+
+
+def _sequenced_six_eight(path, bars: int = 8, sec_per_eighth: float = 0.2) -> None:
+    """A sequenced 6/8 piece as piano-midi.de writes them: a melody track on every eighth and a
+    bass track on every dotted quarter, a tempo change halfway (the beats follow the tempo map)."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=60.0 / (2 * sec_per_eighth))
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(6, 8, 0.0))
+    # a tempo change after half the bars: pretty_midi writes tempi from _tick_scales
+    half = bars * 6 // 2
+    pm._tick_scales = [(0, sec_per_eighth * 2 / 480), (half * 240, sec_per_eighth * 2 * 1.5 / 480)]
+    pm._update_tick_to_time(bars * 6 * 240 + 480)
+    melody, bass = pretty_midi.Instrument(0), pretty_midi.Instrument(0)
+    for e in range(bars * 6):
+        t0, t1 = pm.tick_to_time(e * 240), pm.tick_to_time(e * 240 + 200)
+        melody.notes.append(pretty_midi.Note(80, 72 + e % 5, t0, t1))
+        if e % 3 == 0:
+            bass.notes.append(pretty_midi.Note(70, 40 + e % 2, t0, pm.tick_to_time(e * 240 + 700)))
+    pm.instruments += [melody, bass]
+    pm.write(str(path))
+
+
+def test_a_sequenced_file_gives_its_own_beats_metre_and_staves(tmp_path):
+    """piano-midi.de-like training data (--extra-midi): beats from the tempo map (a 6/8 beat is a
+    dotted quarter, two per bar, ternary), the melody's track the upper staff."""
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    path = tmp_path / "jig.mid"
+    _sequenced_six_eight(path)
+    piece = train.quantised_piece(path)
+    lab, notes = piece["labels"], piece["notes"]
+    assert len(piece["ann"].beats) >= 16 and len(piece["ann"].downbeats) == 8
+    assert np.all(np.diff(piece["ann"].beats)[:6] == pytest.approx(0.6, abs=1e-3))  # a dotted quarter at 0.2 s/eighth
+    assert np.diff(piece["ann"].beats)[-2] == pytest.approx(0.9, abs=1e-3)  # after the tempo change
+    bass = notes.pitches < 60
+    assert np.all(lab["beat"][bass] == 1)  # every bass note on a dotted-quarter beat
+    assert lab["beat"][~bass].sum() == bass.sum()  # the melody on a beat only where the bass is
+    assert set(lab["per_bar"][lab["per_bar"] >= 0].tolist()) == {beatmodel.PER_BAR.index(2)}
+    assert set(lab["ternary"][lab["ternary"] >= 0].tolist()) == {1}
+    assert np.all(lab["upper"][~bass] == 1) and np.all(lab["upper"][bass] == 0)
+
+
+def test_sequenced_files_of_test_works_are_left_out(tmp_path):
+    """--extra-midi keeps the test set out: by MAPS code, by composer and title, and by name."""
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    (tmp_path / "midis" / "Chopin").mkdir(parents=True)
+    for stem in ("chpn_op66", "chpn_op25_e4x", "chpn-p7", "held_out_work"):
+        _sequenced_six_eight(tmp_path / "midis" / "Chopin" / f"{stem}.mid", bars=2)
+    (tmp_path / "metadata.csv").write_text(
+        "composer,title,year,midi,duration\n"
+        "Chopin,Fantaisie-Impromptu_Opus_66,1834,midis/Chopin/chpn_op66.mid,1\n"
+        "Chopin,Etudes_Opus_25_4,1836,midis/Chopin/chpn_op25_e4x.mid,1\n"
+        "Chopin,Preludes_Opus_28_7,1838,midis/Chopin/chpn-p7.mid,1\n", encoding="utf-8")
+    pieces = tmp_path / "test_pieces.csv"
+    pieces.write_text("maps_code,composer,work\nchpn_op66,Chopin,Fantaisie-Impromptu op. 66\n"
+                      "chpn_op25_e4,Chopin,Étude op. 25 no. 4\n", encoding="utf-8")
+    kept, dropped = train.quantised_files(tmp_path / "midis", pieces, ("held_out_work",))
+    assert [f.stem for f in kept] == ["chpn-p7"]
+    assert len(dropped) == 3 and all(str(tmp_path) in d for d in dropped)
+    assert any("chpn_op25_e4x" in d and "op" in d for d in dropped)  # by title: its name is no MAPS code

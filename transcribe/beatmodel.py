@@ -66,7 +66,10 @@ def note_features(notes: Notes) -> np.ndarray:
             g, start = g + 1, t
         groups[i] = g
     size = np.bincount(groups)[groups] if n else np.zeros(0)
-    lowest = np.r_[True, groups[1:] != groups[:-1]] if n else np.zeros(0, dtype=bool)
+    lowest = np.zeros(n, dtype=bool)
+    if n:  # the lowest pitch of each chord: the first of its group in (group, pitch) order
+        by = np.lexsort((notes.pitches, groups))
+        lowest[by[np.r_[True, groups[by][1:] != groups[by][:-1]]]] = True
     feats = np.stack([
         np.clip(prev, 0, 4), np.log(np.clip(prev, 0, 4) + 0.01), np.log(np.clip(nxt, 0, 4) + 0.01),
         np.log(dur + 0.01), (notes.pitches - 21) / 87.0, notes.velocities / 127.0, lowest.astype(np.float64),
@@ -247,8 +250,9 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
                  meter_scores=info)
 
 
-def estimate_beats_model(notes: Notes, path: str | Path = WEIGHTS):
-    """:class:`transcribe.score.Beats` of a performance from the shipped beat model."""
+def estimate_beats_model(notes: Notes, path: str | Path | None = None):
+    """:class:`transcribe.score.Beats` of a performance from the beat model at ``path`` (the
+    shipped one, :data:`WEIGHTS`, by default)."""
     notes = sort_notes(notes)
-    logits = load(path)(note_features(notes))
+    logits = load(WEIGHTS if path is None else path)(note_features(notes))
     return beats_from_outputs(notes, split_outputs(logits))
