@@ -196,3 +196,31 @@ def test_the_score_benchmark_runs_both_stages_on_a_performance(tmp_path):
     assert result["performances"] == 1 and result["minutes"] > 0.2
     assert result["cpu_s_per_min"]["reference"] > 0 and result["cpu_s_per_min"]["current"] > 0
     assert score_module.score_bytes is exporter_before  # the reference stage is put back
+
+
+def test_score_eval_runs_another_beat_model_when_asked(tmp_path, monkeypatch):
+    """--beat-model: the beats come from that exported model, not the shipped one; a missing
+    file is a clear error naming it."""
+    import json
+
+    import torch
+
+    from transcribe import beatmodel
+
+    monkeypatch.setattr(beatmodel, "WEIGHTS", beatmodel.WEIGHTS)  # restored after the test
+    ev = load_script("score_eval")
+    train = load_script("train_beat_model")
+    perf = tmp_path / "March" / "Perf01.mid"
+    perf.parent.mkdir()
+    _march(perf)
+    torch.manual_seed(0)
+    other = tmp_path / "untrained.onnx"
+    train.export(train.build_net(hidden=8), other, {})
+    args = [str(perf), "--beats", "model", "--beats-only", "--out"]
+    assert ev.main(args + [str(tmp_path / "shipped.json")]) == 0
+    assert ev.main(args + [str(tmp_path / "other.json"), "--beat-model", str(other)]) == 0
+    shipped, untrained = (json.loads((tmp_path / n).read_text())["performances"][0] for n in ("shipped.json", "other.json"))
+    assert "beat_f" in shipped and untrained.get("beat_f") != shipped["beat_f"]  # an error row or other beats
+    assert beatmodel.WEIGHTS == other
+    with pytest.raises(SystemExit):
+        ev.main([str(perf), "--beat-model", str(tmp_path / "nothing.onnx")])
