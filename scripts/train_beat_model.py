@@ -31,8 +31,9 @@ TOLERANCE = 0.05  # s: a note is on a beat when its onset is this close to an an
 
 def note_labels(notes, ann) -> dict[str, np.ndarray]:
     """Per-note targets (notes sorted by :func:`transcribe.beatmodel.sort_notes`): ``beat``,
-    ``downbeat`` (0/1), ``ibi`` (class), ``per_bar`` (class index or -1), ``ternary`` (0/1 or -1)."""
-    from transcribe.beatmodel import PER_BAR, ibi_class
+    ``downbeat`` (0/1), ``ibi`` (class), ``per_bar`` (class index or -1), ``ternary`` (0/1 or -1),
+    ``key`` (the key signature's :func:`~transcribe.beatmodel.signature_class` or -1)."""
+    from transcribe.beatmodel import PER_BAR, ibi_class, signature_class
 
     on = notes.onsets
 
@@ -66,7 +67,13 @@ def note_labels(notes, ann) -> dict[str, np.ndarray]:
                 continue
             if c > 0:
                 ternary[i] = int(den == 8 and num % 3 == 0 and num == 3 * c)
-    return {"beat": near(b), "downbeat": near(down), "ibi": ibi_class(ibi), "per_bar": per_bar, "ternary": ternary}
+    key = np.full(len(on), -1, dtype=np.int64)
+    if ann.key_signatures:
+        kt = np.array([t for t, _ in ann.key_signatures])
+        ks = np.array([k for _, k in ann.key_signatures])
+        key = signature_class(ks[np.clip(np.searchsorted(kt, on + 1e-6, side="right") - 1, 0, len(ks) - 1)])
+    return {"beat": near(b), "downbeat": near(down), "ibi": ibi_class(ibi), "per_bar": per_bar, "ternary": ternary,
+            "key": key.astype(np.int64)}
 
 
 def read_notes(files: list[Path], cache: Path | None = None) -> dict[str, "Notes"]:
@@ -189,9 +196,12 @@ def quantised_piece(path: Path) -> dict:
         warnings.simplefilter("ignore")
         pm = pretty_midi.PrettyMIDI(str(path))
         notes = sort_notes(read_midi(path))
+    # pretty_midi's key numbers: 0-11 major tonics, 12-23 minor ones; the signature's sharps are
+    # 7 x the major tonic (mod 12; the relative major of a minor key is 3 semitones up)
+    keys = [(k.time, int(7 * (k.key_number % 12 + 3 * (k.key_number >= 12)) % 12)) for k in pm.key_signature_changes]
     ann = Annotation(beats=pm.get_beats(), downbeats=pm.get_downbeats(),
                      time_signatures=[(t.time, f"{t.numerator}/{t.denominator}") for t in pm.time_signature_changes],
-                     key_signatures=[])
+                     key_signatures=keys)
     labels = note_labels(notes, ann)
     tracks = [i for i in pm.instruments if i.notes and not i.is_drum]
     upper = np.full(len(notes), -1, dtype=np.int64)
@@ -289,7 +299,7 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
     from transcribe.beatmodel import note_features
     from transcribe.notes import Notes
 
-    xs, ys = [], {k: [] for k in ("beat", "downbeat", "ibi", "per_bar", "ternary", "upper")}
+    xs, ys = [], {k: [] for k in ("beat", "downbeat", "ibi", "per_bar", "ternary", "upper", "key")}
     for _ in range(batch):
         p = pieces[rng.integers(len(pieces))]
         n = len(p["notes"])
@@ -315,6 +325,8 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
         from transcribe.beatmodel import ibi_centres, ibi_class
 
         lab["ibi"] = ibi_class(ibi_centres()[lab["ibi"]] * rate(nt.onsets[sl]))
+        key = lab.get("key", np.full(len(sl), -1, dtype=np.int64))
+        lab["key"] = np.where(key >= 0, np.mod(key + 7 * shift, 12), -1)  # transposed with the pitches
         pad = length - len(f)
         xs.append(np.pad(f, ((0, pad), (0, 0))))
         for k in ys:
@@ -327,7 +339,7 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
 def loss_of(logits, y):
     import torch.nn.functional as F
 
-    from transcribe.beatmodel import IBI_BINS, PER_BAR
+    from transcribe.beatmodel import IBI_BINS, KEY_CLASSES, PER_BAR
 
     mask = y["beat"] >= 0
     bce = F.binary_cross_entropy_with_logits
@@ -348,6 +360,10 @@ def loss_of(logits, y):
     staff = y["upper"] >= 0
     if staff.any():
         loss = loss + 0.5 * bce(logits[..., i][staff], y["upper"][staff].float())
+    i += 1
+    if "key" in y and logits.shape[-1] >= i + KEY_CLASSES and (y["key"] >= 0).any():
+        loss = loss + 0.3 * F.cross_entropy(logits[..., i:i + KEY_CLASSES].reshape(-1, KEY_CLASSES),
+                                            y["key"].reshape(-1), ignore_index=-1)
     return loss
 
 
@@ -365,9 +381,9 @@ def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
     from transcribe.beatmodel import note_features
 
     net.eval()
-    from transcribe.beatmodel import IBI_BINS, PER_BAR
+    from transcribe.beatmodel import IBI_BINS, KEY_CLASSES, PER_BAR
 
-    tp = fp = fn = dtp = dfp = dfn = staff_right = staff_n = sub_right = sub_n = 0
+    tp = fp = fn = dtp = dfp = dfn = staff_right = staff_n = sub_right = sub_n = key_right = key_n = 0
     losses = []
     with torch.no_grad():
         for p in pieces:
@@ -386,13 +402,19 @@ def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
             pt = (out[0, :, k + 1] > out[0, :, k]).numpy()
             sub_right += int(np.sum(pt[tern >= 0] == (tern[tern >= 0] == 1)))
             sub_n += int(np.sum(tern >= 0))
+            kl = p["labels"].get("key", np.full(len(p["notes"]), -1))[sl]
+            if out.shape[-1] >= k + 3 + KEY_CLASSES:
+                pk = out[0, :, k + 3:k + 3 + KEY_CLASSES].argmax(-1).numpy()
+                key_right += int(np.sum(pk[kl >= 0] == kl[kl >= 0]))
+                key_n += int(np.sum(kl >= 0))
             su = p["labels"]["upper"][sl]
-            staff_right += int(np.sum((out[0, :, -1] > 0).numpy()[su >= 0] == (su[su >= 0] == 1)))
+            staff_right += int(np.sum((out[0, :, k + 2] > 0).numpy()[su >= 0] == (su[su >= 0] == 1)))
             staff_n += int(np.sum(su >= 0))
     net.train()
     f = lambda a, b, c: 2 * a / max(2 * a + b + c, 1)  # noqa: E731
     return {"loss": float(np.mean(losses)), "beat_f": round(f(tp, fp, fn), 4), "downbeat_f": round(f(dtp, dfp, dfn), 4),
-            "staff_acc": round(staff_right / max(staff_n, 1), 4), "subdivision_acc": round(sub_right / max(sub_n, 1), 4)}
+            "staff_acc": round(staff_right / max(staff_n, 1), 4), "subdivision_acc": round(sub_right / max(sub_n, 1), 4),
+            "key_acc": round(key_right / max(key_n, 1), 4)}
 
 
 def export(net, path: Path, meta: dict) -> None:

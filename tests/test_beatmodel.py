@@ -280,34 +280,39 @@ def test_staff_output_only_from_a_model_that_has_it(tiny_model, tmp_path):
     up = beatmodel.upper_staff(shuffled, path)
     order = np.lexsort((shuffled.pitches, shuffled.onsets))
     assert list(up[order]) == list(out["upper"] > 0.5)
-    assert "upper" not in beatmodel.split_outputs(logits[:, :-1])
+    assert "key" in out and out["key"].shape == (len(notes), beatmodel.KEY_CLASSES)
+    before_key = logits[:, : beatmodel.OUTPUTS - beatmodel.KEY_CLASSES]
+    assert "upper" in beatmodel.split_outputs(before_key) and "key" not in beatmodel.split_outputs(before_key)
+    assert "upper" not in beatmodel.split_outputs(before_key[:, :-1])
     train = load_script("train_beat_model")
     torch.manual_seed(0)
     old = tmp_path / "old.onnx"
-    train.export(train.build_net(hidden=8, outputs=beatmodel.OUTPUTS - 1), old, {"note": "before the staff"})
+    train.export(train.build_net(hidden=8, outputs=beatmodel.OUTPUTS - 1 - beatmodel.KEY_CLASSES), old,
+                 {"note": "before the staff"})
     with pytest.raises(ValueError, match="old.onnx: this beat model has no staff output"):
         beatmodel.upper_staff(notes, old)
 
 
 def test_training_starts_from_a_model_without_the_staff_output(tmp_path):
-    """An exported model with one output fewer (before the staff) starts the new network: its
-    rows of the head are copied, the new one keeps its initial weights."""
+    """An exported model with fewer outputs (before the staff and key outputs) starts the new
+    network: its rows of the head are copied, the new ones keep their initial weights."""
     import torch
 
     from .conftest import load_script
 
     train = load_script("train_beat_model")
     torch.manual_seed(0)
-    old_net = train.build_net(hidden=8, outputs=beatmodel.OUTPUTS - 1)
+    n_old = beatmodel.OUTPUTS - 1 - beatmodel.KEY_CLASSES  # before the staff and key outputs
+    old_net = train.build_net(hidden=8, outputs=n_old)
     train.export(old_net, tmp_path / "old.onnx", {})
     torch.manual_seed(1)
     new = train.build_net(hidden=8)
-    before = new.head.weight[-1].detach().clone()
+    before = new.head.weight[n_old:].detach().clone()
     train.load_onnx_weights(new, tmp_path / "old.onnx")
     x = torch.from_numpy(beatmodel.note_features(beatmodel.sort_notes(_march()[0])))[None]
     with torch.no_grad():
-        assert torch.allclose(new.eval()(x)[..., :-1], old_net.eval()(x), atol=1e-5)
-    assert torch.equal(new.head.weight[-1], before)
+        assert torch.allclose(new.eval()(x)[..., :n_old], old_net.eval()(x), atol=1e-5)
+    assert torch.equal(new.head.weight[n_old:], before)
 
 
 def test_staff_labels_from_the_score_counterparts(tmp_path):
@@ -450,3 +455,37 @@ def test_sequenced_files_of_test_works_are_left_out(tmp_path):
     assert [f.stem for f in kept] == ["chpn-p7"]
     assert len(dropped) == 3 and all(str(tmp_path) in d for d in dropped)
     assert any("chpn_op25_e4x" in d and "op" in d for d in dropped)  # by title: its name is no MAPS code
+
+
+def test_key_signature_classes_follow_transposition():
+    assert beatmodel.signature_class(np.array([0, 1, -1, 7, -5, 6, -6])).tolist() == [0, 1, 11, 7, 7, 6, 6]
+    assert [beatmodel.class_sharps(c) for c in range(12)] == [0, 1, 2, 3, 4, 5, -6, -5, -4, -3, -2, -1]
+    # C major (0) up a semitone is D flat major (5 flats), up two D major (2 sharps)
+    assert [beatmodel.class_sharps((0 + 7 * s) % 12) for s in (1, 2, -1)] == [-5, 2, 5]
+
+
+def test_key_labels_from_annotations_and_sequenced_files_and_transposed_in_batches(tmp_path):
+    """The key head's labels: ASAP's key-signature annotations where they change, a sequenced
+    file's key-signature events (a minor key by its relative major), moved with the pitches."""
+    import pretty_midi
+
+    from transcribe.data.asap import Annotation
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    notes, beats = _march(bars=8)
+    notes = beatmodel.sort_notes(notes)
+    ann = Annotation(beats, beats[::4], [(0.0, "4/4")], [(0.0, 2), (float(beats[16]), -3)])
+    key = train.note_labels(notes, ann)["key"]
+    assert set(key[notes.onsets < beats[16] - 0.01]) == {2} and set(key[notes.onsets >= beats[16]]) == {9}
+    path = tmp_path / "minor.mid"
+    _sequenced_six_eight(path, bars=4)
+    pm = pretty_midi.PrettyMIDI(str(path))
+    pm.key_signature_changes.append(pretty_midi.KeySignature(pretty_midi.key_name_to_key_number("E minor"), 0.0))
+    pm.write(str(path))
+    piece = train.quantised_piece(path)
+    assert set(piece["labels"]["key"]) == {1}  # E minor: one sharp
+    _, y = train.make_batch([piece], np.random.default_rng(3), 16, 32)
+    shifted = y["key"][y["key"] >= 0].numpy()
+    assert len(set(shifted)) > 1 and set(shifted) <= {(1 + 7 * s) % 12 for s in range(-3, 4)}

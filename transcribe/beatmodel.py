@@ -29,7 +29,21 @@ N_FEATURES = 8
 IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the model tells apart (log-spaced)
 PER_BAR = (2, 3, 4)  # beats per bar the model tells apart
 CHORD_S = 0.035  # s: notes starting this close to the group's first onset are one chord (as in score.py)
-OUTPUTS = 2 + IBI_BINS + len(PER_BAR) + 2 + 1  # beat, downbeat, IBI classes, per-bar classes, subdivision, staff
+KEY_CLASSES = 12  # key signatures up to enharmonic spelling: sharps mod 12 (see signature_class)
+# beat, downbeat, IBI classes, per-bar classes, subdivision, staff, key signature classes
+OUTPUTS = 2 + IBI_BINS + len(PER_BAR) + 2 + 1 + KEY_CLASSES
+
+
+def signature_class(sharps: np.ndarray | int) -> np.ndarray:
+    """The key-signature class (0..11) of a number of sharps (negative: flats): enharmonic
+    signatures (7 sharps, 5 flats) are one class, and a transposition by s semitones moves the
+    class by 7·s (mod 12)."""
+    return np.mod(np.asarray(sharps), 12)
+
+
+def class_sharps(c: int) -> int:
+    """The signature of a class written with the fewer accidentals (at six: six flats)."""
+    return int(c) if int(c) <= 5 else int(c) - 12
 
 
 def ibi_centres() -> np.ndarray:
@@ -120,8 +134,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 def split_outputs(logits: np.ndarray) -> dict[str, np.ndarray]:
     """Per-note probabilities of the raw outputs: ``beat``, ``downbeat`` [n]; ``ibi`` [n, IBI_BINS];
-    ``per_bar`` [n, 3]; ``ternary`` [n]; ``upper`` [n] (on the upper staff), only from a model
-    with that output (:data:`OUTPUTS` columns; one column fewer without it)."""
+    ``per_bar`` [n, 3]; ``ternary`` [n]; ``upper`` [n] (on the upper staff) and ``key`` [n, 12]
+    (:func:`signature_class` probabilities), each only from a model with that output (models
+    trained before them have fewer columns than :data:`OUTPUTS`)."""
     i = 2
     ibi = _softmax(logits[:, i:i + IBI_BINS])
     i += IBI_BINS
@@ -133,6 +148,8 @@ def split_outputs(logits: np.ndarray) -> dict[str, np.ndarray]:
            "ternary": sub[:, 1]}
     if logits.shape[1] > i:
         out["upper"] = _sigmoid(logits[:, i])
+    if logits.shape[1] >= i + 1 + KEY_CLASSES:
+        out["key"] = _softmax(logits[:, i + 1:i + 1 + KEY_CLASSES])
     return out
 
 
