@@ -80,11 +80,11 @@ def written(xml: bytes) -> dict:
 
 
 def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, beats_method: str = "auto",
-                 beats_only: bool = False, notes_midi: Path | None = None) -> dict:
+                 beats_only: bool = False, notes_midi: Path | None = None, key_source: str | None = None) -> dict:
     """The metrics of one performance (see the module docstring); with ``beats_only`` the beat,
     downbeat, tempo and time-signature (the estimated metre's) ones only, without the MusicXML;
     ``notes_midi``: the notes to write come from this file (a transcription of the performance's
-    render) instead of the performance MIDI."""
+    render) instead of the performance MIDI; ``key_source``: as :func:`transcribe.score.notes_to_score`."""
     import mir_eval
 
     from transcribe.data.asap import read_annotations
@@ -102,7 +102,7 @@ def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, bea
     music_min = max(float(notes.offsets.max() - notes.onsets.min()), 1e-3) / 60.0
     t0 = time.process_time()
     beats = estimate_beats(None, None, notes, method=beats_method)
-    xml = None if beats_only else score_bytes(notes_to_score(notes, beats, title=midi.stem))
+    xml = None if beats_only else score_bytes(notes_to_score(notes, beats, title=midi.stem, key_source=key_source))
     cpu = time.process_time() - t0
     per_bar = beats.beats_per_bar
     first = beats.downbeat % per_bar
@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transcribed", type=Path, default=None,
                     help="a folder of transcriptions of the performances' renders, named as transcribe-render names "
                          "the renders (Composer_Work_..._Performer.mid): audio -> notes -> score")
+    ap.add_argument("--key", choices=["profile", "model"], default=None,
+                    help="where the key signature comes from (default: key_source of conf/score/default.yaml)")
     ap.add_argument("--beat-model", type=Path, default=None,
                     help="an exported beat model (.onnx) in place of the shipped transcribe/weights/beats.onnx")
     ap.add_argument("--out", type=Path, default=None, help="write per-performance rows and the summary as JSON")
@@ -205,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             notes_midi = None
             if args.transcribed is not None:
                 notes_midi = args.transcribed / (render_stem(f, args.asap) + ".mid")
-            rows.append(evaluate_one(f, annotation_path(f), args.seconds, args.beats, args.beats_only, notes_midi))
+            rows.append(evaluate_one(f, annotation_path(f), args.seconds, args.beats, args.beats_only, notes_midi,
+                                     args.key))
         except Exception as err:  # a bad file is reported and the batch goes on
             rows.append({"file": str(f), "error": f"{type(err).__name__}: {err}"})
             print(f"{f}: {rows[-1]['error']}", file=sys.stderr)

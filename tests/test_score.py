@@ -527,3 +527,48 @@ def test_engrave_script_writes_a_png_of_the_score(tmp_path):
     assert (im < 128).mean() > 0.005  # staff lines and notes
     assert engrave.main([str(xml), str(tmp_path / "x.png"), "--page", "9"]) == 1  # no such page: an error
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_given_signature_leaves_the_mode_to_the_profiles():
+    """estimate_key(signature=...): the beat model's key output names the signature, the
+    profiles choose between its two keys (the dominant-opening piece: D minor, not F major, when
+    the signature is one flat; A major against F sharp minor when it is three sharps)."""
+    q = quantise(_dominant_opening(), Beats(0.5 * np.arange(40), 120.0))
+    one_flat = estimate_key(q, signature=11)  # class of -1
+    assert one_flat.sharps == -1 and (one_flat.tonic.name, one_flat.mode) in {("D", "minor"), ("F", "major")}
+    three = estimate_key(q, signature=3)
+    assert (three.tonic.name, three.mode, three.sharps) == ("A", "major", 3)
+    # a signature far from the notes is still obeyed
+    assert estimate_key(q, signature=8).sharps == -4
+
+
+def test_key_source_model_needs_a_model_with_the_key_output(tmp_path, monkeypatch):
+    """key_source: model with a beat model that has no key output is an error naming the model;
+    the setting is read from the score group like the others."""
+    from transcribe import beatmodel, config, score
+
+    old = tmp_path / "beats_without_key.onnx"
+    import torch
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    torch.manual_seed(0)
+    train.export(train.build_net(hidden=8, outputs=beatmodel.OUTPUTS - beatmodel.KEY_CLASSES), old, {})
+    monkeypatch.setattr(beatmodel, "WEIGHTS", old)
+    notes = _dominant_opening()
+    beats = Beats(0.5 * np.arange(40), 120.0)
+    with pytest.raises(ValueError, match="beats_without_key.onnx: this beat model has no key output"):
+        notes_to_score(notes, beats, key_source="model")
+    new = tmp_path / "beats_with_key.onnx"
+    train.export(train.build_net(hidden=8), new, {})
+    monkeypatch.setattr(beatmodel, "WEIGHTS", new)
+    sig = beatmodel.key_signature_class(notes)
+    written = notes_to_score(notes, beats, key_source="model")
+    from music21 import key as m21key
+
+    ks = next(iter(written.recurse().getElementsByClass(m21key.KeySignature)))
+    assert int(ks.sharps) % 12 == sig  # the (untrained) model's signature, whatever it is
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"key_source": "guess"})
+    with pytest.raises(ValueError, match="key_source"):
+        score.configured_key_source()

@@ -267,6 +267,17 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
                  meter_scores=info)
 
 
+def key_signature_class(notes: Notes, path: str | Path | None = None) -> int:
+    """The key signature's :func:`signature_class` of a performance by the beat model's key
+    output (``path``, the shipped model by default): the class most probable on average over
+    the notes; a model without that output is an error naming it."""
+    path = WEIGHTS if path is None else path
+    out = split_outputs(load(path)(note_features(sort_notes(notes))))
+    if "key" not in out:
+        raise ValueError(f"{path}: this beat model has no key output (retrain it with scripts/train_beat_model.py)")
+    return int(np.argmax(out["key"].mean(axis=0)))
+
+
 def estimate_beats_model(notes: Notes, path: str | Path | None = None):
     """:class:`transcribe.score.Beats` of a performance from the beat model at ``path`` (the
     shipped one, :data:`WEIGHTS`, by default)."""

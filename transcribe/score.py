@@ -122,6 +122,13 @@ def configured_beats() -> str:
     return _configured_choice("beats", ("tracker", "model"))
 
 
+def configured_key_source() -> str:
+    """Where the key signature comes from: ``key_source`` of ``conf/score/default.yaml``
+    (``profile``: :func:`estimate_key` alone; ``model``: the beat model's key output chooses the
+    signature and :func:`estimate_key` the mode within it)."""
+    return _configured_choice("key_source", ("profile", "model"))
+
+
 def configured_hands() -> str:
     """How notes go to the staves: ``hands`` of ``conf/score/default.yaml`` (``split``:
     :func:`split_hands`; ``model``: the beat model's staff output, :func:`transcribe.beatmodel.upper_staff`)."""
@@ -462,7 +469,7 @@ def configured_triplet_cost() -> float:
 
 
 def estimate_key(q: Quantised, margin: float = 0.05, spelled: np.ndarray | None = None,
-                 dominant_margin: float | None = None):
+                 dominant_margin: float | None = None, signature: int | None = None):
     """The key (a ``music21.key.Key``) of the quantised notes: music21's key analysis with the
     Temperley-Kostka-Payne profiles, pitch classes weighted by duration (on the first 60 s of
     119 ASAP training performances its key signature was right on 80.7 %, the default
@@ -472,7 +479,9 @@ def estimate_key(q: Quantised, margin: float = 0.05, spelled: np.ndarray | None 
     chord (else of the first) wins, as pieces end (and usually begin) on the tonic. The key is
     written with the fewer accidentals (:func:`signature_key`: D♭ major, not C♯ major), the tie
     at six (F♯ / G♭ major) going the way the notes' own spelling leans (``spelled``: their
-    line-of-fifths positions, :func:`ps13_fifths`). C major when there are no notes.
+    line-of-fifths positions, :func:`ps13_fifths`). C major when there are no notes. With
+    ``signature`` (a class of :func:`transcribe.beatmodel.signature_class`, e.g. the beat model's
+    key output) the key is the best-scoring of the two keys of that signature.
 
     A minor key's dominant is a major chord (its raised leading tone), and many minor pieces
     open on it (Beethoven's op. 31/2 i, Chopin's fourth Ballade), so the profiles often name the
@@ -491,6 +500,10 @@ def estimate_key(q: Quantised, margin: float = 0.05, spelled: np.ndarray | None 
         n.quarterLength = float(dur)
         s.insert(float(on), n)
     best = s.analyze("key.temperleykostkapayne")
+    if signature is not None:  # the signature is given (its class: sharps mod 12): the profiles choose the mode
+        best = max([best, *best.alternateInterpretations],
+                   key=lambda k: (int(k.sharps) % 12 == signature % 12, k.correlationCoefficient))
+        dominant_margin = 0.0
     if dominant_margin is None:
         dominant_margin = configured_dominant_margin()
     if best.mode == "major" and dominant_margin > 0:
@@ -687,13 +700,15 @@ def _mark_accidentals(part, key) -> None:
 
 
 def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str | None = None,
-                   key=None, triplet_cost: float | None = None, hands: str | None = None):
+                   key=None, triplet_cost: float | None = None, hands: str | None = None,
+                   key_source: str | None = None):
     """A music21 ``Score`` for piano: two staves (treble: right hand, bass: left hand) joined
     by a brace, the estimated meter, tempo mark and key (``key``: a music21 Key, a name like
     ``"G major"``, or None to estimate it), notes quantised by :func:`quantise` and split by
     :func:`split_hands` (``hands="split"``) or the beat model (``"model"``), one voice per staff;
     ``triplet_cost`` says when a beat is written in triplets (:func:`quantise`); None takes
-    either from ``conf/score/default.yaml``."""
+    either from ``conf/score/default.yaml``, as ``key_source`` does where the key is estimated
+    (:func:`configured_key_source`)."""
     from music21 import (articulations, chord, clef, instrument, key as m21key, layout, metadata, meter, note,
                          stream, tempo as m21tempo)
 
@@ -702,7 +717,12 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
     q = quantise(notes, beats, divisions, triplet_cost=triplet_cost)
     spelled = ps13_fifths(q) if len(q) else None
     if key is None:
-        key = estimate_key(q, spelled=spelled)
+        sig = None
+        if (key_source or configured_key_source()) == "model":
+            from .beatmodel import key_signature_class
+
+            sig = key_signature_class(notes)
+        key = estimate_key(q, spelled=spelled, signature=sig)
     elif isinstance(key, str):
         name, _, mode = key.partition(" ")
         key = m21key.Key(name, mode or None)
