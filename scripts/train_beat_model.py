@@ -252,7 +252,12 @@ def load_onnx_weights(net, path: Path) -> None:
     init = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     state = {k: v.clone() for k, v in net.state_dict().items()}
     for k in ("conv.0.weight", "conv.0.bias", "conv.2.weight", "conv.2.bias"):
-        state[k] = torch.from_numpy(init[k].copy())
+        w = torch.from_numpy(init[k].copy())
+        if k == "conv.0.weight" and w.shape[1] < state[k].shape[1]:  # a model of fewer input features
+            state[k][:, : w.shape[1]] = w
+            state[k][:, w.shape[1]:] = 0.0  # the new inputs start without effect
+        else:
+            state[k] = w
     matmul = [n for n in proto.graph.node if n.op_type == "MatMul"]
     # a model exported before an output was added has fewer head rows: those it has are copied
     head_w, head_b = init[matmul[-1].input[1]].T, init["head.bias"]

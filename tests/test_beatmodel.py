@@ -32,6 +32,7 @@ def test_features_are_per_note_in_onset_then_pitch_order():
     assert f[:, 0].tolist() == [0.0, 0.0, 1.0]  # time since the previous onset
     assert f[:, 6].tolist() == [1.0, 0.0, 1.0]  # lowest of its chord
     assert f[:, 7].tolist() == pytest.approx([0.25, 0.25, 0.125])  # chord size / 8
+    assert f[:, 8:].argmax(axis=1).tolist() == [0, 4, 0] and f[:, 8:].sum(axis=1).tolist() == [1, 1, 1]  # pitch class
     assert beatmodel.note_features(Notes.empty()).shape == (0, beatmodel.N_FEATURES)
 
 
@@ -489,3 +490,39 @@ def test_key_labels_from_annotations_and_sequenced_files_and_transposed_in_batch
     _, y = train.make_batch([piece], np.random.default_rng(3), 16, 32)
     shifted = y["key"][y["key"] >= 0].numpy()
     assert len(set(shifted)) > 1 and set(shifted) <= {(1 + 7 * s) % 12 for s in range(-3, 4)}
+
+
+def test_a_model_of_the_first_eight_features_still_runs_and_starts_a_new_one(tmp_path):
+    """Models trained before the pitch-class inputs (8 features) get the first 8 columns at
+    inference; a new network started from one keeps its outputs (the new inputs start at zero)."""
+    import torch
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    n_old = beatmodel.OUTPUTS - 1 - beatmodel.KEY_CLASSES
+    torch.manual_seed(0)
+    old_net = train.build_net(hidden=8, outputs=n_old)
+    old_net.conv[0] = torch.nn.Conv1d(8, 8, 5, padding=2)  # the first models' input width
+    path = tmp_path / "eight.onnx"
+    import io
+    import warnings
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(old_net.eval(), (torch.zeros(1, 16, 8),), buf, input_names=["features"],
+                          output_names=["logits"], dynamic_axes={"features": {1: "notes"}, "logits": {1: "notes"}},
+                          opset_version=17, dynamo=False)
+    path.write_bytes(buf.getvalue())
+    notes = beatmodel.sort_notes(_march()[0])
+    feats = beatmodel.note_features(notes)
+    model = beatmodel.BeatModel(path)
+    assert model.n_features == 8
+    with torch.no_grad():
+        expect = old_net(torch.from_numpy(feats[:, :8])[None])[0].numpy()
+    assert np.allclose(model(feats), expect, atol=1e-4)
+    new = train.build_net(hidden=8)
+    train.load_onnx_weights(new, path)
+    with torch.no_grad():
+        assert np.allclose(new.eval()(torch.from_numpy(feats)[None])[0, :, :n_old].numpy(), expect, atol=1e-4)

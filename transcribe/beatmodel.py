@@ -25,7 +25,7 @@ import numpy as np
 from .notes import Notes
 
 WEIGHTS = Path(__file__).parent / "weights" / "beats.onnx"
-N_FEATURES = 8
+N_FEATURES = 20  # the 8 of the first models, then the pitch class one-hot (12): models read the first as many as they take
 IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the model tells apart (log-spaced)
 PER_BAR = (2, 3, 4)  # beats per bar the model tells apart
 CHORD_S = 0.035  # s: notes starting this close to the group's first onset are one chord (as in score.py)
@@ -66,8 +66,9 @@ def sort_notes(notes: Notes) -> Notes:
 def note_features(notes: Notes) -> np.ndarray:
     """[n, :data:`N_FEATURES`] float32 per note (sorted by :func:`sort_notes`): the time since the
     previous note's onset (s, clipped to 4, and its log), to the next one's (log), the duration
-    (log), pitch and velocity (scaled to about 0..1), whether the note is the lowest of its chord
-    and the chord's size / 8."""
+    (log), pitch and velocity (scaled to about 0..1), whether the note is the lowest of its chord,
+    the chord's size / 8, then its pitch class (12, one-hot; models trained before it take the
+    first 8 columns only, :class:`BeatModel`)."""
     on = notes.onsets.astype(np.float64)
     n = len(on)
     prev = np.diff(on, prepend=on[0] if n else 0.0)
@@ -88,8 +89,9 @@ def note_features(notes: Notes) -> np.ndarray:
         np.clip(prev, 0, 4), np.log(np.clip(prev, 0, 4) + 0.01), np.log(np.clip(nxt, 0, 4) + 0.01),
         np.log(dur + 0.01), (notes.pitches - 21) / 87.0, notes.velocities / 127.0, lowest.astype(np.float64),
         size / 8.0,
-    ], axis=1) if n else np.zeros((0, N_FEATURES))
-    return feats.astype(np.float32)
+    ], axis=1) if n else np.zeros((0, 8))
+    pitch_class = np.eye(12)[np.mod(np.asarray(notes.pitches, dtype=np.int64), 12)] if n else np.zeros((0, 12))
+    return np.concatenate([feats, pitch_class], axis=1).astype(np.float32)
 
 
 class BeatModel:
@@ -105,10 +107,12 @@ class BeatModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.n_features = int(self.session.get_inputs()[0].shape[2])  # 8 for models before the pitch classes
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        """[n, OUTPUTS] logits of [n, N_FEATURES] features (one sequence)."""
-        (out,) = self.session.run(None, {"features": features[None].astype(np.float32)})
+        """[n, OUTPUTS] logits of [n, N_FEATURES] features (one sequence; a model trained on fewer
+        features gets the first as many)."""
+        (out,) = self.session.run(None, {"features": features[None, :, : self.n_features].astype(np.float32)})
         return out[0]
 
 
