@@ -572,3 +572,13 @@ def test_key_source_model_needs_a_model_with_the_key_output(tmp_path, monkeypatc
     monkeypatch.setattr(config, "group_defaults", lambda group: {"key_source": "guess"})
     with pytest.raises(ValueError, match="key_source"):
         score.configured_key_source()
+
+
+def test_the_beat_models_metre_method_is_read_from_the_score_group(monkeypatch):
+    from transcribe import config, score
+
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"model_metre": "downbeats"})
+    assert score.configured_model_metre() == "downbeats"
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"model_metre": "bars"})
+    with pytest.raises(ValueError, match="model_metre"):
+        score.configured_model_metre()

@@ -282,9 +282,9 @@ def key_signature_class(notes: Notes, path: str | Path | None = None) -> int:
     return int(np.argmax(out["key"].mean(axis=0)))
 
 
-def estimate_beats_model(notes: Notes, path: str | Path | None = None):
+def estimate_beats_model(notes: Notes, path: str | Path | None = None, metre: str = "head"):
     """:class:`transcribe.score.Beats` of a performance from the beat model at ``path`` (the
-    shipped one, :data:`WEIGHTS`, by default)."""
+    shipped one, :data:`WEIGHTS`, by default); ``metre``: see :func:`metre_of`."""
     notes = sort_notes(notes)
     logits = load(WEIGHTS if path is None else path)(note_features(notes))
-    return beats_from_outputs(notes, split_outputs(logits))
+    return beats_from_outputs(notes, split_outputs(logits), metre=metre)

@@ -122,6 +122,12 @@ def configured_beats() -> str:
     return _configured_choice("beats", ("tracker", "model"))
 
 
+def configured_model_metre() -> str:
+    """How the beat model's outputs give the metre: ``model_metre`` of ``conf/score/default.yaml``
+    (:func:`transcribe.beatmodel.metre_of`: ``head``, ``downbeats`` or ``both``)."""
+    return _configured_choice("model_metre", ("head", "downbeats", "both"))
+
+
 def configured_key_source() -> str:
     """Where the key signature comes from: ``key_source`` of ``conf/score/default.yaml``
     (``profile``: :func:`estimate_key` alone; ``model``: the beat model's key output chooses the
@@ -168,7 +174,7 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
         from .beatmodel import estimate_beats_model
 
         try:
-            return estimate_beats_model(notes)
+            return estimate_beats_model(notes, metre=configured_model_metre())
         except ValueError as err:  # too few beats found
             return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, f"{err}; fixed {DEFAULT_TEMPO:g} BPM grid"))
     seconds = end + 1.0
