@@ -127,7 +127,6 @@ def test_estimate_beats_model_method_gives_a_score(tmp_path, tiny_model, monkeyp
     from transcribe.score import estimate_beats, write_musicxml
 
     monkeypatch.setattr(beatmodel, "WEIGHTS", tiny_model[0])
-    monkeypatch.setattr(beatmodel.estimate_beats_model, "__defaults__", (tiny_model[0],))
     notes, truth = _march(meter=3)
     beats = estimate_beats(None, None, notes, method="model")  # an untrained model: any beats, or a fixed grid
     assert beats.source in ("model", "fixed") and beats.beats_per_bar in (1, 2, 3, 4)
