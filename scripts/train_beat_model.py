@@ -149,8 +149,8 @@ def works_fold(files: list[Path], percent: float, salt: str = "inner") -> tuple[
     stay a test."""
     import zlib
 
-    held = [f for f in files if zlib.crc32(f"{salt}:{Path(f).parent}".encode()) % 10000 < percent * 100]
-    return [f for f in files if f not in set(held)], held
+    is_held = [zlib.crc32(f"{salt}:{Path(f).parent}".encode()) % 10000 < percent * 100 for f in files]
+    return [f for f, h in zip(files, is_held) if not h], [f for f, h in zip(files, is_held) if h]
 
 
 def quantised_files(folder: Path, test_pieces: Path, exclude: tuple[str, ...] = ()) -> tuple[list[Path], list[str]]:
@@ -166,18 +166,24 @@ def quantised_files(folder: Path, test_pieces: Path, exclude: tuple[str, ...] = 
     pieces = load_test_pieces(test_pieces)
     codes = {p.code for p in pieces}
     meta: dict[str, tuple[str, str]] = {}
-    table = folder.parent / "metadata.csv" if not (folder / "metadata.csv").is_file() else folder / "metadata.csv"
-    if table.is_file():
+    table = next((t for t in (folder / "metadata.csv", folder.parent / "metadata.csv") if t.is_file()), None)
+    if table is not None:
         with open(table, newline="", encoding="utf-8") as fh:
             meta = {Path(r["midi"]).stem: (r["composer"], r["title"]) for r in csv.DictReader(fh)}
     kept, dropped = [], []
     for f in sorted(folder.rglob("*.mid")):
         composer, title = meta.get(f.stem, (f.parent.name, f.stem))
-        verdict = check(composer, title.replace("_", " "), pieces)
-        if f.stem in codes or verdict.excluded or f.stem in exclude:
-            dropped.append(f"{f}: left out ({'a test-set MAPS code' if f.stem in codes else 'excluded by name' if f.stem in exclude else verdict.reason})")
+        if f.stem in codes:
+            reason = "a test-set MAPS code"
+        elif f.stem in exclude:
+            reason = "excluded by name"
         else:
+            verdict = check(composer, title.replace("_", " "), pieces)
+            reason = verdict.reason if verdict.excluded else None
+        if reason is None:
             kept.append(f)
+        else:
+            dropped.append(f"{f}: left out ({reason})")
     return kept, dropped
 
 
@@ -344,31 +350,25 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
 def loss_of(logits, y):
     import torch.nn.functional as F
 
-    from transcribe.beatmodel import IBI_BINS, KEY_CLASSES, PER_BAR
+    from transcribe.beatmodel import IBI_COLS, KEY_COLS, PER_BAR_COLS, STAFF_COL, SUBDIVISION_COLS
+
+    def ce(cols: slice, target):
+        return F.cross_entropy(logits[..., cols].reshape(-1, cols.stop - cols.start), target.reshape(-1), ignore_index=-1)
 
     mask = y["beat"] >= 0
     bce = F.binary_cross_entropy_with_logits
     loss = bce(logits[..., 0][mask], y["beat"][mask], pos_weight=logits.new_tensor(2.0))
     loss = loss + bce(logits[..., 1][mask], y["downbeat"][mask], pos_weight=logits.new_tensor(4.0))
-    i = 2
-    loss = loss + 0.5 * F.cross_entropy(logits[..., i:i + IBI_BINS].reshape(-1, IBI_BINS), y["ibi"].reshape(-1),
-                                        ignore_index=-1)
-    i += IBI_BINS
+    loss = loss + 0.5 * ce(IBI_COLS, y["ibi"])
     if (y["per_bar"] >= 0).any():
-        loss = loss + 0.3 * F.cross_entropy(logits[..., i:i + len(PER_BAR)].reshape(-1, len(PER_BAR)),
-                                            y["per_bar"].reshape(-1), ignore_index=-1)
-    i += len(PER_BAR)
+        loss = loss + 0.3 * ce(PER_BAR_COLS, y["per_bar"])
     if (y["ternary"] >= 0).any():
-        loss = loss + 0.3 * F.cross_entropy(logits[..., i:i + 2].reshape(-1, 2), y["ternary"].reshape(-1),
-                                            ignore_index=-1)
-    i += 2
+        loss = loss + 0.3 * ce(SUBDIVISION_COLS, y["ternary"])
     staff = y["upper"] >= 0
     if staff.any():
-        loss = loss + 0.5 * bce(logits[..., i][staff], y["upper"][staff].float())
-    i += 1
-    if "key" in y and logits.shape[-1] >= i + KEY_CLASSES and (y["key"] >= 0).any():
-        loss = loss + 0.3 * F.cross_entropy(logits[..., i:i + KEY_CLASSES].reshape(-1, KEY_CLASSES),
-                                            y["key"].reshape(-1), ignore_index=-1)
+        loss = loss + 0.5 * bce(logits[..., STAFF_COL][staff], y["upper"][staff].float())
+    if "key" in y and logits.shape[-1] >= KEY_COLS.stop and (y["key"] >= 0).any():
+        loss = loss + 0.3 * ce(KEY_COLS, y["key"])
     return loss
 
 
@@ -379,15 +379,15 @@ def _head(notes, n: int):
 
 
 def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
-    """Mean loss, per-note beat / downbeat F (threshold 0.5), staff accuracy (of the notes with
-    a staff label) and subdivision (binary / ternary) accuracy (of the notes with that label) over the first ``max_notes`` notes of every validation piece."""
+    """Mean loss, per-note beat / downbeat F (threshold 0.5), and the accuracy of the staff,
+    subdivision (binary / ternary) and key-signature outputs (of the notes with those labels; key
+    only from a network with that output) over the first ``max_notes`` notes of every
+    validation piece."""
     import torch
 
-    from transcribe.beatmodel import note_features
+    from transcribe.beatmodel import KEY_COLS, STAFF_COL, SUBDIVISION_COLS, note_features
 
     net.eval()
-    from transcribe.beatmodel import IBI_BINS, KEY_CLASSES, PER_BAR
-
     tp = fp = fn = dtp = dfp = dfn = staff_right = staff_n = sub_right = sub_n = key_right = key_n = 0
     losses = []
     with torch.no_grad():
@@ -403,17 +403,16 @@ def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
             tp, fp, fn = tp + np.sum(pb & tb), fp + np.sum(pb & ~tb), fn + np.sum(~pb & tb)
             dtp, dfp, dfn = dtp + np.sum(pd & td), dfp + np.sum(pd & ~td), dfn + np.sum(~pd & td)
             tern = p["labels"]["ternary"][sl]
-            k = 2 + IBI_BINS + len(PER_BAR)
-            pt = (out[0, :, k + 1] > out[0, :, k]).numpy()
-            sub_right += int(np.sum(pt[tern >= 0] == (tern[tern >= 0] == 1)))
+            pt = out[0, :, SUBDIVISION_COLS].argmax(-1).numpy()  # 1: ternary
+            sub_right += int(np.sum(pt[tern >= 0] == tern[tern >= 0]))
             sub_n += int(np.sum(tern >= 0))
             kl = p["labels"].get("key", np.full(len(p["notes"]), -1))[sl]
-            if out.shape[-1] >= k + 3 + KEY_CLASSES:
-                pk = out[0, :, k + 3:k + 3 + KEY_CLASSES].argmax(-1).numpy()
+            if out.shape[-1] >= KEY_COLS.stop:
+                pk = out[0, :, KEY_COLS].argmax(-1).numpy()
                 key_right += int(np.sum(pk[kl >= 0] == kl[kl >= 0]))
                 key_n += int(np.sum(kl >= 0))
             su = p["labels"]["upper"][sl]
-            staff_right += int(np.sum((out[0, :, k + 2] > 0).numpy()[su >= 0] == (su[su >= 0] == 1)))
+            staff_right += int(np.sum((out[0, :, STAFF_COL] > 0).numpy()[su >= 0] == (su[su >= 0] == 1)))
             staff_n += int(np.sum(su >= 0))
     net.train()
     f = lambda a, b, c: 2 * a / max(2 * a + b + c, 1)  # noqa: E731

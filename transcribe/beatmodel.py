@@ -30,8 +30,14 @@ IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the mod
 PER_BAR = (2, 3, 4)  # beats per bar the model tells apart
 CHORD_S = 0.035  # s: notes starting this close to the group's first onset are one chord (as in score.py)
 KEY_CLASSES = 12  # key signatures up to enharmonic spelling: sharps mod 12 (see signature_class)
-# beat, downbeat, IBI classes, per-bar classes, subdivision, staff, key signature classes
-OUTPUTS = 2 + IBI_BINS + len(PER_BAR) + 2 + 1 + KEY_CLASSES
+# The output columns, in order: beat, downbeat, IBI classes, per-bar classes, subdivision (binary,
+# ternary), staff, key signature classes. Models trained before the staff or key outputs end earlier.
+IBI_COLS = slice(2, 2 + IBI_BINS)
+PER_BAR_COLS = slice(IBI_COLS.stop, IBI_COLS.stop + len(PER_BAR))
+SUBDIVISION_COLS = slice(PER_BAR_COLS.stop, PER_BAR_COLS.stop + 2)
+STAFF_COL = SUBDIVISION_COLS.stop
+KEY_COLS = slice(STAFF_COL + 1, STAFF_COL + 1 + KEY_CLASSES)
+OUTPUTS = KEY_COLS.stop
 
 
 def signature_class(sharps: np.ndarray | int) -> np.ndarray:
@@ -141,19 +147,12 @@ def split_outputs(logits: np.ndarray) -> dict[str, np.ndarray]:
     ``per_bar`` [n, 3]; ``ternary`` [n]; ``upper`` [n] (on the upper staff) and ``key`` [n, 12]
     (:func:`signature_class` probabilities), each only from a model with that output (models
     trained before them have fewer columns than :data:`OUTPUTS`)."""
-    i = 2
-    ibi = _softmax(logits[:, i:i + IBI_BINS])
-    i += IBI_BINS
-    per_bar = _softmax(logits[:, i:i + len(PER_BAR)])
-    i += len(PER_BAR)
-    sub = _softmax(logits[:, i:i + 2])
-    i += 2
-    out = {"beat": _sigmoid(logits[:, 0]), "downbeat": _sigmoid(logits[:, 1]), "ibi": ibi, "per_bar": per_bar,
-           "ternary": sub[:, 1]}
-    if logits.shape[1] > i:
-        out["upper"] = _sigmoid(logits[:, i])
-    if logits.shape[1] >= i + 1 + KEY_CLASSES:
-        out["key"] = _softmax(logits[:, i + 1:i + 1 + KEY_CLASSES])
+    out = {"beat": _sigmoid(logits[:, 0]), "downbeat": _sigmoid(logits[:, 1]), "ibi": _softmax(logits[:, IBI_COLS]),
+           "per_bar": _softmax(logits[:, PER_BAR_COLS]), "ternary": _softmax(logits[:, SUBDIVISION_COLS])[:, 1]}
+    if logits.shape[1] > STAFF_COL:
+        out["upper"] = _sigmoid(logits[:, STAFF_COL])
+    if logits.shape[1] >= KEY_COLS.stop:
+        out["key"] = _softmax(logits[:, KEY_COLS])
     return out
 
 
