@@ -88,7 +88,43 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
         right = np.isfinite(target) & np.isfinite(qpos) & (np.abs(qpos - target) < 1e-3)
         out[f"{cost:g}"] = {"right": int(right.sum()), "right_thirds": int((right & third).sum()),
                             "triplet_notes": int(np.sum(_thirds(q.onsets / beats.beat_ql)))}
+    out.update(_note_values(notes, beats, divisions, score, score_ann, match))
     return out
+
+
+def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarray) -> dict:
+    """Note values as written (the configured triplet cost, staves by the split point), against
+    the counterparts' in the score, in beats: ``values_counted`` notes whose counterpart's position
+    is right, ``values_right`` of them written with the score's value, ``values_cut`` written
+    shorter than their quantised duration (held past the next onset on their staff: one voice per
+    staff cuts them), ``values_cut_score`` of those whose quantised duration is the score's (what
+    a second voice would write right)."""
+    from transcribe.beats import Beats
+    from transcribe.score import configured_triplet_cost, quantise, split_hands, written_lengths
+
+    q = quantise(notes, beats, divisions, triplet_cost=configured_triplet_cost())
+    score_beats = Beats(score_ann.beats, 60.0)
+    m = match[q.index]
+    has = m >= 0
+    target_on = np.where(has, score_beats.position(score.onsets[np.maximum(m, 0)]), np.nan)
+    target_len = np.where(has, score_beats.position(score.offsets[np.maximum(m, 0)]), np.nan) - target_on
+    on = q.origin + q.onsets / beats.beat_ql
+    ok = has & (np.abs(on - target_on) < 1e-3)  # position right: its value can be judged
+    written = written_lengths(q, split_hands(q)) / beats.beat_ql
+    held = q.durations / beats.beat_ql
+    cut = ok & (written < held - 1e-6)
+    # the score MIDI's notes end a little before their value (0.248 beats for 0.25): its value is
+    # the length on a twelfth of a beat (sixteenths and triplet sixteenths) nearest to it
+    target_len = np.round(target_len * 12) / 12
+    same = lambda a: np.abs(a - target_len) < 1e-3  # noqa: E731
+    return {"values_counted": int(ok.sum()), "values_right": int(np.sum(ok & same(written))),
+            "values_cut": int(cut.sum()), "values_cut_score": int(np.sum(cut & same(held)))}
+
+
+def _configured_cost() -> float:
+    from transcribe.score import configured_triplet_cost
+
+    return configured_triplet_cost()
 
 
 def _thirds(pos: np.ndarray) -> np.ndarray:
@@ -163,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
              "right_elsewhere": (right - rt) / max(counted - thirds, 1), "triplet_notes": trip}
         summary["costs"][k] = s
         print(f"| {k} | {s['right']:.3f} | {s['right_thirds']:.3f} | {s['right_elsewhere']:.3f} | {trip} |")
+    vc = sum(r["values_counted"] for r in simple)
+    summary["values"] = {k: sum(r[k] for r in simple) for k in ("values_counted", "values_right", "values_cut",
+                                                                "values_cut_score")}
+    print(f"Note values (triplet cost {_configured_cost():g}, notes whose position is right: {vc}): written as the "
+          f"score writes them {summary['values']['values_right'] / max(vc, 1):.3f}; cut at the next onset on their "
+          f"staff {summary['values']['values_cut'] / max(vc, 1):.3f}, of all such notes "
+          f"{summary['values']['values_cut_score'] / max(vc, 1):.3f} with the score's value before the cut")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))

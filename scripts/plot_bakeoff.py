@@ -5,6 +5,9 @@ seconds) and draws validation note F1 (tuned thresholds), frame F1 and note+offs
 against CPU hours, one line per run, into one figure; prints the table of the points.
 
     python scripts/plot_bakeoff.py A=runs/bake_A B=runs/bake_B C=runs/bake_C --out docs/bakeoff.png
+
+A run forked from another run's checkpoint (``train.init_from``) counts its CPU time from zero;
+``--start NAME=HOURS`` puts it where its parent was (``C1lo=4.15``: forked at 4.15 CPU h).
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
     ap.add_argument("--out", type=Path, default=None, help="the figure (PNG); none: the table only")
+    ap.add_argument("--start", action="append", default=[], metavar="NAME=HOURS",
+                    help="CPU hours a run's starting checkpoint had already trained (a fork of another run)")
     args = ap.parse_args()
+    start = {name: float(hours) * 3600 for name, hours in (item.split("=", 1) for item in args.start)}
     curves = {}
     for item in args.runs:
         name, run = item.split("=", 1)
-        curves[name] = validation_rows(Path(run))
+        curves[name] = [dict(r, cpu_s=r["cpu_s"] + start.get(name, 0.0)) for r in validation_rows(Path(run))]
         print(f"## {name} ({run})")
         print("| step | CPU h | " + " | ".join(label for _, label in METRICS) + " |")
         print("| --- | --- | " + " | ".join("---" for _ in METRICS) + " |")

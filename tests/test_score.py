@@ -196,6 +196,23 @@ def test_triplets_and_staccato_in_the_musicxml():
                    for o, el in by_offset.items() if 2 < o < 3)
 
 
+def test_written_lengths_cut_a_held_note_at_the_next_onset_on_its_staff():
+    from transcribe.score import written_lengths
+
+    beats = Beats(0.6 * np.arange(12), 100.0)  # quarter = 0.6 s, 4/4
+    rows = [(0.0, 2.35, 72, 80)]  # a half note held over
+    rows += [(0.6 * k, 0.6 * k + 0.25, 67, 60) for k in (1, 2, 3)]  # short notes below it, same staff
+    rows += [(0.0, 2.35, 48, 80)]  # the bass: a half note, alone on its staff
+    q = quantise(_notes(rows), beats, divisions=4)
+    upper = q.pitches >= 60
+    w = written_lengths(q, upper)
+    top, bass, inner = q.pitches == 72, q.pitches == 48, np.flatnonzero(q.pitches == 67)
+    assert q.durations[top] == 4.0 and w[top] == 1.0  # one voice per staff: cut where the next note starts
+    assert w[bass] == 4.0  # nothing else on the bass staff
+    assert list(w[inner]) == [1.0, 1.0, 0.5]  # a quarter apart, under half sounding: quarters (staccato);
+    # the last has no next onset: its own length
+
+
 def test_quantise_starts_at_the_bar_line_before_a_pickup():
     notes, truth = waltz(pickup=True, bars=4)
     beats = Beats(truth, 100.0, numerator=3, downbeat=0)

@@ -113,7 +113,8 @@ def _work_with_triplets(folder, jitter: float = 0.01, seed: int = 0):
     """An ASAP-like work folder: ``midi_score.mid`` (two tracks: a right-hand melody of quarters,
     eighths and, in every other bar, a triplet of eighths; a left-hand bass note on every beat),
     its beat annotations (2/4 at 120 BPM), and one performance ``p.mid`` of it 25 % slower and
-    0.5 s later with timing noise, annotated likewise."""
+    0.5 s later with timing noise, each note sounding 90 % of its value (the score's 99 %, as
+    ASAP's score MIDI ends its notes a little early), annotated likewise."""
     import pretty_midi
 
     rng = np.random.default_rng(seed)
@@ -131,20 +132,20 @@ def _work_with_triplets(folder, jitter: float = 0.01, seed: int = 0):
             else:
                 rh.append((k, 1.0, 79))
 
-    def write(path, period, start, noise):
+    def write(path, period, start, noise, played=0.9):
         pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)  # thirds of a beat in whole ticks
         for part in (rh, lh):
             inst = pretty_midi.Instrument(0)
             for pos, dur, p in part:
                 t = start + pos * period + (rng.normal(0, noise) if noise else 0.0)
-                inst.notes.append(pretty_midi.Note(velocity=80, pitch=p, start=t, end=t + 0.9 * dur * period))
+                inst.notes.append(pretty_midi.Note(velocity=80, pitch=p, start=t, end=t + played * dur * period))
             pm.instruments.append(inst)
         pm.write(str(path))
         lines = [f"{start + k * period}\t{start + k * period}\t" + ("db" if k % 2 == 0 else "b")
                  + (",2/4,0" if k == 0 else "") for k in range(2 * bars)]
         return "\n".join(lines) + "\n"
 
-    (folder / "midi_score_annotations.txt").write_text(write(folder / "midi_score.mid", 0.5, 0.0, 0.0))
+    (folder / "midi_score_annotations.txt").write_text(write(folder / "midi_score.mid", 0.5, 0.0, 0.0, 0.99))
     (folder / "p_annotations.txt").write_text(write(folder / "p.mid", 0.625, 0.5, jitter))
     return folder / "p.mid"
 
@@ -161,6 +162,8 @@ def test_notation_eval_scores_positions_triplets_and_staves(tmp_path):
     assert trip["right"] == row["counted"]  # every note where the score has it
     # the melody sits above middle C and the bass below: the split point gets every staff right
     assert row["staff_counted"] == 44 and row["staff_split"] == 44
+    # played at 90 % of their values, every note is written with the score's value (the gaps absorbed)
+    assert row["values_counted"] == 44 and row["values_right"] == 44 and row["values_cut"] == 0
     # a performance whose beats do not correspond to the score's is skipped
     lines = (tmp_path / "work" / "p_annotations.txt").read_text().splitlines()
     (tmp_path / "work" / "p_annotations.txt").write_text("\n".join(lines[:-2]) + "\n")

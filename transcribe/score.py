@@ -649,6 +649,24 @@ def _staff_events(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray
     return events
 
 
+def written_lengths(q: Quantised, upper: np.ndarray) -> np.ndarray:
+    """Per quantised note, the length (quarter notes) :func:`notes_to_score` writes it with: its
+    chord's event on its staff (``upper``: True for the upper staff) by :func:`_staff_events`,
+    one voice per staff, so a note held past the next onset on its staff is cut there."""
+    out = np.zeros(len(q))
+    if not len(q):
+        return out
+    step = 1.0 / q.divisions
+    end = float((q.onsets + q.durations).max())
+    end_ql = max(q.bar_ql, q.bar_ql * np.ceil(end / q.bar_ql - 1e-9))
+    for mask in (upper, ~upper):
+        idx = np.flatnonzero(mask)
+        for off, length, ps, _ in _staff_events(q.onsets[idx], q.durations[idx], q.pitches[idx], step, end_ql):
+            if ps:
+                out[idx[np.abs(q.onsets[idx] - off) < 1e-9]] = length
+    return out
+
+
 PLAIN_VALUES = tuple(sorted({base * dot for base in (4.0, 2.0, 1.0, 0.5, 0.25, 0.125) for dot in (1.0, 1.5)}
                             | {base * 2 / 3 for base in (2.0, 1.0, 0.5, 0.25)}))
 """Lengths (quarter notes) one note value has: whole to 32nd, at most one dot, and the triplet
