@@ -4,6 +4,8 @@
 ``conf/augment/default.yaml``, in the order a recording chain would:
 
 1. ``mix``: mix in a second render of the same notes through another piano (``partner``);
+1b. ``resonance``: the ring of the undamped strings while the sustain pedal is down
+   (:mod:`transcribe.data.resonance`; needs the crop's pedal, ``pedal_down``);
 2. ``detune``: a global tuning deviation of a few cents, by resampling;
 3. ``eq``: random shelf/peaking filters, sometimes band limiting (phone/laptop microphones);
 4. ``reverb``: a synthetic room (exponentially decaying noise) at a random direct-to-reverberant ratio;
@@ -222,14 +224,15 @@ def mix_partner(y: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray
 
 def augment(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, cfg, partner: np.ndarray | None = None,
             return_params: bool = False, rooms: list[np.ndarray] | None = None,
-            measured: list[np.ndarray] | None = None):
+            measured: list[np.ndarray] | None = None, pedal_down: np.ndarray | None = None):
     """``audio`` (mono float32) through the chain of the module docstring, each effect applied
     with probability ``cfg.<effect>.p`` and parameters drawn from ``rng`` within the ranges of
     ``cfg`` (``conf/augment/default.yaml``); ``partner`` is a render of the same notes through
     another piano, aligned with ``audio`` (``mix`` needs it); ``rooms`` a bank of room impulse
     responses (``room`` needs it, see :func:`transcribe.data.rooms.room_bank`) and ``measured``
     recorded ones, of which ``room.measured_p`` of the room draws take one
-    (:func:`transcribe.data.rooms.measured_irs`). Returns audio of the same length,
+    (:func:`transcribe.data.rooms.measured_irs`); ``pedal_down`` [len(audio)] where the sustain
+    pedal is down (``resonance`` needs it). Returns audio of the same length,
     and with ``return_params`` also a dict of what was applied (``detune.time_scale``: see the
     module docstring)."""
     y = np.asarray(audio, dtype=np.float32).copy()
@@ -243,6 +246,16 @@ def augment(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, cfg, 
         w = _uniform(rng, c.weight)
         y = mix_partner(y, partner, w)
         params["mix"] = {"weight": w}
+
+    c = cfg.get("resonance")
+    # drawn only where it can apply, so a chain with it off (or a crop without pedal) draws as before
+    if c is not None and float(c.p) > 0 and pedal_down is not None and pedal_down.any() and rng.random() < c.p:
+        from .resonance import string_bank_ir, sympathetic
+
+        level = _uniform(rng, c.level_db)
+        ir = string_bank_ir(int(sample_rate), float(c.seconds), int(c.partials))
+        y = sympathetic(y, sample_rate, pedal_down[:n], level, ir, float(c.damper_s))
+        params["resonance"] = {"level_db": level}
 
     c = cfg.detune
     if rng.random() < c.p:

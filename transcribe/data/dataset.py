@@ -142,6 +142,7 @@ class CropDataset:
         config ``aug``; a partner render, when the recording has one, is drawn for mixing.
         A detuned crop's events move by the ``time_scale`` detune reports, and so do its targets."""
         from .augment import augment, detune_headroom
+        from .resonance import pedal_down_mask
 
         rec, hop, sr = self.recordings[index], self.cfg.hop_length, self.cfg.sample_rate
         first, n = (start - context_frames) * hop, (crop_frames + 2 * context_frames) * hop
@@ -150,8 +151,9 @@ class CropDataset:
         partner = None
         if rec.partners:
             partner = read_segment(rec.partners[int(rng.integers(len(rec.partners)))], first, n, sr)
+        down = pedal_down_mask(rec.pedal, first / sr, len(y), sr)
         y, params = augment(y, sr, rng, aug, partner=partner, rooms=self.rooms, measured=self.measured_rooms,
-                            return_params=True)
+                            return_params=True, pedal_down=down)
         feats = cqt_features(y, self.cfg)[context_frames: context_frames + crop_frames]
         warp = (first / sr, params["detune"]["time_scale"]) if "detune" in params else None
         return np.ascontiguousarray(feats, dtype=np.float32), self._targets(rec, start, crop_frames, warp)
