@@ -11,6 +11,13 @@ measurement, to choose levers by.
 
 Files are spread over the name-sorted list (as validation takes them); transcribed as
 ``transcribe`` does (the checkpoint's decoder settings, the level step).
+
+``--resonance DB`` first adds the ring of the undamped strings wherever a file's sustain pedal is
+known and down (:mod:`transcribe.data.resonance`, at DB relative to the dry level; files whose
+pedal is unknown are left out), to see what a real piano's pedal resonance does to a model trained
+without it:
+
+    python scripts/error_analysis.py --data-dir data/renders_heldout --files 16 --resonance -15
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from transcribe.data.pairs import find_pairs, spread  # noqa: E402
 from transcribe.infer import Transcriber  # noqa: E402
 from transcribe.metrics import breakdown_rates, error_breakdown, sum_breakdowns  # noqa: E402
 from transcribe.notefiles import read_labels  # noqa: E402
+from transcribe.data.resonance import pedal_down_mask, string_bank_ir, sympathetic  # noqa: E402
+from transcribe.pedal import pedal_for  # noqa: E402
 
 
 def main() -> None:
@@ -37,9 +46,13 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=0, help="at most this many files (0: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None, help="write the counts and rates here")
+    ap.add_argument("--resonance", type=float, default=None, metavar="DB",
+                    help="add the strings' ring under the pedal at DB against the dry level (pedalled files only)")
     args = ap.parse_args()
 
     pairs = spread(find_pairs(args.data_dir, args.glob))
+    if args.resonance is not None:
+        pairs = [(a, lab) for a, lab in pairs if pedal_for(lab) is not None]
     if args.files:
         pairs = pairs[: args.files]
     if not pairs:
@@ -48,7 +61,12 @@ def main() -> None:
     transcriber = Transcriber.from_checkpoint(ckpt, threads=args.threads)
     parts = []
     for k, (audio, label) in enumerate(pairs, 1):
-        est = transcriber.transcribe(load_audio(audio, transcriber.sample_rate), transcriber.sample_rate)
+        y = load_audio(audio, transcriber.sample_rate)
+        if args.resonance is not None:
+            sr = transcriber.sample_rate
+            y = sympathetic(y, sr, pedal_down_mask(pedal_for(label), 0.0, len(y), sr), args.resonance,
+                            string_bank_ir(sr))
+        est = transcriber.transcribe(y, transcriber.sample_rate)
         parts.append(error_breakdown(read_labels(label), est))
         print(f"[{k}/{len(pairs)}] {audio.name}: {parts[-1]['matched@50ms']} of {parts[-1]['ref']} notes found, "
               f"{parts[-1]['est']} written", flush=True)
@@ -63,7 +81,7 @@ def main() -> None:
     if args.json:
         counts = {k: v for k, v in total.items() if k != "velocity pairs"}
         args.json.write_text(json.dumps({"checkpoint": args.checkpoint, "data_dir": str(args.data_dir),
-                                         "glob": args.glob, "files": [str(a) for a, _ in pairs],
+                                         "glob": args.glob, "resonance_db": args.resonance, "files": [str(a) for a, _ in pairs],
                                          "counts": counts, "rates": rates}, indent=1))
         print(f"wrote {args.json}")
 

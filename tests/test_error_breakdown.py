@@ -55,3 +55,32 @@ def test_rates_agree_with_the_metrics_and_add_up():
 def test_a_perfect_transcription_has_no_errors():
     b = error_breakdown(REF, REF)
     assert b["matched@25ms"] == 4 and sum(v for k, v in b.items() if k.startswith(("false", "miss"))) == 0
+
+
+def test_error_analysis_with_the_pedal_ring_scores_the_pedalled_files_only(tmp_path):
+    """scripts/error_analysis.py --resonance, run as a user runs it with the shipped model: the
+    files whose pedal is unknown are left out, the rest transcribed with the ring added."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from transcribe.pedal import pedal_sidecar, write_pedal
+
+    from .conftest import SR, random_notes, synth, write_tsv
+
+    for name in ("a_pedalled", "b_unknown"):
+        piece = random_notes(3, seconds=4.0, n=12)
+        sf.write(tmp_path / f"{name}.flac", synth(piece, seed=0), SR)
+        write_tsv(piece, tmp_path / f"{name}.tsv")
+    write_pedal(np.array([[0.2, 3.5]]), pedal_sidecar(tmp_path / "a_pedalled.tsv"))
+    out = tmp_path / "errors.json"
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, str(root / "scripts" / "error_analysis.py"), "--data-dir", str(tmp_path),
+                          "--resonance", "-12", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    assert report["resonance_db"] == -12.0 and [Path(f).name for f in report["files"]] == ["a_pedalled.flac"]
+    assert report["counts"]["ref"] == 12
