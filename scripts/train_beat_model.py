@@ -105,9 +105,13 @@ def read_notes(files: list[Path], cache: Path | None = None) -> dict[str, "Notes
     return {str(f): have[str(f)] for f in files}
 
 
-def staff_labels(notes, ann, folder: Path, scores: dict) -> np.ndarray:
-    """Per note 1 (upper staff), 0 (lower) or -1 (no counterpart in the score, or no score whose
-    beats correspond to the performance's); ``scores`` caches each folder's score."""
+def score_labels(notes, ann, folder: Path, scores: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per note, from its counterpart in the score: the staff, 1 (upper) or 0 (lower), and the
+    note value's :func:`~transcribe.beatmodel.value_class` (the counterpart's length in score
+    beats); -1 where there is no counterpart, no score whose beats correspond to the
+    performance's, or (the value) no class; ``scores`` caches each folder's score."""
+    from transcribe.beatmodel import value_class
+    from transcribe.beats import Beats
     from transcribe.data.asap import read_annotations, read_score_midi, score_counterparts
 
     if folder not in scores:
@@ -117,14 +121,19 @@ def staff_labels(notes, ann, folder: Path, scores: dict) -> np.ndarray:
         except (OSError, ValueError) as err:
             print(f"{folder}: no staff labels: {err}", file=sys.stderr)
             scores[folder] = None
+    none = np.full(len(notes), -1, dtype=np.int64)
     if scores[folder] is None:
-        return np.full(len(notes), -1, dtype=np.int64)
+        return none, none
     score, upper, score_ann = scores[folder]
     try:
         match = score_counterparts(notes, ann, score, score_ann)
     except ValueError:
-        return np.full(len(notes), -1, dtype=np.int64)
-    return np.where(match >= 0, upper[match].astype(np.int64), -1)
+        return none, none
+    grid = Beats(score_ann.beats, 60.0)
+    # the score MIDI ends its notes a little early (0.248 beats for 0.25): the length on a 12th of a beat
+    length = np.round((grid.position(score.offsets) - grid.position(score.onsets)) * 12) / 12
+    value = np.where(match >= 0, value_class(length)[np.maximum(match, 0)], -1)
+    return np.where(match >= 0, upper[match].astype(np.int64), -1), value
 
 
 def load_side(files: list[Path], cache: Path | None = None) -> list[dict]:
@@ -137,7 +146,7 @@ def load_side(files: list[Path], cache: Path | None = None) -> list[dict]:
         notes = notes_of[str(f)]
         ann = read_annotations(annotation_path(f))
         labels = note_labels(notes, ann)
-        labels["upper"] = staff_labels(notes, ann, Path(f).parent, scores)
+        labels["upper"], labels["value"] = score_labels(notes, ann, Path(f).parent, scores)
         out.append({"file": str(f), "notes": notes, "ann": ann, "labels": labels})
     return out
 
@@ -310,7 +319,7 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
     from transcribe.beatmodel import note_features
     from transcribe.notes import Notes
 
-    xs, ys = [], {k: [] for k in ("beat", "downbeat", "ibi", "per_bar", "ternary", "upper", "key")}
+    xs, ys = [], {k: [] for k in ("beat", "downbeat", "ibi", "per_bar", "ternary", "upper", "key", "value")}
     for _ in range(batch):
         p = pieces[rng.integers(len(pieces))]
         n = len(p["notes"])
@@ -338,6 +347,7 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
         lab["ibi"] = ibi_class(ibi_centres()[lab["ibi"]] * rate(nt.onsets[sl]))
         key = lab.get("key", np.full(len(sl), -1, dtype=np.int64))
         lab["key"] = np.where(key >= 0, np.mod(key + 7 * shift, 12), -1)  # transposed with the pitches
+        lab["value"] = lab.get("value", np.full(len(sl), -1, dtype=np.int64))  # in beats: a stretch keeps it
         pad = length - len(f)
         xs.append(np.pad(f, ((0, pad), (0, 0))))
         for k in ys:
@@ -350,7 +360,7 @@ def make_batch(pieces: list[dict], rng: np.random.Generator, batch: int, length:
 def loss_of(logits, y):
     import torch.nn.functional as F
 
-    from transcribe.beatmodel import IBI_COLS, KEY_COLS, PER_BAR_COLS, STAFF_COL, SUBDIVISION_COLS
+    from transcribe.beatmodel import IBI_COLS, KEY_COLS, PER_BAR_COLS, STAFF_COL, SUBDIVISION_COLS, VALUE_COLS
 
     def ce(cols: slice, target):
         return F.cross_entropy(logits[..., cols].reshape(-1, cols.stop - cols.start), target.reshape(-1), ignore_index=-1)
@@ -369,6 +379,8 @@ def loss_of(logits, y):
         loss = loss + 0.5 * bce(logits[..., STAFF_COL][staff], y["upper"][staff].float())
     if "key" in y and logits.shape[-1] >= KEY_COLS.stop and (y["key"] >= 0).any():
         loss = loss + 0.3 * ce(KEY_COLS, y["key"])
+    if "value" in y and logits.shape[-1] >= VALUE_COLS.stop and (y["value"] >= 0).any():
+        loss = loss + 0.3 * ce(VALUE_COLS, y["value"])
     return loss
 
 
@@ -380,15 +392,16 @@ def _head(notes, n: int):
 
 def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
     """Mean loss, per-note beat / downbeat F (threshold 0.5), and the accuracy of the staff,
-    subdivision (binary / ternary) and key-signature outputs (of the notes with those labels; key
-    only from a network with that output) over the first ``max_notes`` notes of every
+    subdivision (binary / ternary), key-signature and note-value outputs (of the notes with those
+    labels; key and value only from a network with that output) over the first ``max_notes`` notes of every
     validation piece."""
     import torch
 
-    from transcribe.beatmodel import KEY_COLS, STAFF_COL, SUBDIVISION_COLS, note_features
+    from transcribe.beatmodel import KEY_COLS, STAFF_COL, SUBDIVISION_COLS, VALUE_COLS, note_features
 
     net.eval()
     tp = fp = fn = dtp = dfp = dfn = staff_right = staff_n = sub_right = sub_n = key_right = key_n = 0
+    value_right = value_n = 0
     losses = []
     with torch.no_grad():
         for p in pieces:
@@ -411,6 +424,11 @@ def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
                 pk = out[0, :, KEY_COLS].argmax(-1).numpy()
                 key_right += int(np.sum(pk[kl >= 0] == kl[kl >= 0]))
                 key_n += int(np.sum(kl >= 0))
+            vl = p["labels"].get("value", np.full(len(p["notes"]), -1))[sl]
+            if out.shape[-1] >= VALUE_COLS.stop:
+                pv = out[0, :, VALUE_COLS].argmax(-1).numpy()
+                value_right += int(np.sum(pv[vl >= 0] == vl[vl >= 0]))
+                value_n += int(np.sum(vl >= 0))
             su = p["labels"]["upper"][sl]
             staff_right += int(np.sum((out[0, :, STAFF_COL] > 0).numpy()[su >= 0] == (su[su >= 0] == 1)))
             staff_n += int(np.sum(su >= 0))
@@ -418,7 +436,7 @@ def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
     f = lambda a, b, c: 2 * a / max(2 * a + b + c, 1)  # noqa: E731
     return {"loss": float(np.mean(losses)), "beat_f": round(f(tp, fp, fn), 4), "downbeat_f": round(f(dtp, dfp, dfn), 4),
             "staff_acc": round(staff_right / max(staff_n, 1), 4), "subdivision_acc": round(sub_right / max(sub_n, 1), 4),
-            "key_acc": round(key_right / max(key_n, 1), 4)}
+            "key_acc": round(key_right / max(key_n, 1), 4), "value_acc": round(value_right / max(value_n, 1), 4)}
 
 
 def export(net, path: Path, meta: dict) -> None:

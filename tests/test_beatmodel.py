@@ -281,13 +281,16 @@ def test_staff_output_only_from_a_model_that_has_it(tiny_model, tmp_path):
     order = np.lexsort((shuffled.pitches, shuffled.onsets))
     assert list(up[order]) == list(out["upper"] > 0.5)
     assert "key" in out and out["key"].shape == (len(notes), beatmodel.KEY_CLASSES)
-    before_key = logits[:, : beatmodel.OUTPUTS - beatmodel.KEY_CLASSES]
+    assert "value" in out and out["value"].shape == (len(notes), len(beatmodel.VALUES))
+    before_value = logits[:, : beatmodel.VALUE_COLS.start]
+    assert "key" in beatmodel.split_outputs(before_value) and "value" not in beatmodel.split_outputs(before_value)
+    before_key = logits[:, : beatmodel.KEY_COLS.start]
     assert "upper" in beatmodel.split_outputs(before_key) and "key" not in beatmodel.split_outputs(before_key)
     assert "upper" not in beatmodel.split_outputs(before_key[:, :-1])
     train = load_script("train_beat_model")
     torch.manual_seed(0)
     old = tmp_path / "old.onnx"
-    train.export(train.build_net(hidden=8, outputs=beatmodel.OUTPUTS - 1 - beatmodel.KEY_CLASSES), old,
+    train.export(train.build_net(hidden=8, outputs=beatmodel.STAFF_COL), old,
                  {"note": "before the staff"})
     with pytest.raises(ValueError, match="old.onnx: this beat model has no staff output"):
         beatmodel.upper_staff(notes, old)
@@ -302,7 +305,7 @@ def test_training_starts_from_a_model_without_the_staff_output(tmp_path):
 
     train = load_script("train_beat_model")
     torch.manual_seed(0)
-    n_old = beatmodel.OUTPUTS - 1 - beatmodel.KEY_CLASSES  # before the staff and key outputs
+    n_old = beatmodel.STAFF_COL  # before the staff, key and value outputs
     old_net = train.build_net(hidden=8, outputs=n_old)
     train.export(old_net, tmp_path / "old.onnx", {})
     torch.manual_seed(1)
@@ -315,10 +318,10 @@ def test_training_starts_from_a_model_without_the_staff_output(tmp_path):
     assert torch.equal(new.head.weight[n_old:], before)
 
 
-def test_staff_labels_from_the_score_counterparts(tmp_path):
-    """A performance note takes the staff of the score note of its pitch nearest in beats (within
-    a quarter beat); notes the score does not hold, and a score whose beats do not correspond,
-    get -1."""
+def test_staff_and_value_labels_from_the_score_counterparts(tmp_path):
+    """A performance note takes the staff and the note value (in beats) of the score note of its
+    pitch nearest in beats (within a quarter beat); notes the score does not hold, and a score
+    whose beats do not correspond, get -1."""
     import pretty_midi
 
     from .conftest import load_script
@@ -330,10 +333,11 @@ def test_staff_labels_from_the_score_counterparts(tmp_path):
     pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
     upper, lower = pretty_midi.Instrument(0), pretty_midi.Instrument(0)
     for k in range(8):  # score: a beat every 0.5 s; right hand C5/E5 on every beat, left hand C3 every other
-        upper.notes.append(pretty_midi.Note(velocity=80, pitch=72 if k % 2 else 76, start=0.5 * k, end=0.5 * k + 0.4))
+        # (ending a little early, as ASAP's score MIDI does: quarters, halves, an eighth)
+        upper.notes.append(pretty_midi.Note(velocity=80, pitch=72 if k % 2 else 76, start=0.5 * k, end=0.5 * k + 0.495))
         if k % 2 == 0:
-            lower.notes.append(pretty_midi.Note(velocity=80, pitch=48, start=0.5 * k, end=0.5 * k + 0.9))
-    lower.notes.append(pretty_midi.Note(velocity=80, pitch=60, start=1.0, end=1.4))  # middle C, left hand
+            lower.notes.append(pretty_midi.Note(velocity=80, pitch=48, start=0.5 * k, end=0.5 * k + 0.99))
+    lower.notes.append(pretty_midi.Note(velocity=80, pitch=60, start=1.0, end=1.245))  # middle C, left hand
     pm.instruments += [upper, lower]
     pm.write(str(folder / "midi_score.mid"))
     beat_lines = "\n".join(f"{0.5 * k}\t{0.5 * k}\t{'db,4/4,0' if k == 0 else ('db' if k % 4 == 0 else 'b')}"
@@ -345,11 +349,13 @@ def test_staff_labels_from_the_score_counterparts(tmp_path):
     (folder / "p_annotations.txt").write_text(perf_lines + "\n")
     notes = Notes(np.array([1.0, 1.0, 1.62, 2.2, 2.21, 2.5]), np.array([1.4, 1.9, 2.0, 2.6, 2.6, 2.7]),
                   np.array([76, 48, 72, 76, 60, 62]), np.full(6, 80))
-    labels = train.staff_labels(notes, read_annotations(folder / "p_annotations.txt"), folder, {})
-    assert labels.tolist() == [1, 0, 1, 1, 0, -1]
+    staff, value = train.score_labels(notes, read_annotations(folder / "p_annotations.txt"), folder, {})
+    assert staff.tolist() == [1, 0, 1, 1, 0, -1]
+    quarter, half, eighth = (beatmodel.VALUES.index(v) for v in (1.0, 2.0, 0.5))
+    assert value.tolist() == [quarter, half, quarter, quarter, eighth, -1]
     (folder / "q_annotations.txt").write_text("\n".join(perf_lines.splitlines()[:6]) + "\n")
     short = read_annotations(folder / "q_annotations.txt")
-    assert train.staff_labels(notes, short, folder, {}).tolist() == [-1] * 6
+    assert [a.tolist() for a in train.score_labels(notes, short, folder, {})] == [[-1] * 6] * 2
 
 
 def test_score_staves_from_the_model(tiny_model, monkeypatch):
@@ -499,7 +505,7 @@ def test_a_model_of_the_first_eight_features_still_runs_and_starts_a_new_one(tmp
     from .conftest import load_script
 
     train = load_script("train_beat_model")
-    n_old = beatmodel.OUTPUTS - 1 - beatmodel.KEY_CLASSES
+    n_old = beatmodel.STAFF_COL
     torch.manual_seed(0)
     old_net = train.build_net(hidden=8, outputs=n_old)
     old_net.conv[0] = torch.nn.Conv1d(8, 8, 5, padding=2)  # the first models' input width
@@ -525,3 +531,9 @@ def test_a_model_of_the_first_eight_features_still_runs_and_starts_a_new_one(tmp
     train.load_onnx_weights(new, path)
     with torch.no_grad():
         assert np.allclose(new.eval()(torch.from_numpy(feats)[None])[0, :, :n_old].numpy(), expect, atol=1e-4)
+
+
+def test_value_classes_hold_the_plain_values_and_refuse_the_rest():
+    v = beatmodel.VALUES
+    got = beatmodel.value_class(np.array([1.0, 0.99, 1.5, 2.5, 1 / 3, 0.1, 4.0, 5.0]))
+    assert got.tolist() == [v.index(1.0), v.index(1.0), v.index(1.5), -1, v.index(1 / 3), -1, v.index(4.0), -1]

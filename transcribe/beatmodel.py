@@ -31,13 +31,17 @@ PER_BAR = (2, 3, 4)  # beats per bar the model tells apart
 CHORD_S = 0.035  # s: notes starting this close to the group's first onset are one chord (as in score.py)
 KEY_CLASSES = 12  # key signatures up to enharmonic spelling: sharps mod 12 (see signature_class)
 # The output columns, in order: beat, downbeat, IBI classes, per-bar classes, subdivision (binary,
-# ternary), staff, key signature classes. Models trained before the staff or key outputs end earlier.
+# ternary), staff, key signature classes, note values. Models trained before the later outputs end earlier.
 IBI_COLS = slice(2, 2 + IBI_BINS)
 PER_BAR_COLS = slice(IBI_COLS.stop, IBI_COLS.stop + len(PER_BAR))
 SUBDIVISION_COLS = slice(PER_BAR_COLS.stop, PER_BAR_COLS.stop + 2)
 STAFF_COL = SUBDIVISION_COLS.stop
 KEY_COLS = slice(STAFF_COL + 1, STAFF_COL + 1 + KEY_CLASSES)
-OUTPUTS = KEY_COLS.stop
+# Note values the model tells apart, in beats (the annotated beat: a dotted quarter in 6/8): what a
+# score writes a note as (its counterpart's length), from a sixth of a beat to four beats
+VALUES = (1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 1.5, 2.0, 3.0, 4.0)
+VALUE_COLS = slice(KEY_COLS.stop, KEY_COLS.stop + len(VALUES))
+OUTPUTS = VALUE_COLS.stop
 
 
 def signature_class(sharps: np.ndarray | int) -> np.ndarray:
@@ -144,16 +148,28 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 def split_outputs(logits: np.ndarray) -> dict[str, np.ndarray]:
     """Per-note probabilities of the raw outputs: ``beat``, ``downbeat`` [n]; ``ibi`` [n, IBI_BINS];
-    ``per_bar`` [n, 3]; ``ternary`` [n]; ``upper`` [n] (on the upper staff) and ``key`` [n, 12]
-    (:func:`signature_class` probabilities), each only from a model with that output (models
-    trained before them have fewer columns than :data:`OUTPUTS`)."""
+    ``per_bar`` [n, 3]; ``ternary`` [n]; ``upper`` [n] (on the upper staff), ``key`` [n, 12]
+    (:func:`signature_class` probabilities) and ``value`` [n, len(VALUES)] (the note value a score
+    writes, :data:`VALUES`), each only from a model with that output (models trained before them
+    have fewer columns than :data:`OUTPUTS`)."""
     out = {"beat": _sigmoid(logits[:, 0]), "downbeat": _sigmoid(logits[:, 1]), "ibi": _softmax(logits[:, IBI_COLS]),
            "per_bar": _softmax(logits[:, PER_BAR_COLS]), "ternary": _softmax(logits[:, SUBDIVISION_COLS])[:, 1]}
     if logits.shape[1] > STAFF_COL:
         out["upper"] = _sigmoid(logits[:, STAFF_COL])
     if logits.shape[1] >= KEY_COLS.stop:
         out["key"] = _softmax(logits[:, KEY_COLS])
+    if logits.shape[1] >= VALUE_COLS.stop:
+        out["value"] = _softmax(logits[:, VALUE_COLS])
     return out
+
+
+def value_class(beats: np.ndarray) -> np.ndarray:
+    """The :data:`VALUES` class of note lengths in beats, or -1 where none is within 4 % of it
+    (a tied or double-dotted value the classes do not hold)."""
+    beats = np.asarray(beats, dtype=np.float64)
+    ratio = np.log(np.maximum(beats, 1e-6)[:, None] / np.array(VALUES)[None, :])
+    k = np.argmin(np.abs(ratio), axis=1)
+    return np.where(np.abs(ratio[np.arange(len(beats)), k]) < np.log(1.04), k, -1).astype(np.int64)
 
 
 def upper_staff(notes: Notes, path: str | Path | None = None) -> np.ndarray:
