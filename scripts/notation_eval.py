@@ -88,17 +88,19 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
         right = np.isfinite(target) & np.isfinite(qpos) & (np.abs(qpos - target) < 1e-3)
         out[f"{cost:g}"] = {"right": int(right.sum()), "right_thirds": int((right & third).sum()),
                             "triplet_notes": int(np.sum(_thirds(q.onsets / beats.beat_ql)))}
-    out.update(_note_values(notes, beats, divisions, score, score_ann, match))
+    out.update(_note_values(notes, beats, divisions, score, score_ann, match, model))
     return out
 
 
-def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarray) -> dict:
+def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarray, model: Path | None = None) -> dict:
     """Note values as written (the configured triplet cost, staves by the split point), against
     the counterparts' in the score, in beats: ``values_counted`` notes whose counterpart's position
     is right, ``values_right`` of them written with the score's value, ``values_cut`` written
     shorter than their quantised duration (held past the next onset on their staff: one voice per
     staff cuts them), ``values_cut_score`` of those whose quantised duration is the score's (what
-    a second voice would write right)."""
+    a second voice would write right); with a ``model`` that has the note-value output,
+    ``values_right_model``: written with the score's value from the model's values
+    (``note_values: model``)."""
     from transcribe.beats import Beats
     from transcribe.score import configured_triplet_cost, quantise, split_hands, written_lengths
 
@@ -117,8 +119,18 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     # the length on a twelfth of a beat (sixteenths and triplet sixteenths) nearest to it
     target_len = np.round(target_len * 12) / 12
     same = lambda a: np.abs(a - target_len) < 1e-3  # noqa: E731
-    return {"values_counted": int(ok.sum()), "values_right": int(np.sum(ok & same(written))),
-            "values_cut": int(cut.sum()), "values_cut_score": int(np.sum(cut & same(held)))}
+    out = {"values_counted": int(ok.sum()), "values_right": int(np.sum(ok & same(written))),
+           "values_cut": int(cut.sum()), "values_cut_score": int(np.sum(cut & same(held)))}
+    if model is not None:
+        from transcribe.beatmodel import note_values
+
+        try:
+            values = note_values(notes, model)[q.index] * beats.beat_ql
+        except ValueError:  # a model without the note-value output: its staves only
+            return out
+        by_model = written_lengths(q, split_hands(q), values) / beats.beat_ql
+        out["values_right_model"] = int(np.sum(ok & same(by_model)))
+    return out
 
 
 def _configured_cost() -> float:
@@ -136,6 +148,8 @@ def _thirds(pos: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="*", type=Path,
+                    help="performance MIDI files (default: the --side of the split; e.g. the inner works' list)")
     ap.add_argument("--asap", default="data/asap")
     ap.add_argument("--shared-data", default=None)
     ap.add_argument("--side", choices=("train", "val"), default="val")
@@ -150,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from transcribe.data.asap import split
 
     costs = [float(c) for c in args.costs.split(",")]
-    files = sorted(split(args.asap, args.shared_data)[args.side])
+    files = sorted(args.files) if args.files else sorted(split(args.asap, args.shared_data)[args.side])
     if args.sample is not None and args.sample < len(files):
         rng = np.random.default_rng(0)
         files = sorted(rng.choice(files, args.sample, replace=False).tolist())
@@ -201,11 +215,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {k} | {s['right']:.3f} | {s['right_thirds']:.3f} | {s['right_elsewhere']:.3f} | {trip} |")
     vc = sum(r["values_counted"] for r in simple)
     summary["values"] = {k: sum(r[k] for r in simple) for k in ("values_counted", "values_right", "values_cut",
-                                                                "values_cut_score")}
+                                                                "values_cut_score") + (
+        ("values_right_model",) if simple and all("values_right_model" in r for r in simple) else ())}
     print(f"Note values (triplet cost {_configured_cost():g}, notes whose position is right: {vc}): written as the "
           f"score writes them {summary['values']['values_right'] / max(vc, 1):.3f}; cut at the next onset on their "
           f"staff {summary['values']['values_cut'] / max(vc, 1):.3f}, of all such notes "
           f"{summary['values']['values_cut_score'] / max(vc, 1):.3f} with the score's value before the cut")
+    if "values_right_model" in summary["values"]:
+        print(f"Note values from the model's output ({args.model}): written as the score writes them "
+              f"{summary['values']['values_right_model'] / max(vc, 1):.3f}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))

@@ -537,3 +537,35 @@ def test_value_classes_hold_the_plain_values_and_refuse_the_rest():
     v = beatmodel.VALUES
     got = beatmodel.value_class(np.array([1.0, 0.99, 1.5, 2.5, 1 / 3, 0.1, 4.0, 5.0]))
     assert got.tolist() == [v.index(1.0), v.index(1.0), v.index(1.5), -1, v.index(1 / 3), -1, v.index(4.0), -1]
+
+
+def test_score_note_values_from_the_model(tiny_model, monkeypatch):
+    """note_values="model": every note is written with the value the model's note-value output
+    gives it (in beats), cut at the next chord on its staff, as notation_eval measures it; the
+    shipped model, which has no such output, is an error naming its file."""
+    from music21 import converter
+
+    from transcribe.score import Beats, notes_to_score, quantise, score_bytes, split_hands, written_lengths
+
+    notes, truth = _march(bars=4)
+    beats = Beats(truth, 100.0)
+    with pytest.raises(ValueError, match="beats.onnx: this beat model has no note-value output"):
+        notes_to_score(notes, beats, key="C major", note_values="model")
+    monkeypatch.setattr(beatmodel, "WEIGHTS", tiny_model[0])
+    values = beatmodel.note_values(notes)
+    assert set(np.unique(values)) <= set(beatmodel.VALUES)
+    q = quantise(notes, beats, 4, triplet_cost=0.05)
+    upper = split_hands(q)
+    expected = written_lengths(q, upper, values[q.index] * beats.beat_ql)
+    assert not np.allclose(expected, written_lengths(q, upper))  # the model's values are not the played ones
+    parsed = converter.parseData(score_bytes(notes_to_score(notes, beats, key="C major", triplet_cost=0.05,
+                                                            note_values="model")).decode())
+    lengths = {}  # per staff and pitch, the quarter notes written (tied pieces summed)
+    for part, staff in zip(parsed.parts, (True, False)):
+        for el in part.flatten().notes:
+            for p in el.pitches:
+                lengths[(staff, p.midi)] = lengths.get((staff, p.midi), 0.0) + float(el.quarterLength)
+    want = {}
+    for k in range(len(q)):
+        want[(bool(upper[k]), int(q.pitches[k]))] = want.get((bool(upper[k]), int(q.pitches[k])), 0.0) + expected[k]
+    assert lengths == pytest.approx(want)

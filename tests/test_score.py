@@ -211,6 +211,10 @@ def test_written_lengths_cut_a_held_note_at_the_next_onset_on_its_staff():
     assert w[bass] == 4.0  # nothing else on the bass staff
     assert list(w[inner]) == [1.0, 1.0, 0.5]  # a quarter apart, under half sounding: quarters (staccato);
     # the last has no next onset: its own length
+    # given values (a model's): each chord its value, still cut at the next chord on its staff
+    values = np.where(top, 4.0, np.where(bass, 2.0, 0.5))
+    v = written_lengths(q, upper, values)
+    assert v[top] == 1.0 and v[bass] == 2.0 and list(v[inner]) == [0.5, 0.5, 0.5]
 
 
 def test_quantise_starts_at_the_bar_line_before_a_pickup():

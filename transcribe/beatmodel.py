@@ -172,16 +172,23 @@ def value_class(beats: np.ndarray) -> np.ndarray:
     return np.where(np.abs(ratio[np.arange(len(beats)), k]) < np.log(1.04), k, -1).astype(np.int64)
 
 
+def _output_of(notes: Notes, path: str | Path | None, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the sorting order of ``notes``, the model's ``name`` output for the sorted notes) by the
+    model at ``path`` (the shipped one by default); a model without it is an error naming it
+    and ``what`` it lacks."""
+    path = WEIGHTS if path is None else path
+    out = split_outputs(load(path)(note_features(sort_notes(notes))))
+    if name not in out:
+        raise ValueError(f"{path}: this beat model has no {what} output (retrain it with scripts/train_beat_model.py)")
+    return np.lexsort((notes.pitches, notes.onsets)), out[name]
+
+
 def upper_staff(notes: Notes, path: str | Path | None = None) -> np.ndarray:
     """Per note (in the given order), whether the model (``path``, the shipped one by default)
     writes it on the upper staff; a model without the staff output is an error naming it."""
-    path = WEIGHTS if path is None else path
-    order = np.lexsort((notes.pitches, notes.onsets))
-    out = split_outputs(load(path)(note_features(sort_notes(notes))))
-    if "upper" not in out:
-        raise ValueError(f"{path}: this beat model has no staff output (retrain it with scripts/train_beat_model.py)")
+    order, p = _output_of(notes, path, "upper", "staff")
     upper = np.zeros(len(notes), dtype=bool)
-    upper[order] = out["upper"] > 0.5
+    upper[order] = p > 0.5
     return upper
 
 
@@ -286,15 +293,21 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
                  meter_scores=info)
 
 
+def note_values(notes: Notes, path: str | Path | None = None) -> np.ndarray:
+    """Per note (in the given order), the note value (beats) a score would write it with, by the
+    model's value output (``path``, the shipped model by default): the most probable of
+    :data:`VALUES`; a model without that output is an error naming it."""
+    order, p = _output_of(notes, path, "value", "note-value")
+    values = np.zeros(len(notes))
+    values[order] = np.asarray(VALUES)[p.argmax(axis=1)]
+    return values
+
+
 def key_signature_class(notes: Notes, path: str | Path | None = None) -> int:
     """The key signature's :func:`signature_class` of a performance by the beat model's key
     output (``path``, the shipped model by default): the class most probable on average over
     the notes; a model without that output is an error naming it."""
-    path = WEIGHTS if path is None else path
-    out = split_outputs(load(path)(note_features(sort_notes(notes))))
-    if "key" not in out:
-        raise ValueError(f"{path}: this beat model has no key output (retrain it with scripts/train_beat_model.py)")
-    return int(np.argmax(out["key"].mean(axis=0)))
+    return int(np.argmax(_output_of(notes, path, "key", "key")[1].mean(axis=0)))
 
 
 def estimate_beats_model(notes: Notes, path: str | Path | None = None, metre: str = "head"):

@@ -141,6 +141,13 @@ def configured_hands() -> str:
     return _configured_choice("hands", ("split", "model"))
 
 
+def configured_note_values() -> str:
+    """Where the written note values come from: ``note_values`` of ``conf/score/default.yaml``
+    (``rules``: the played lengths, :func:`_staff_events`' rules; ``model``: the beat model's
+    note-value output, :func:`transcribe.beatmodel.note_values`)."""
+    return _configured_choice("note_values", ("rules", "model"))
+
+
 def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Notes, *,
                    method: str = "auto") -> Beats:
     """Beats, tempo and meter of a performance.
@@ -610,7 +617,7 @@ def _multiple(x: float, step: float) -> bool:
 
 
 def _staff_events(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray, step: float,
-                  end_ql: float) -> list[tuple[float, float, list[int], bool]]:
+                  end_ql: float, values: np.ndarray | None = None) -> list[tuple[float, float, list[int], bool]]:
     """(offset, length, pitches, staccato) of one staff, chords and rests (empty pitches) filling
     it from 0 to ``end_ql``: a chord lasts as long as its longest note, cut at the next onset
     (one voice per staff); a gap shorter than one beat and shorter than the chord before it is
@@ -619,7 +626,10 @@ def _staff_events(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray
     and one note value, is written with that value and a staccato dot (not a short note and a
     rest); a length that no single note value (one dot at most, or a triplet value) has moves to
     the nearest one within a step shorter or two steps longer (not past the next chord, ending on
-    the grid), so 1.75 beats become a half note rather than a double-dotted quarter."""
+    the grid), so 1.75 beats become a half note rather than a double-dotted quarter. With
+    ``values`` (quarter notes per note, e.g. the beat model's note values) a chord is written
+    with its longest member's value instead of the played length and those two rules (cut at
+    the next onset all the same; a value shorter than the time to the next chord leaves a rest)."""
     events = []
     starts = np.unique(onsets)
     t = 0.0
@@ -629,13 +639,16 @@ def _staff_events(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray
         if s > t + 1e-9:
             events.append((t, s - t, [], False))
         ioi = nxt - s
-        length = min(float(durations[members].max()), ioi)
-        gap = ioi - length
         staccato = False
-        if 0 < gap < 1.0 - 1e-9 and gap <= length + 1e-9 and i + 1 < len(starts):
-            length = ioi
-        elif gap > 0 and i + 1 < len(starts) and ioi <= 1.0 + 1e-9 and _plain(ioi):
-            length, staccato = ioi, True
+        if values is not None:
+            length = max(min(float(values[members].max()), ioi), min(step, ioi))
+        else:
+            length = min(float(durations[members].max()), ioi)
+            gap = ioi - length
+            if 0 < gap < 1.0 - 1e-9 and gap <= length + 1e-9 and i + 1 < len(starts):
+                length = ioi
+            elif gap > 0 and i + 1 < len(starts) and ioi <= 1.0 + 1e-9 and _plain(ioi):
+                length, staccato = ioi, True
         if not _plain(length):  # 1.75 or 1.25: the nearest single value (one dot at most) in reach
             plain = [v for v in PLAIN_VALUES if length - step - 1e-9 <= v <= min(ioi, length + 2 * step) + 1e-9
                      and (_multiple(s + v, step) or _multiple(s + v, 1 / 3))]  # ending on the grid
@@ -649,10 +662,11 @@ def _staff_events(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray
     return events
 
 
-def written_lengths(q: Quantised, upper: np.ndarray) -> np.ndarray:
+def written_lengths(q: Quantised, upper: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
     """Per quantised note, the length (quarter notes) :func:`notes_to_score` writes it with: its
     chord's event on its staff (``upper``: True for the upper staff) by :func:`_staff_events`,
-    one voice per staff, so a note held past the next onset on its staff is cut there."""
+    one voice per staff, so a note held past the next onset on its staff is cut there;
+    ``values``: per quantised note, the value to write (quarter notes; see :func:`_staff_events`)."""
     out = np.zeros(len(q))
     if not len(q):
         return out
@@ -661,7 +675,8 @@ def written_lengths(q: Quantised, upper: np.ndarray) -> np.ndarray:
     end_ql = max(q.bar_ql, q.bar_ql * np.ceil(end / q.bar_ql - 1e-9))
     for mask in (upper, ~upper):
         idx = np.flatnonzero(mask)
-        for off, length, ps, _ in _staff_events(q.onsets[idx], q.durations[idx], q.pitches[idx], step, end_ql):
+        for off, length, ps, _ in _staff_events(q.onsets[idx], q.durations[idx], q.pitches[idx], step, end_ql,
+                                                None if values is None else values[idx]):
             if ps:
                 out[idx[np.abs(q.onsets[idx] - off) < 1e-9]] = length
     return out
@@ -725,14 +740,15 @@ def _mark_accidentals(part, key) -> None:
 
 def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str | None = None,
                    key=None, triplet_cost: float | None = None, hands: str | None = None,
-                   key_source: str | None = None):
+                   key_source: str | None = None, note_values: str | None = None):
     """A music21 ``Score`` for piano: two staves (treble: right hand, bass: left hand) joined
     by a brace, the estimated meter, tempo mark and key (``key``: a music21 Key, a name like
     ``"G major"``, or None to estimate it), notes quantised by :func:`quantise` and split by
     :func:`split_hands` (``hands="split"``) or the beat model (``"model"``), one voice per staff;
     ``triplet_cost`` says when a beat is written in triplets (:func:`quantise`); None takes
     either from ``conf/score/default.yaml``, as ``key_source`` does where the key is estimated
-    (:func:`configured_key_source`)."""
+    (:func:`configured_key_source`) and ``note_values`` (``rules`` or ``model``,
+    :func:`configured_note_values`)."""
     from music21 import (articulations, chord, clef, instrument, key as m21key, layout, metadata, meter, note,
                          stream, tempo as m21tempo)
 
@@ -757,6 +773,11 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
         right = upper_staff(notes)[q.index]
     else:
         right = split_hands(q)
+    values = None
+    if len(q) and (note_values or configured_note_values()) == "model":
+        from .beatmodel import note_values as model_values
+
+        values = model_values(notes)[q.index] * beats.beat_ql
     step = 1.0 / divisions
     bar = q.bar_ql
     end = float((q.onsets + q.durations).max()) if len(q) else bar
@@ -784,7 +805,7 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
                                           referent=note.Note(type="quarter", dots=1 if beats.compound else 0))
             part.insert(0, mark)
         for off, length, ps, staccato in _staff_events(q.onsets[mask], q.durations[mask], q.pitches[mask],
-                                                       step, end_ql):
+                                                       step, end_ql, None if values is None else values[mask]):
             if not ps:
                 for r_off, r_len in _rest_pieces(off, off + length, beat, bar):
                     rest = note.Rest(quarterLength=float(r_len))
