@@ -51,8 +51,10 @@ def main() -> None:
     args = ap.parse_args()
 
     pairs = spread(find_pairs(args.data_dir, args.glob))
+    pedals = {}  # label -> its pedal spans, read once (--resonance only)
     if args.resonance is not None:
-        pairs = [(a, lab) for a, lab in pairs if pedal_for(lab) is not None]
+        pedals = {lab: pedal_for(lab) for _, lab in pairs}
+        pairs = [(a, lab) for a, lab in pairs if pedals[lab] is not None]
     if args.files:
         pairs = pairs[: args.files]
     if not pairs:
@@ -64,7 +66,7 @@ def main() -> None:
         y = load_audio(audio, transcriber.sample_rate)
         if args.resonance is not None:
             sr = transcriber.sample_rate
-            y = sympathetic(y, sr, pedal_down_mask(pedal_for(label), 0.0, len(y), sr), args.resonance,
+            y = sympathetic(y, sr, pedal_down_mask(pedals[label], 0.0, len(y), sr), args.resonance,
                             string_bank_ir(sr))
         est = transcriber.transcribe(y, transcriber.sample_rate)
         parts.append(error_breakdown(read_labels(label), est))

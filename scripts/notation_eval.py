@@ -112,7 +112,8 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     target_len = np.where(has, score_beats.position(score.offsets[np.maximum(m, 0)]), np.nan) - target_on
     on = q.origin + q.onsets / beats.beat_ql
     ok = has & (np.abs(on - target_on) < 1e-3)  # position right: its value can be judged
-    written = written_lengths(q, split_hands(q)) / beats.beat_ql
+    upper = split_hands(q)
+    written = written_lengths(q, upper) / beats.beat_ql
     held = q.durations / beats.beat_ql
     cut = ok & (written < held - 1e-6)
     # the score MIDI's notes end a little before their value (0.248 beats for 0.25): its value is
@@ -128,15 +129,9 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
             values = note_values(notes, model)[q.index] * beats.beat_ql
         except ValueError:  # a model without the note-value output: its staves only
             return out
-        by_model = written_lengths(q, split_hands(q), values) / beats.beat_ql
+        by_model = written_lengths(q, upper, values) / beats.beat_ql
         out["values_right_model"] = int(np.sum(ok & same(by_model)))
     return out
-
-
-def _configured_cost() -> float:
-    from transcribe.score import configured_triplet_cost
-
-    return configured_triplet_cost()
 
 
 def _thirds(pos: np.ndarray) -> np.ndarray:
@@ -162,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     from transcribe.data.asap import split
+    from transcribe.score import configured_triplet_cost
 
     costs = [float(c) for c in args.costs.split(",")]
     files = sorted(args.files) if args.files else sorted(split(args.asap, args.shared_data)[args.side])
@@ -217,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["values"] = {k: sum(r[k] for r in simple) for k in ("values_counted", "values_right", "values_cut",
                                                                 "values_cut_score") + (
         ("values_right_model",) if simple and all("values_right_model" in r for r in simple) else ())}
-    print(f"Note values (triplet cost {_configured_cost():g}, notes whose position is right: {vc}): written as the "
+    print(f"Note values (triplet cost {configured_triplet_cost():g}, notes whose position is right: {vc}): written as the "
           f"score writes them {summary['values']['values_right'] / max(vc, 1):.3f}; cut at the next onset on their "
           f"staff {summary['values']['values_cut'] / max(vc, 1):.3f}, of all such notes "
           f"{summary['values']['values_cut_score'] / max(vc, 1):.3f} with the score's value before the cut")

@@ -662,6 +662,13 @@ def _staff_events(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray
     return events
 
 
+def _end_ql(q: Quantised) -> float:
+    """Where the staves end (quarter notes): the bar line at or after the last note's end, at
+    least one bar."""
+    end = float((q.onsets + q.durations).max()) if len(q) else q.bar_ql
+    return max(q.bar_ql, q.bar_ql * np.ceil(end / q.bar_ql - 1e-9))
+
+
 def written_lengths(q: Quantised, upper: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
     """Per quantised note, the length (quarter notes) :func:`notes_to_score` writes it with: its
     chord's event on its staff (``upper``: True for the upper staff) by :func:`_staff_events`,
@@ -670,9 +677,7 @@ def written_lengths(q: Quantised, upper: np.ndarray, values: np.ndarray | None =
     out = np.zeros(len(q))
     if not len(q):
         return out
-    step = 1.0 / q.divisions
-    end = float((q.onsets + q.durations).max())
-    end_ql = max(q.bar_ql, q.bar_ql * np.ceil(end / q.bar_ql - 1e-9))
+    step, end_ql = 1.0 / q.divisions, _end_ql(q)
     for mask in (upper, ~upper):
         idx = np.flatnonzero(mask)
         for off, length, ps, _ in _staff_events(q.onsets[idx], q.durations[idx], q.pitches[idx], step, end_ql,
@@ -780,8 +785,7 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
         values = model_values(notes)[q.index] * beats.beat_ql
     step = 1.0 / divisions
     bar = q.bar_ql
-    end = float((q.onsets + q.durations).max()) if len(q) else bar
-    end_ql = max(bar, bar * np.ceil(end / bar - 1e-9))
+    end_ql = _end_ql(q)
 
     beat = beats.beat_ql
     first = float(q.onsets.min()) if len(q) else 0.0

@@ -74,10 +74,9 @@ def sympathetic(y: np.ndarray, sample_rate: int, down: np.ndarray, level_db: flo
     wet = fftconvolve(y * down, ir, mode="full")[: len(y)]
     # the dampers: a gate that follows the pedal, falling linearly over damper_s after each release
     fall = max(1, int(round(damper_s * sample_rate)))
-    gate = down.astype(np.float64)
+    # (samples since the pedal was last down: 0 while it is down, so the gate is 1 there)
     since_up = np.arange(len(y)) - np.maximum.accumulate(np.where(down, np.arange(len(y)), -10 * fall))
-    gate = np.maximum(gate, np.clip(1.0 - since_up / fall, 0.0, 1.0))
-    wet *= gate
+    wet *= np.clip(1.0 - since_up / fall, 0.0, 1.0)
     dry_rms = float(np.sqrt(np.mean(y[down].astype(np.float64) ** 2)))
     wet_rms = float(np.sqrt(np.mean(wet[down] ** 2)))
     if dry_rms <= 0 or wet_rms <= 0:
