@@ -14,6 +14,15 @@ of performances whose key signature is the annotated main one, the mean over wor
 errors by distance on the line of fifths (estimated - annotated).
 
     python scripts/key_eval.py --side train --cache runs/beat_notes_all.npz --margins 0,0.05,0.1,0.15,0.2,0.3,0.4
+
+``--changes`` measures key *changes* instead, on whole performances: the share of annotated beats
+whose key signature (ASAP's, which changes where the score's does) the estimate gives, one
+signature for the whole performance (its histogram, ``--margins``' first value) against a path
+of signatures through windows of ``--window`` seconds (hop a quarter of it; each window's
+signatures scored by the better of their two keys' correlations) that pays each penalty of
+``--changes`` per change (Viterbi), and the changes per performance, estimated and annotated:
+
+    python scripts/key_eval.py --side train --cache runs/beat_notes_all.npz --changes 2,5,10,20 --window 16
 """
 
 from __future__ import annotations
@@ -70,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bass", default="0", help="comma-separated extra weights of a chord's lowest note (its duration "
                     "counts 1 + this times): the bass often holds the tonic")
     ap.add_argument("--by-work", action="store_true", help="also print every work's result at each margin")
+    ap.add_argument("--changes", default=None, help="comma-separated penalties per key change: measure changes "
+                    "over whole performances instead (see above)")
+    ap.add_argument("--window", type=float, default=16.0, help="seconds per window with --changes")
     args = ap.parse_args(argv)
 
     from transcribe.data.asap import annotation_path, read_annotations, split
@@ -80,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     files = split(args.asap, args.shared_data)[args.side]
     notes = read_notes(files, args.cache)
     major_p, minor_p = profiles()
+    if args.changes:
+        changes(files, notes, [float(x) for x in args.changes.split(",")], args.window,
+                float(args.margins.split(",")[0]), major_p, minor_p)
+        return 0
     for bass in (float(x) for x in args.bass.split(",")):
         if len(args.bass.split(",")) > 1 or bass:
             print(f"bass weight {bass:g}:")
@@ -94,6 +110,70 @@ def main(argv: list[str] | None = None) -> int:
                          correlations(hist, major_p), correlations(hist, minor_p)))
         report(rows, args)
     return 0
+
+
+def signature_scores(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """[12] per key signature (index: sharps + 6, so 6 flats and 6 sharps share index 0) the
+    better correlation of its major and its minor key, from the [12] correlations by tonic."""
+    out = np.full(12, -np.inf)
+    for t in range(12):
+        for corr, minor_key in ((major, False), (minor, True)):
+            i = signature(t, minor_key) + 6
+            out[i] = max(out[i], corr[t])
+    return out
+
+
+def key_path(scores: np.ndarray, penalty: float) -> np.ndarray:
+    """The signature index per window [T] maximising the summed ``scores`` [T, 12] less
+    ``penalty`` per change (Viterbi)."""
+    total, back = scores[0].copy(), []
+    for row in scores[1:]:
+        switch = total.max() - penalty
+        back.append(np.where(total >= switch, np.arange(12), total.argmax()))
+        total = np.maximum(total, switch) + row
+    path = [int(total.argmax())]
+    for b in reversed(back):
+        path.append(int(b[path[-1]]))
+    return np.array(path[::-1])
+
+
+def changes(files: list[Path], notes: dict, penalties: list[float], window: float, margin: float,
+            major_p: np.ndarray, minor_p: np.ndarray) -> None:
+    """Print the share of annotated beats under the right key signature (means over performances)
+    and the key changes per performance, for one signature per performance and for
+    :func:`key_path` at every penalty (see the module's docstring)."""
+    from transcribe.data.asap import annotation_path, read_annotations
+
+    right: dict[str, list[float]] = {}
+    count: dict[str, list[int]] = {}
+    for f in files:
+        n, ann = notes[str(f)], read_annotations(annotation_path(f))
+        if not len(n):
+            continue
+        beats = np.asarray(ann.beats, dtype=float)
+        times = np.array([t for t, _ in ann.key_signatures])
+        sig = np.array([((k + 6) % 12) - 6 for _, k in ann.key_signatures])
+        ref = sig[np.clip(np.searchsorted(times, beats + 1e-6) - 1, 0, None)]
+        pc = n.pitches.astype(np.int64) % 12
+        hist = np.bincount(pc, weights=n.offsets - n.onsets, minlength=12)
+        one = decide(correlations(hist, major_p), correlations(hist, minor_p), margin)
+        rows = {"one signature": np.full(len(beats), one), "annotated": ref}
+        centres = np.arange(0.0, n.offsets.max() + window / 4, window / 4)
+        scores = []
+        for c in centres:
+            overlap = np.clip(np.minimum(n.offsets, c + window / 2) - np.maximum(n.onsets, c - window / 2), 0, None)
+            h = np.bincount(pc, weights=overlap, minlength=12)
+            scores.append(signature_scores(correlations(h, major_p), correlations(h, minor_p)) if h.sum() else
+                          np.zeros(12))
+        at = np.clip(np.searchsorted(centres, beats), 0, len(centres) - 1)
+        for p in penalties:
+            rows[f"penalty {p:g}"] = key_path(np.array(scores), p)[at] - 6
+        for name, est in rows.items():
+            right.setdefault(name, []).append(float(np.mean(est == ref)))
+            count.setdefault(name, []).append(int(np.sum(np.diff(est) != 0)))
+    for name in right:
+        print(f"{name}: beats under the right signature {np.mean(right[name]):.3f}, "
+              f"{np.mean(count[name]):.2f} changes per performance ({len(right[name])} performances)", flush=True)
 
 
 def lowest_of_chord(onsets: np.ndarray, pitches: np.ndarray, chord_s: float = 0.035) -> np.ndarray:
