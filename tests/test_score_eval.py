@@ -109,6 +109,23 @@ def test_key_eval_decides_as_music21_and_estimate_key():
     assert ke.signature(5, True) == -4 and ke.signature(1, False) == -5  # f minor, D-flat major
 
 
+def test_key_eval_path_changes_only_where_it_pays():
+    """key_eval.key_path: a Viterbi path of signatures that changes where a long stretch scores
+    better by more than the penalty, and not for a short one."""
+    ke = load_script("key_eval")
+    scores = np.zeros((16, 12))
+    scores[:, 6] = 0.5            # C major / a minor everywhere ...
+    scores[5:11, 7] = 0.9         # ... G major better for six windows: 6 x 0.4 = 2.4
+    scores[13, 5] = 2.0           # and F major for one window: 1.5 better
+    assert ke.key_path(scores, 1.0).tolist() == [6] * 5 + [7] * 6 + [6] * 5
+    assert ke.key_path(scores, 0.5).tolist() == [6] * 5 + [7] * 6 + [6, 6, 5, 6, 6]
+    assert ke.key_path(scores, 1.3).tolist() == [6] * 16  # two changes cost 2.6 > 2.4
+    major, minor = np.zeros(12), np.zeros(12)
+    major[7], minor[4] = 0.8, 0.9  # G major 0.8, e minor 0.9: both one sharp
+    sig = ke.signature_scores(major, minor)
+    assert sig[7] == pytest.approx(0.9) and sig.argmax() == 7
+
+
 def _work_with_triplets(folder, jitter: float = 0.01, seed: int = 0):
     """An ASAP-like work folder: ``midi_score.mid`` (two tracks: a right-hand melody of quarters,
     eighths and, in every other bar, a triplet of eighths; a left-hand bass note on every beat),
