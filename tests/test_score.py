@@ -217,6 +217,31 @@ def test_written_lengths_cut_a_held_note_at_the_next_onset_on_its_staff():
     assert v[top] == 1.0 and v[bass] == 2.0 and list(v[inner]) == [0.5, 0.5, 0.5]
 
 
+def test_the_last_chord_ends_in_its_bar_not_in_tied_extra_bars(tmp_path):
+    """A final chord the pedal lets ring for two more bars is written to the end of its bar, and
+    a bass note held into it stops there too; a last chord on a bar's last beat lasts a bar."""
+    from music21 import converter, note, stream
+
+    from transcribe.score import score_bytes
+
+    beats = Beats(0.5 * np.arange(24), 120.0, numerator=3, downbeat=0)  # 3/4, quarter = 0.5 s
+    rows = [(0.5 * k, 0.5 * k + 0.4, 72 + k % 3, 70) for k in range(6)]  # two bars of quarters
+    rows += [(1.5, 6.4, 43, 60)]  # a bass note from bar 2 held to the end
+    rows += [(3.0, 6.4, 67, 60), (3.0, 6.4, 71, 60)]  # the final chord on bar 3's downbeat, ringing ~3 bars
+    q = quantise(_notes(rows), beats, divisions=4)
+    ends = q.onsets + q.durations
+    assert ends.max() == 9.0 and q.durations[q.pitches == 67] == 3.0 and q.durations[q.pitches == 43] == 6.0
+    path = tmp_path / "s.musicxml"
+    path.write_bytes(score_bytes(notes_to_score(_notes(rows), beats, key="C major")))
+    parts = converter.parse(str(path)).parts
+    assert [len(p.getElementsByClass(stream.Measure)) for p in parts] == [3, 3]  # no tied extra bars
+    assert not any(n.tie is not None and n.tie.type == "start" for p in parts
+                   for n in p.recurse().getElementsByClass(note.NotRest) if n.measureNumber == 3)
+    # a last chord on the last beat of a bar: a bar long (tied into the next bar), not seven beats
+    late = quantise(_notes(rows[:6] + [(2.5, 6.0, 60, 60)]), beats, divisions=4)
+    assert late.durations[late.pitches == 60] == 4.0
+
+
 def test_quantise_starts_at_the_bar_line_before_a_pickup():
     notes, truth = waltz(pickup=True, bars=4)
     beats = Beats(truth, 100.0, numerator=3, downbeat=0)

@@ -312,7 +312,8 @@ def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = 
     fast run stays a run), else joins it. A duplicate pitch within one chord is dropped.
     Offsets round to the grid of the beat they fall in; a duration is at least one step. Time 0
     of the result is the bar line at or before the first note (bars start at
-    ``beats.downbeat``), so a pickup begins with rests.
+    ``beats.downbeat``), so a pickup begins with rests. The last chord lasts at most a bar, to the
+    next bar line, and nothing sounds past that (:func:`end_in_its_bar`).
     """
     order = np.lexsort((notes.pitches, notes.onsets))
     notes = Notes(notes.onsets[order], notes.offsets[order], notes.pitches[order], notes.velocities[order])
@@ -350,8 +351,21 @@ def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = 
     idx = idx[o]
     s = note_ticks[idx]
     _, chords = np.unique(s, return_inverse=True)
-    return Quantised(s / grid.per_quarter, (end_ticks[idx] - s) / grid.per_quarter, notes.pitches[idx],
-                     notes.velocities[idx], chords.astype(np.int64), order[idx], divisions, bar_ql, float(origin))
+    q = Quantised(s / grid.per_quarter, (end_ticks[idx] - s) / grid.per_quarter, notes.pitches[idx],
+                  notes.velocities[idx], chords.astype(np.int64), order[idx], divisions, bar_ql, float(origin))
+    return end_in_its_bar(q)
+
+
+def end_in_its_bar(q: Quantised) -> Quantised:
+    """``q`` with the piece's last chord lasting at most a bar, to the next bar line, and every
+    note cut there: a final chord that the pedal lets ring on would otherwise fill tied extra
+    bars (the demo's last G rang into a bar of its own); durations only shorten."""
+    if not len(q):
+        return q
+    last = float(q.onsets.max())
+    held = min(float(q.durations[q.onsets == last].max()), q.bar_ql)
+    end = q.bar_ql * np.ceil((last + held) / q.bar_ql - 1e-9)
+    return replace(q, durations=np.minimum(q.durations, end - q.onsets))
 
 
 class _BeatGrid:
