@@ -556,6 +556,21 @@ def test_key_dominant_margin_is_read_from_the_score_group(monkeypatch):
         score.configured_dominant_margin()
 
 
+def test_chord_tolerance_is_read_from_the_score_group(monkeypatch):
+    """A chord rolled over 40 ms is one chord at the configured tolerance (0.045 s) and two at
+    0.035 s; a bad setting is an error naming the file."""
+    from transcribe import config, score
+
+    beats = Beats(0.5 * np.arange(16), 120.0)
+    rolled = _notes([(1.0, 1.9, 48, 70), (1.02, 1.9, 55, 70), (1.04, 1.9, 64, 70), (1.5, 1.9, 67, 70)])
+    assert score.configured_chord_tolerance() == 0.045  # conf/score/default.yaml
+    assert len(set(quantise(rolled, beats).chords)) == 2
+    assert len(set(quantise(rolled, beats, tolerance=0.035).chords)) == 3
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"chord_tolerance": 0.5})
+    with pytest.raises(ValueError, match=r"score/default.yaml: chord_tolerance: 0.5 is not a number from 0 to 0.2"):
+        quantise(rolled, beats)
+
+
 def test_engrave_script_writes_a_png_of_the_score(tmp_path):
     """scripts/engrave.py: the MusicXML engraved by verovio, screenshot by Chromium: a PNG with ink."""
     from PIL import Image

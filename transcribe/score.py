@@ -33,7 +33,7 @@ from .notes import Notes
 ENVELOPE_FPS = 100  # frames per second of the onset-strength curves given to the beat tracker
 MIN_ONSETS = 8  # fewer distinct note onsets than this: no tempo estimate, a fixed grid
 DEFAULT_TEMPO = 120.0  # BPM of the fixed grid
-CHORD_TOLERANCE = 0.035  # s: onsets closer than this (to the first of a group) form one chord
+CHORD_TOLERANCE = 0.035  # s: onsets closer than this (to the first of a group) are one onset when counting them
 MIDDLE_C = 60
 
 
@@ -297,14 +297,15 @@ class Quantised:
         return len(self.onsets)
 
 
-def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = CHORD_TOLERANCE,
+def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float | None = None,
              triplet_cost: float = float("inf")) -> Quantised:
     """Put notes on the beat grid: ``divisions`` steps per quarter note (4: sixteenths), or, in a
     beat of a simple metre whose onsets sit closer to thirds or sixths of the beat, three or six
     steps per beat (triplets).
 
-    Onsets within ``tolerance`` s of a group's first onset form one chord, placed at the
-    median of their beat positions. Each beat's chords (from half a binary step before the beat)
+    Onsets within ``tolerance`` s of a group's first onset form one chord (None:
+    ``chord_tolerance`` of ``conf/score/default.yaml``), placed at the median of their beat
+    positions. Each beat's chords (from half a binary step before the beat)
     take a triplet grid when it fits them better by more than ``triplet_cost`` beats of summed
     distance (infinite: never), puts no two of them on one step and one of them where the binary
     grid has no step. A chord that rounds
@@ -327,7 +328,7 @@ def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float = 
     per_bar = beats.beats_per_bar
     first = float(pos.min())
     origin = beats.downbeat + per_bar * np.floor((first + 1e-6 - beats.downbeat) / per_bar)
-    groups = onset_groups(notes.onsets, tolerance)
+    groups = onset_groups(notes.onsets, configured_chord_tolerance() if tolerance is None else tolerance)
     n_groups = int(groups[-1]) + 1
     group_beats = np.array([np.median(pos[groups == g]) for g in range(n_groups)]) - origin
     grid = _BeatGrid(beats, divisions, triplet_cost, group_beats)
@@ -488,6 +489,11 @@ def _configured_number(name: str, default: float, high: float) -> float:
 def configured_dominant_margin() -> float:
     """``key_dominant_margin`` of ``conf/score/default.yaml`` (see :func:`estimate_key`)."""
     return _configured_number("key_dominant_margin", 0.0, 1.0)
+
+
+def configured_chord_tolerance() -> float:
+    """``chord_tolerance`` of ``conf/score/default.yaml`` (seconds; see :func:`quantise`)."""
+    return _configured_number("chord_tolerance", CHORD_TOLERANCE, 0.2)
 
 
 def configured_triplet_cost() -> float:
