@@ -8,6 +8,8 @@ measurement, to choose levers by.
         --json runs/errors_stage6_heldout.json
     python scripts/error_analysis.py --checkpoint runs/x/checkpoints/best.pt --data-dir ../shared/data/maps \
         --glob '*_SptkBGCl*'
+    python scripts/error_analysis.py --checkpoint runs/leg3_C1/checkpoints/step3200.pt --onset 0.2 --frame 0.4 \
+        --data-dir data/renders_heldout --files 16 --resonance -15    # a training checkpoint at its tuned thresholds
 
 Files are spread over the name-sorted list (as validation takes them); transcribed as
 ``transcribe`` does (the checkpoint's decoder settings, the level step).
@@ -48,6 +50,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the counts and rates here")
     ap.add_argument("--resonance", type=float, default=None, metavar="DB",
                     help="add the strings' ring under the pedal at DB against the dry level (pedalled files only)")
+    ap.add_argument("--onset", type=float, default=None,
+                    help="onset threshold instead of the checkpoint's (e.g. a training run's tuned one)")
+    ap.add_argument("--frame", type=float, default=None, help="frame threshold instead of the checkpoint's")
     args = ap.parse_args()
 
     pairs = spread(find_pairs(args.data_dir, args.glob))
@@ -60,7 +65,8 @@ def main() -> None:
     if not pairs:
         sys.exit(f"error_analysis: no labelled audio under {args.data_dir}" + (f" matching {args.glob}" if args.glob else ""))
     ckpt = None if args.checkpoint == "shipped" else args.checkpoint
-    transcriber = Transcriber.from_checkpoint(ckpt, threads=args.threads)
+    decode = {k: v for k, v in (("onset_threshold", args.onset), ("frame_threshold", args.frame)) if v is not None}
+    transcriber = Transcriber.from_checkpoint(ckpt, decode=decode, threads=args.threads)
     parts = []
     for k, (audio, label) in enumerate(pairs, 1):
         y = load_audio(audio, transcriber.sample_rate)
@@ -82,7 +88,7 @@ def main() -> None:
         print(f"  {key:<40} {shown}" + (f"   (of {n})" if n is not None else ""))
     if args.json:
         counts = {k: v for k, v in total.items() if k != "velocity pairs"}
-        args.json.write_text(json.dumps({"checkpoint": args.checkpoint, "data_dir": str(args.data_dir),
+        args.json.write_text(json.dumps({"checkpoint": args.checkpoint, "decode": decode, "data_dir": str(args.data_dir),
                                          "glob": args.glob, "resonance_db": args.resonance, "files": [str(a) for a, _ in pairs],
                                          "counts": counts, "rates": rates}, indent=1))
         print(f"wrote {args.json}")
