@@ -151,9 +151,7 @@ def changes(files: list[Path], notes: dict, penalties: list[float], window: floa
         if not len(n):
             continue
         beats = np.asarray(ann.beats, dtype=float)
-        times = np.array([t for t, _ in ann.key_signatures])
-        sig = np.array([((k + 6) % 12) - 6 for _, k in ann.key_signatures])
-        ref = sig[np.clip(np.searchsorted(times, beats + 1e-6) - 1, 0, None)]
+        ref = ((ann.key_signatures_at(beats) + 6) % 12) - 6  # 6 and -6 alike
         pc = n.pitches.astype(np.int64) % 12
         hist = np.bincount(pc, weights=n.offsets - n.onsets, minlength=12)
         one = decide(correlations(hist, major_p), correlations(hist, minor_p), margin)

@@ -69,9 +69,7 @@ def note_labels(notes, ann) -> dict[str, np.ndarray]:
                 ternary[i] = int(den == 8 and num % 3 == 0 and num == 3 * c)
     key = np.full(len(on), -1, dtype=np.int64)
     if ann.key_signatures:
-        kt = np.array([t for t, _ in ann.key_signatures])
-        ks = np.array([k for _, k in ann.key_signatures])
-        key = signature_class(ks[np.clip(np.searchsorted(kt, on + 1e-6, side="right") - 1, 0, len(ks) - 1)])
+        key = signature_class(ann.key_signatures_at(on))
     return {"beat": near(b), "downbeat": near(down), "ibi": ibi_class(ibi), "per_bar": per_bar, "ternary": ternary,
             "key": key.astype(np.int64)}
 

@@ -85,6 +85,15 @@ def test_a_malformed_annotation_names_the_file_and_line(tmp_path):
         read_annotations(bad)
 
 
+def test_the_key_signature_in_force_at_given_times(tmp_path):
+    """Annotation.key_signatures_at: the signature of the last change at or before each time (the
+    first one before the first change)."""
+    path = tmp_path / "y_annotations.txt"
+    path.write_text("1.0\t1.0\tdb,4/4,-3\n2.0\t2.0\tb\n3.0\t3.0\tdb,4/4,2\n4.0\t4.0\tb\n")
+    ann = read_annotations(path)
+    assert ann.key_signatures_at(np.array([0.5, 1.0, 2.9, 3.0, 9.0])).tolist() == [-3, -3, -3, 2, 2]
+
+
 def test_key_eval_decides_as_music21_and_estimate_key():
     """scripts/key_eval.py's numpy analysis gives music21's Temperley-Kostka-Payne correlations,
     and its signatures follow key_dominant_margin as estimate_key does."""

@@ -35,6 +35,15 @@ class Annotation:
         """The key signature (sharps) that holds for the longest time."""
         return int(_longest(self.key_signatures, float(self.beats[-1])))
 
+    def key_signatures_at(self, times: np.ndarray) -> np.ndarray:
+        """The key signature (sharps) in force at each of ``times`` (s; the first one before
+        the first change); an error where there is none."""
+        if not self.key_signatures:
+            raise ValueError("no annotation of this kind")
+        kt = np.array([t for t, _ in self.key_signatures])
+        ks = np.array([k for _, k in self.key_signatures])
+        return ks[np.clip(np.searchsorted(kt, np.asarray(times) + 1e-6, side="right") - 1, 0, len(ks) - 1)]
+
     @property
     def tempo(self) -> float:
         """BPM at the annotated beat level: 60 / the median beat interval."""
