@@ -133,6 +133,18 @@ def test_too_few_notes_give_a_fixed_grid_with_a_reason():
     assert estimate_beats(None, None, Notes.empty()).source == "fixed"
 
 
+def test_onsets_are_counted_as_chords_at_the_configured_tolerance(monkeypatch):
+    """The "too few onsets" check groups onsets as quantise writes chords (``chord_tolerance``):
+    seven chords, each rolled over 40 ms, are seven onsets at 0.045 s and fourteen at 0.035 s."""
+    from transcribe import config
+
+    rolled = _notes([(1.0 + 0.6 * i + 0.04 * j, 1.5 + 0.6 * i, 60 + 4 * j, 80) for i in range(7) for j in range(2)])
+    beats = estimate_beats(None, None, rolled, method="notes")
+    assert beats.source == "fixed" and "7 distinct note onsets" in beats.reason
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"chord_tolerance": 0.035})
+    assert estimate_beats(None, None, rolled, method="notes").source != "fixed"
+
+
 # ----------------------------------------------------------------------------- quantisation, hands, key
 
 

@@ -33,14 +33,14 @@ from .notes import Notes
 ENVELOPE_FPS = 100  # frames per second of the onset-strength curves given to the beat tracker
 MIN_ONSETS = 8  # fewer distinct note onsets than this: no tempo estimate, a fixed grid
 DEFAULT_TEMPO = 120.0  # BPM of the fixed grid
-CHORD_TOLERANCE = 0.035  # s: onsets closer than this (to the first of a group) are one onset when counting them
+CHORD_TOLERANCE = 0.035  # s: fallback of conf/score chord_tolerance (onsets this close to a group's first are one chord)
 MIDDLE_C = 60
 
 
 # ---------------------------------------------------------------------------- beats and tempo
 
 
-def onset_groups(onsets: np.ndarray, tolerance: float = CHORD_TOLERANCE) -> np.ndarray:
+def onset_groups(onsets: np.ndarray, tolerance: float) -> np.ndarray:
     """Group index per onset (``onsets`` sorted): a group starts at an onset more than
     ``tolerance`` after the first onset of the current group (no chaining, so a fast run is
     not swallowed into one chord)."""
@@ -172,7 +172,7 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
         raise ValueError(f"method {method!r} needs the audio and its sample rate")
     start = float(notes.onsets[0]) if len(notes) else 0.0
     end = max(notes.end, start + 1.0)
-    n_groups = int(onset_groups(notes.onsets)[-1]) + 1 if len(notes) else 0
+    n_groups = int(onset_groups(notes.onsets, configured_chord_tolerance())[-1]) + 1 if len(notes) else 0
     if n_groups < MIN_ONSETS:
         reason = (f"only {n_groups} distinct note onset{'s' if n_groups != 1 else ''} "
                   f"(fewer than {MIN_ONSETS}): too few to estimate a tempo; fixed {DEFAULT_TEMPO:g} BPM grid")
