@@ -276,3 +276,29 @@ def test_finish_notes_key_mode_filters_first_and_needs_the_pedal():
     assert finish_notes(notes, PEDAL, FR, DecodeConfig()).offsets.tolist() == notes.offsets.tolist()
     with pytest.raises(ValueError, match="need the sustain pedal"):
         finish_notes(notes, None, FR, DecodeConfig(notes="key"))
+
+
+def test_octave_suppression_drops_a_weak_onset_an_octave_above_a_strong_one():
+    """A struck C4 (onset 0.9) with a weaker C5 in the same frame (0.5): both are notes without
+    suppression; with 0.5 the C5 falls to 0.05 and is dropped; a C5 struck as hard as the C4 stays,
+    and a lone C5 is untouched. A setting outside 0..1 is an error naming it."""
+    from dataclasses import replace
+
+    from transcribe.decode import suppress_octaves
+
+    def acts(c5):
+        onset, frame = np.zeros((20, 88), np.float32), np.zeros((20, 88), np.float32)
+        onset[5, 60 - 21], frame[5:15, 60 - 21] = 0.9, 0.9
+        onset[5, 72 - 21], frame[5:15, 72 - 21] = c5, 0.9
+        return onset, frame
+
+    cfg = DecodeConfig(onset_threshold=0.3, frame_threshold=0.5)
+    on = replace(cfg, octave_suppression=0.5)
+    assert sorted(decode_notes(*acts(0.5), 31.25, cfg).pitches) == [60, 72]
+    assert list(decode_notes(*acts(0.5), 31.25, on).pitches) == [60]
+    assert sorted(decode_notes(*acts(0.9), 31.25, on).pitches) == [60, 72]
+    lone = np.zeros((3, 88), np.float32)
+    lone[1, 72 - 21] = 0.5
+    assert suppress_octaves(lone, 0.5)[1, 72 - 21] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="octave_suppression must be a number from 0 to 1"):
+        DecodeConfig(octave_suppression=1.5)
