@@ -184,7 +184,8 @@ def test_bad_training_choices_are_refused_clearly(runs, folder, args, message, t
 
 def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_path):
     """scripts/ship_model.py on a checkpoint with a pedal head: the pedal thresholds are chosen on
-    the tuning files whose pedal is known, stored in the shipped checkpoint, and exported."""
+    the tuning files whose pedal is known, the octave suppression with the note thresholds, all
+    stored in the shipped checkpoint, and exported."""
     import subprocess
     import sys
 
@@ -194,7 +195,7 @@ def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_pat
     script = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
     proc = subprocess.run([sys.executable, str(script), str(runs["tuned"] / "checkpoints" / "last.pt"),
                            "--data-dir", str(folder), "--tune-files", "4", "--onset", "0.3,0.5", "--frame", "0.3,0.5",
-                           "--pedal", "0.2,0.5,0.8", "--pedal-onset", "0.5", "--pedal-off", "--out", str(out)],
+                           "--octave", "0,0.5", "--pedal", "0.2,0.5,0.8", "--pedal-onset", "0.5", "--pedal-off", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "chosen on 3 files with a known pedal" in proc.stdout  # c_train's pedal is unknown
@@ -203,6 +204,8 @@ def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_pat
     assert decode["pedal_threshold"] in (0.2, 0.5, 0.8) and decode["pedal_onset_threshold"] == 0.5
     assert decode["pedal"] is False  # --pedal-off: written only on request
     assert f"pedal_threshold={decode['pedal_threshold']}" in proc.stdout
+    assert decode["octave_suppression"] in (0.0, 0.5)  # chosen with the note thresholds
+    assert f"octave_suppression={decode['octave_suppression']}" in proc.stdout and "octave 0.50 onset" in proc.stdout
     assert set(shipped["provenance"]["pedal_tuning_scores"]) >= {"pedal_onset_f1", "pedal_frame_f1"}
     assert (out.parent / "model.onnx").is_file() and (out.parent / "model.onnx.json").is_file()
 
