@@ -90,7 +90,7 @@ def suppress_octaves(onset: np.ndarray, share: float) -> np.ndarray:
     probability of the key an octave below in the same frame (clipped at 0): a struck note's second
     partial is what the harmonic networks most often write as a false note (90 % of their false
     notes are an octave off a sounding one). Measured, not assumed: on the held-out validation
-    files it raised D's note F1 by 0.025-0.03 and stage 7's by 0-0.01 (MODEL_CARD, leg 3). A
+    files it raised the harmonic network's note F1 by 0.025-0.03 and stage 7's by 0-0.01 (MODEL_CARD, leg 3). A
     frame-local rule, so streaming decoding gives the same notes."""
     if share <= 0.0:
         return onset
