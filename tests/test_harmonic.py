@@ -160,3 +160,16 @@ def test_train_a_harmonic_network_then_transcribe_with_it(tmp_path: Path):
     # and the branch's output layer is still zero, so the network computes what the checkpoint did
     assert all(torch.equal(before["model_state"][k], after["model_state"][k]) for k in before["model_state"] if k in params)
     assert not after["model_state"]["harmonic_branch.fc.weight"].any()
+
+
+@pytest.mark.parametrize("time_kernel", [1, 3])
+def test_the_harmonic_convolution_is_one_convolution_over_the_stacked_shifted_maps(time_kernel):
+    """HarmonicConv sums one convolution per harmonic, shifted after it (no stacked copies): the
+    same function as its one convolution (its weights) over the eight shifted maps stacked."""
+    from torch.nn import functional as F
+
+    torch.manual_seed(time_kernel)
+    conv = HarmonicConv(6, 5, harmonic_offsets(8), time_kernel=time_kernel)
+    x = torch.randn(2, 6, 17, 88)
+    stacked = torch.cat([x if o == 0 else F.pad(x[..., o:], (0, o)) for o in conv.offsets], dim=1)
+    torch.testing.assert_close(conv(x), conv.conv(stacked), atol=1e-5, rtol=1e-5)

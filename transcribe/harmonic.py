@@ -29,7 +29,10 @@ def harmonic_offsets(n_harmonics: int) -> tuple[int, ...]:
 class HarmonicConv(nn.Module):
     """[B, C, T, K] key-resolution maps -> [B, out, T, K]: each key sees its own map and the maps
     ``offsets`` keys above it (its harmonics; zeros beyond the top key) over ``time_kernel`` frames.
-    One convolution over the stacked shifted maps: the sum of one convolution per harmonic."""
+    One convolution over the stacked shifted maps, computed as the sum of one convolution per
+    harmonic, each shifted after it (the same function, as the kernel spans one key: stacking the
+    eight shifted maps first held eight copies of the key map, half the harmonic network's
+    inference memory, MODEL_CARD)."""
 
     def __init__(self, channels: int, out_channels: int, offsets: tuple[int, ...], time_kernel: int = 3):
         super().__init__()
@@ -37,8 +40,14 @@ class HarmonicConv(nn.Module):
         self.conv = nn.Conv2d(channels * len(offsets), out_channels, (time_kernel, 1), padding=(time_kernel // 2, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shifted = [x if o == 0 else F.pad(x[..., o:], (0, o)) for o in self.offsets]
-        return self.conv(torch.cat(shifted, dim=1))
+        c, weight = x.shape[1], self.conv.weight
+        out = None
+        for i, o in enumerate(self.offsets):
+            y = F.conv2d(x, weight[:, i * c:(i + 1) * c], padding=self.conv.padding)
+            if o:
+                y = F.pad(y[..., o:], (0, o))  # the key o above, zeros beyond the top key
+            out = y if out is None else out + y
+        return out + self.conv.bias.view(1, -1, 1, 1)
 
 
 def semitone_conv(channels_in: int, channels_out: int, bins_per_semitone: int) -> nn.Conv2d:
