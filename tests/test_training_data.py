@@ -265,8 +265,15 @@ def test_validation_reports_each_folder_on_its_own(tmp_path):
     data = CropDataset(find_pairs(clean), features, FeatureCache(tmp_path / "cache", features))
     roots = [str(clean), str(noisy)]
     m = validate(ckpt.build_model(), data, features, DecodeConfig.from_dict(ckpt.config["decode"]),
-                 InferConfig.from_dict(cfg.infer), None, cfg.train.val_thresholds, roots)
+                 InferConfig.from_dict(cfg.infer), None, cfg.train.val_thresholds, roots, octave=(0.0, 1.0))
     a, b = (m[f"set[{r}]_note_f1"] for r in roots)
+    # train.val_octave: the same activations decoded again with octave suppression; share 0 is the
+    # plain decoding, key for key, and full suppression can only take onsets away at fixed thresholds
+    plain = {k: v for k, v in m.items() if not k.startswith("octave[")}
+    assert {k: m[f"octave[0]_{k}"] for k in plain if f"octave[0]_{k}" in m} == {
+        k: v for k, v in plain.items() if f"octave[0]_{k}" in m}
+    assert {f"octave[0]_{k}" for k in ("note_f1", "tuned_note_f1", f"set[{roots[0]}]_note_f1")} <= set(m)
+    assert f"octave[1]_tuned_note_f1" in m and m["octave[1]_note_recall"] <= m["note_recall"] + 1e-9
     assert a > 0.5 and a > b + 0.1  # the clean folder scores on its own, above the noisy one
     assert (a + b) / 2 == pytest.approx(m["tuned_note_f1"])  # two files each: the mean of the means
     alone = validate(ckpt.build_model(), data, features, DecodeConfig.from_dict(ckpt.config["decode"]),

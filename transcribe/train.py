@@ -20,7 +20,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import hydra
@@ -271,7 +271,7 @@ def _sets_of(audio: Sequence[Path], roots: Sequence[str]) -> list[str | None]:
 
 def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig, decode: DecodeConfig,
              infer: InferConfig, max_files: int | None, thresholds: DictConfig | None = None,
-             roots: Sequence[str] | None = None) -> dict[str, float]:
+             roots: Sequence[str] | None = None, octave: Sequence[float] = ()) -> dict[str, float]:
     """Transcribe whole validation recordings (:func:`validation_features`) with ``model`` on the CPU
     and score them with ``decode``'s thresholds (the sustain pedal too, where the model has a
     pedal head and the recording's pedal is known); with ``thresholds`` (``train.val_thresholds``:
@@ -279,7 +279,10 @@ def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig,
     pair as ``tuned_onset_threshold`` / ``tuned_frame_threshold``). With ``roots``
     (:func:`validation_roots`) holding more than one folder, also each folder's own scores at the
     tuned pair (at conf/decode's without a grid): ``set[ROOT]_note_f1`` and the rest of
-    ``SET_METRICS`` (e.g. a held-out piano and its room version side by side)."""
+    ``SET_METRICS`` (e.g. a held-out piano and its room version side by side). For each share in
+    ``octave`` (``train.val_octave``), the same tuned and per-folder scores again with the onsets
+    octave-suppressed by that share (``decode.octave_suppression``), under keys prefixed
+    ``octave[SHARE]_``: the same activations decoded a second way, so both readings are logged."""
     net = copy.deepcopy(model).cpu() if next(model.parameters()).device.type != "cpu" else model
     runner = TorchRunner(net)
     modes = [(m, m.training) for m in model.modules()]  # restored exactly (a frozen part stays in eval)
@@ -297,14 +300,30 @@ def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig,
     at_config = sweep_thresholds(recordings, features.frame_rate, decode, [decode.onset_threshold],
                                  [decode.frame_threshold])[0]
     out = {**at_config.metrics, **(mean_metrics(pedal_rows) if pedal_rows else {})}
+    sets = (_sets_of([rec.audio for rec in data.recordings[:max_files]], roots)
+            if roots is not None and len(roots) > 1 else None)
+    out.update(_tuned_and_sets(recordings, features.frame_rate, decode, at_config, thresholds, roots, sets))
+    for share in octave:
+        suppressed = replace(decode, octave_suppression=float(share))
+        at = sweep_thresholds(recordings, features.frame_rate, suppressed, [decode.onset_threshold],
+                              [decode.frame_threshold])[0]
+        scores = {**at.metrics, **_tuned_and_sets(recordings, features.frame_rate, suppressed, at, thresholds, roots, sets)}
+        out.update({f"octave[{float(share):g}]_{k}": v for k, v in scores.items()})
+    return out
+
+
+def _tuned_and_sets(recordings, frame_rate: float, decode: DecodeConfig, at_config, thresholds: DictConfig | None,
+                    roots: Sequence[str] | None, sets: list[str | None] | None) -> dict[str, float]:
+    """The ``tuned_*`` scores (the best pair of the ``thresholds`` grid and ``at_config``'s) and each
+    validation folder's scores at that pair (``set[ROOT]_*``) for :func:`validate`."""
+    out: dict[str, float] = {}
     if thresholds is not None and thresholds.onset and thresholds.frame:
-        grid = sweep_thresholds(recordings, features.frame_rate, decode, thresholds.onset, thresholds.frame)
+        grid = sweep_thresholds(recordings, frame_rate, decode, thresholds.onset, thresholds.frame)
         best = best_thresholds([at_config, *grid])
         out.update({f"tuned_{k}": v for k, v in best.metrics.items()},
                    tuned_onset_threshold=best.onset_threshold, tuned_frame_threshold=best.frame_threshold)
         at_config = best
-    if roots is not None and len(roots) > 1:
-        sets = _sets_of([rec.audio for rec in data.recordings[:max_files]], roots)
+    if sets is not None:
         for root in roots:
             mine = [row for row, s in zip(at_config.rows, sets) if s == root]
             if mine:
@@ -461,7 +480,7 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
     if validating:
         cpu0 = time.process_time()
         val_metrics = validate(st.model, data.val, features, decode, infer, t.val_max_files, t.val_thresholds,
-                               data.val_roots)
+                               data.val_roots, t.get("val_octave") or ())
         st.cpu_start += time.process_time() - cpu0  # validation's CPU time is not training's
         _log_validation(st.step, val_metrics)
         if "pedal_onset_f1" in val_metrics:
@@ -500,6 +519,10 @@ def _log_validation(step: int, m: dict[str, float]) -> None:
                  if prefix else "")
         log.info("validation at step %d, %s%s: %s", step, label, where,
                  "  ".join(f"{name} F1 {m[prefix + key]:.4f}" for name, key in names))
+    for key in sorted(k for k in m if k.startswith("octave[") and k.endswith("]_tuned_note_f1")):
+        share = key[len("octave["):key.index("]")]
+        log.info("validation at step %d, octave suppression %s, best thresholds: %s", step, share,
+                 "  ".join(f"{name} F1 {m[key.replace('tuned_note_f1', 'tuned_' + k)]:.4f}" for name, k in names))
 
 
 def _dump_rank(run_dir: Path, st: TrainingState, dist: Dist, batches_sha256: str) -> None:
