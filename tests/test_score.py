@@ -309,6 +309,9 @@ def test_musicxml_parses_with_pitches_staves_meter_and_key(tmp_path):
     path = tmp_path / "waltz.musicxml"
     beats = write_musicxml(notes, path, audio, SR)
     assert [p.name for p in tmp_path.iterdir()] == ["waltz.musicxml"]  # atomic: no temporary left
+    # one instrument on two staves, labelled as a pianist expects (not "Right hand")
+    text = path.read_text()
+    assert text.count("<score-part ") == 1 and "<part-name>Piano</part-name>" in text and "<staves>2</staves>" in text
     score = converter.parse(str(path))
     parts = list(score.parts)
     assert len(parts) == 2 and all(isinstance(p, stream.PartStaff) for p in parts)

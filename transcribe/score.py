@@ -815,9 +815,9 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
     score.metadata.title = title or "Transcription"
     score.metadata.composer = "automatic transcription"
     staves = []
-    for hand, mask, cl in (("Right hand", right, clef.TrebleClef()), ("Left hand", ~right, clef.BassClef())):
-        part = stream.PartStaff()
-        part.partName = hand
+    for mask, cl in ((right, clef.TrebleClef()), (~right, clef.BassClef())):
+        part = stream.PartStaff()  # the right hand's staff, then the left's: one instrument, named "Piano"
+        part.partName, part.partAbbreviation = "Piano", "Pno."
         if not staves:
             inst = instrument.Piano()
             part.insert(0, inst)
