@@ -55,6 +55,12 @@ def main() -> None:
     ap.add_argument("--pedal-off", action="store_true",
                     help="ship with decode.pedal false: the pedal head is there (key-release notes use it) but its "
                     "pedal (CC64) is written only on request (transcribe --pedal); for a head not yet good enough")
+    ap.add_argument("--chunk-seconds", type=float, default=None,
+                    help="store this chunk length (s) in the shipped checkpoint: the network runs on chunks this long "
+                         "unless the user asks otherwise (conf/infer model_chunking), e.g. 20 for a network whose peak "
+                         "memory grows with the chunk; default: the source checkpoint's, else conf/infer's")
+    ap.add_argument("--batch-chunks", type=int, default=None,
+                    help="store this many chunks a batch with --chunk-seconds (default 1)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.onnx_only:
@@ -92,6 +98,9 @@ def main() -> None:
         decode = replace(decode, pedal=False)
         print("decode.pedal=false: the pedal is written only on request (transcribe --pedal)")
     config = dict(state["config"], decode=asdict(decode))
+    if args.chunk_seconds is not None:
+        config["infer"] = {"chunk_seconds": args.chunk_seconds, "batch_chunks": args.batch_chunks or 1}
+        print(f"runs on chunks of {args.chunk_seconds:g} s, {args.batch_chunks or 1} a batch, unless asked otherwise")
     save_checkpoint(args.out, Checkpoint(args.checkpoint).build_model(), config, step=state.get("step"), provenance=provenance)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")
     print(json.dumps(provenance, indent=1))

@@ -195,7 +195,8 @@ def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_pat
     script = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
     proc = subprocess.run([sys.executable, str(script), str(runs["tuned"] / "checkpoints" / "last.pt"),
                            "--data-dir", str(folder), "--tune-files", "4", "--onset", "0.3,0.5", "--frame", "0.3,0.5",
-                           "--octave", "0,0.5", "--pedal", "0.2,0.5,0.8", "--pedal-onset", "0.5", "--pedal-off", "--out", str(out)],
+                           "--octave", "0,0.5", "--pedal", "0.2,0.5,0.8", "--pedal-onset", "0.5", "--pedal-off",
+                           "--chunk-seconds", "20", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "chosen on 3 files with a known pedal" in proc.stdout  # c_train's pedal is unknown
@@ -208,6 +209,18 @@ def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_pat
     assert f"octave_suppression={decode['octave_suppression']}" in proc.stdout and "octave 0.50 onset" in proc.stdout
     assert set(shipped["provenance"]["pedal_tuning_scores"]) >= {"pedal_onset_f1", "pedal_frame_f1"}
     assert (out.parent / "model.onnx").is_file() and (out.parent / "model.onnx.json").is_file()
+    # --chunk-seconds: the network runs on 20-s chunks one at a time (the ONNX export carries it, so the
+    # torch-free install does too), unless a chunk length is asked for or conf/infer's model_chunking is off
+    from transcribe.infer import InferConfig, Transcriber
+
+    assert shipped["config"]["infer"] == {"chunk_seconds": 20.0, "batch_chunks": 1}
+    for backend in ("onnx", "torch"):
+        t = Transcriber.from_checkpoint(out, backend=backend)
+        assert (t.infer.chunk_seconds, t.infer.batch_chunks) == (20.0, 1)
+        assert t.chunk_frames == int(20 * t.features.frame_rate)
+    assert Transcriber.from_checkpoint(out, chunk_seconds=30).infer.chunk_seconds == 30
+    off = InferConfig.default().with_overrides(model_chunking=False)
+    assert Transcriber.from_checkpoint(out, infer=off).infer.chunk_seconds == InferConfig.default().chunk_seconds
 
 
 def test_eval_scores_a_pedal_head_whose_output_is_off_by_default(runs, folder, tmp_path):

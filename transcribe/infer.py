@@ -18,7 +18,7 @@ by this module, and with the default model neither is imported at all.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 from functools import lru_cache
@@ -46,6 +46,7 @@ class InferConfig:
     chunk_seconds: float
     context_seconds: float
     batch_chunks: int
+    model_chunking: bool  # a checkpoint's own chunking (its config's ``infer``, from ship_model) replaces the two above
     backend: str
     threads: int | None
     int8: bool
@@ -78,6 +79,17 @@ class InferConfig:
     def chunking(self, features: FeatureConfig) -> tuple[int, int]:
         """(chunk frames, context frames) at the feature frame rate."""
         return max(int(self.chunk_seconds * features.frame_rate), 1), int(self.context_seconds * features.frame_rate)
+
+
+def with_model_chunking(infer: InferConfig, config: Mapping, given: Sequence[str] = ()) -> InferConfig:
+    """``infer`` with the chunking stored in a checkpoint's ``config`` (``config["infer"]``:
+    ``chunk_seconds`` and ``batch_chunks``, written by ``scripts/ship_model.py`` for a network whose
+    memory needs shorter chunks) where ``infer.model_chunking`` allows it and neither setting is
+    among the ``given`` arguments; otherwise ``infer`` as it is."""
+    own = config.get("infer") if infer.model_chunking else None
+    if not own or {"chunk_seconds", "batch_chunks"} & set(given):
+        return infer
+    return replace(infer, chunk_seconds=float(own["chunk_seconds"]), batch_chunks=int(own["batch_chunks"]))
 
 
 @lru_cache(maxsize=1)
@@ -233,6 +245,7 @@ class Transcriber:
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
         infer = (infer or InferConfig.default()).with_overrides(**infer_overrides)
         runner, config = make_runner(ckpt, infer.backend, infer.threads, infer.int8, infer.device)
+        infer = with_model_chunking(infer, config, given=[k for k, v in infer_overrides.items() if v is not None])
         features, stored = typed_configs(config, str(ckpt.path))
         if decode:
             unknown = set(decode) - set(DecodeConfig.__dataclass_fields__)
