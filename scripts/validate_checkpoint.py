@@ -5,6 +5,7 @@ from a checkpoint, so their curves begin where the checkpoint is.
 
     python scripts/validate_checkpoint.py transcribe/weights/model.pt --step 0 >> runs/bake_A/metrics.jsonl
     python scripts/validate_checkpoint.py runs/x/checkpoints/best.pt data.extra_val_roots=[data/rooms/sptk]
+    python scripts/validate_checkpoint.py transcribe/weights/model.pt 'train.val_octave=[0.5]'   # also octave-suppressed
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main() -> None:
     if data.val is None:
         sys.exit(f"validate_checkpoint: no validation files under {cfg.data.root}")
     m = validate(ckpt.build_model(), data.val, features, DecodeConfig.from_dict(cfg.decode), InferConfig.from_dict(cfg.infer),
-                 cfg.train.val_max_files, cfg.train.val_thresholds, data.val_roots)
+                 cfg.train.val_max_files, cfg.train.val_thresholds, data.val_roots, cfg.train.val_octave)
     step = args.step if args.step is not None else ckpt.state.get("step")
     print(json.dumps({"step": step, "cpu_s": float(ckpt.state.get("cpu_seconds", 0.0)) if args.step is None else 0.0,
                       "checkpoint": str(args.checkpoint), **{f"val_{k}": v for k, v in m.items()}}))
