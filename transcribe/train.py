@@ -297,26 +297,24 @@ def validate(model: OnsetsAndFrames, data: CropDataset, features: FeatureConfig,
                                                                     features.frame_rate, decode)))
     for m, training in modes:
         m.train(training)
-    at_config = sweep_thresholds(recordings, features.frame_rate, decode, [decode.onset_threshold],
-                                 [decode.frame_threshold])[0]
-    out = {**at_config.metrics, **(mean_metrics(pedal_rows) if pedal_rows else {})}
     sets = (_sets_of([rec.audio for rec in data.recordings[:max_files]], roots)
             if roots is not None and len(roots) > 1 else None)
-    out.update(_tuned_and_sets(recordings, features.frame_rate, decode, at_config, thresholds, roots, sets))
+    out = {**_note_scores(recordings, features.frame_rate, decode, thresholds, roots, sets),
+           **(mean_metrics(pedal_rows) if pedal_rows else {})}
     for share in octave:
         suppressed = replace(decode, octave_suppression=float(share))
-        at = sweep_thresholds(recordings, features.frame_rate, suppressed, [decode.onset_threshold],
-                              [decode.frame_threshold])[0]
-        scores = {**at.metrics, **_tuned_and_sets(recordings, features.frame_rate, suppressed, at, thresholds, roots, sets)}
+        scores = _note_scores(recordings, features.frame_rate, suppressed, thresholds, roots, sets)
         out.update({f"octave[{float(share):g}]_{k}": v for k, v in scores.items()})
     return out
 
 
-def _tuned_and_sets(recordings, frame_rate: float, decode: DecodeConfig, at_config, thresholds: DictConfig | None,
-                    roots: Sequence[str] | None, sets: list[str | None] | None) -> dict[str, float]:
-    """The ``tuned_*`` scores (the best pair of the ``thresholds`` grid and ``at_config``'s) and each
-    validation folder's scores at that pair (``set[ROOT]_*``) for :func:`validate`."""
-    out: dict[str, float] = {}
+def _note_scores(recordings, frame_rate: float, decode: DecodeConfig, thresholds: DictConfig | None,
+                 roots: Sequence[str] | None, sets: list[str | None] | None) -> dict[str, float]:
+    """For :func:`validate`, the recordings decoded with ``decode``: the scores at its thresholds,
+    the ``tuned_*`` scores (the best pair of the ``thresholds`` grid and decode's own) and each
+    validation folder's scores at that pair (``set[ROOT]_*``)."""
+    at_config = sweep_thresholds(recordings, frame_rate, decode, [decode.onset_threshold], [decode.frame_threshold])[0]
+    out = dict(at_config.metrics)
     if thresholds is not None and thresholds.onset and thresholds.frame:
         grid = sweep_thresholds(recordings, frame_rate, decode, thresholds.onset, thresholds.frame)
         best = best_thresholds([at_config, *grid])
