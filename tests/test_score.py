@@ -472,6 +472,37 @@ def test_the_tempo_estimate_is_librosas_from_fewer_windows(stride, monkeypatch):
         assert min(abs(ref / bpm - 1), abs(ref / bpm - 2)) < 0.05  # the beat or its eighths: a real estimate
 
 
+def test_unbiased_lags_keep_a_slow_beat_that_the_windowed_autocorrelation_doubles():
+    """A 1.6-s beat (37.5 BPM) whose halves are played a little softer, the prior between the two
+    levels: librosa's windowed autocorrelation counts the 1.6-s lag at less weight than the 0.8-s
+    one and finds 75 BPM; with the window's own overlap divided out the slow beat wins."""
+    from transcribe.beats import global_tempo
+
+    env = np.zeros(6000)
+    env[::160], env[80::160] = 1.0, 0.7
+    env = np.convolve(env, np.exp(-0.5 * (np.arange(-3, 4) / 1.5) ** 2), mode="same")
+    assert global_tempo(env, 100, 50.0, 1.0, "windowed") == pytest.approx(75.0, rel=0.02)
+    assert global_tempo(env, 100, 50.0, 1.0, "unbiased") == pytest.approx(37.5, rel=0.02)
+    assert global_tempo(env, 100, 50.0, 0.5, "windowed") == pytest.approx(37.5, rel=0.02)  # a narrower prior
+    with pytest.raises(ValueError, match="tempo lags"):
+        global_tempo(env, 100, 50.0, 1.0, "biased")
+
+
+def test_the_beat_models_tempo_settings_are_read_from_the_score_group(monkeypatch):
+    from transcribe import config, score
+
+    monkeypatch.setattr(config, "group_defaults", lambda group: {})
+    assert (score.configured_model_tempo_lags(), score.configured_model_tempo_prior()) == ("windowed", 1.0)
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"model_tempo_lags": "unbiased",
+                                                               "model_tempo_prior": 0.5})
+    assert (score.configured_model_tempo_lags(), score.configured_model_tempo_prior()) == ("unbiased", 0.5)
+    for bad, name in (({"model_tempo_lags": "biased"}, "model_tempo_lags"), ({"model_tempo_prior": 0}, "model_tempo_prior"),
+                      ({"model_tempo_prior": "wide"}, "model_tempo_prior")):
+        monkeypatch.setattr(config, "group_defaults", lambda group, bad=bad: bad)
+        with pytest.raises(ValueError, match=name):
+            score.configured_model_tempo_lags() if "lags" in name else score.configured_model_tempo_prior()
+
+
 def test_score_bytes_writes_what_music21s_own_exporter_writes():
     """score_bytes skips music21's copy of the score; the MusicXML must not change (part ids aside)."""
     import re

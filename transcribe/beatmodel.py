@@ -241,12 +241,14 @@ def metre_of(act: np.ndarray, out: dict[str, np.ndarray], w: np.ndarray, metre: 
 
 
 def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100, tempo: str = "global",
-                       metre: str = "head", window: float = 4.0):
+                       metre: str = "head", window: float = 4.0, prior_octaves: float = 1.0,
+                       lags: str = "windowed"):
     """:class:`transcribe.score.Beats` from the per-note outputs of the notes (sorted by
     :func:`sort_notes`); see the module docstring. ``tempo``: ``global`` (librosa's tempo
     estimate near the model's median interval, one tempo for the piece) or ``local`` (the
     model's interval around every moment, :func:`_local_period` over ``window`` s); ``metre``:
-    see :func:`metre_of`."""
+    see :func:`metre_of`; ``prior_octaves`` and ``lags``: the global tempo's prior width around
+    the model's interval and its autocorrelation (:func:`transcribe.beats.global_tempo`)."""
     from .beats import Beats, _librosa, global_tempo, tempo_of
 
     librosa = _librosa()
@@ -265,7 +267,7 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
         # the tempo is librosa's estimate from the curve's autocorrelation, its prior centred on the
         # model's interval (the IBI classes are 5.5 % apart: too coarse to hold a beat over a minute)
         _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1,
-                                           bpm=global_tempo(env, fps, 60.0 / period), units="time", trim=False,
+                                           bpm=global_tempo(env, fps, 60.0 / period, prior_octaves, lags), units="time", trim=False,
                                            tightness=100)
     elif tempo == "local":
         bpm = 60.0 / _local_period(notes, out, n_frames, fps, window)
@@ -310,9 +312,11 @@ def key_signature_class(notes: Notes, path: str | Path | None = None) -> int:
     return int(np.argmax(_output_of(notes, path, "key", "key")[1].mean(axis=0)))
 
 
-def estimate_beats_model(notes: Notes, path: str | Path | None = None, metre: str = "head"):
+def estimate_beats_model(notes: Notes, path: str | Path | None = None, metre: str = "head",
+                         prior_octaves: float = 1.0, lags: str = "windowed"):
     """:class:`transcribe.score.Beats` of a performance from the beat model at ``path`` (the
-    shipped one, :data:`WEIGHTS`, by default); ``metre``: see :func:`metre_of`."""
+    shipped one, :data:`WEIGHTS`, by default); ``metre``: see :func:`metre_of`; ``prior_octaves``,
+    ``lags``: see :func:`beats_from_outputs`."""
     notes = sort_notes(notes)
     logits = load(WEIGHTS if path is None else path)(note_features(notes))
-    return beats_from_outputs(notes, split_outputs(logits), metre=metre)
+    return beats_from_outputs(notes, split_outputs(logits), metre=metre, prior_octaves=prior_octaves, lags=lags)

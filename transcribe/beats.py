@@ -96,15 +96,25 @@ def tempo_of(times: np.ndarray, span: int = 8) -> float:
 TEMPOGRAM_STRIDE = 4  # frames between the windows of the tempo estimate's tempogram (librosa's: 1)
 
 
-def global_tempo(envelope: np.ndarray, fps: int, start_bpm: float) -> float:
+def global_tempo(envelope: np.ndarray, fps: int, start_bpm: float, prior_octaves: float = 1.0,
+                 lags: str = "windowed") -> float:
     """The tempo (BPM) librosa's beat tracker would estimate from ``envelope`` (its
     ``feature.tempo`` defaults: 8 s Hann windows, autocorrelation, mean over the windows,
-    a log-normal prior around ``start_bpm``), from every :data:`TEMPOGRAM_STRIDE`-th window only.
+    a log-normal prior around ``start_bpm`` of ``prior_octaves`` standard deviation), from every
+    :data:`TEMPOGRAM_STRIDE`-th window only.
     Written here because librosa's tempogram takes a window at every frame, and that was a
     quarter of the score stage's CPU time (measured on held-out ASAP performances); a mean over
-    every fourth window gives the same tempo (docs/SCORE.md, round 4)."""
+    every fourth window gives the same tempo (docs/SCORE.md, round 4).
+
+    ``lags``: ``windowed`` (librosa's autocorrelation of the windowed frames, which weighs a lag
+    by how much of the 8-s Hann window overlaps itself there: a 1.7-s beat counts about half as
+    much as a 0.9-s one) or ``unbiased`` (each lag divided by the window's own autocorrelation,
+    lags where that is under a fifth of its peak, beyond about 4 s, left out): slow beats, such as
+    the dotted quarters of a 6/8 ballade, are not pushed to a faster level (docs/SCORE.md, round 10)."""
     librosa = _librosa()
 
+    if lags not in ("windowed", "unbiased"):
+        raise ValueError(f"unknown tempo lags {lags!r}: windowed or unbiased")
     win = int(librosa.time_to_frames(8.0, sr=fps, hop_length=1))  # librosa's ac_size
     env = np.asarray(envelope, dtype=np.float64)
     n = env.shape[-1]
@@ -112,5 +122,10 @@ def global_tempo(envelope: np.ndarray, fps: int, start_bpm: float) -> float:
     frames = librosa.util.frame(padded, frame_length=win, hop_length=TEMPOGRAM_STRIDE)
     frames = frames[:, : (n + TEMPOGRAM_STRIDE - 1) // TEMPOGRAM_STRIDE]
     window = librosa.filters.get_window("hann", win, fftbins=True)[:, None]
-    tg = librosa.util.normalize(librosa.autocorrelate(frames * window, axis=0), norm=np.inf, axis=0)
-    return float(librosa.feature.tempo(tg=tg, sr=fps, hop_length=1, start_bpm=start_bpm)[0])
+    tg = librosa.autocorrelate(frames * window, axis=0)
+    if lags == "unbiased":
+        own = librosa.autocorrelate(window[:, 0])
+        tg = np.where((own > 0.2 * own[0])[:, None], tg / np.maximum(own, 1e-12)[:, None], 0.0)
+    tg = librosa.util.normalize(tg, norm=np.inf, axis=0)
+    return float(librosa.feature.tempo(tg=tg, sr=fps, hop_length=1, start_bpm=start_bpm,
+                                       std_bpm=prior_octaves)[0])

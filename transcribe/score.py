@@ -128,6 +128,24 @@ def configured_model_metre() -> str:
     return _configured_choice("model_metre", ("head", "downbeats", "both"))
 
 
+def configured_model_tempo_lags() -> str:
+    """How the global tempo's autocorrelation weighs its lags when the beat model gives the beats:
+    ``model_tempo_lags`` of ``conf/score/default.yaml`` (:func:`transcribe.beats.global_tempo`:
+    ``windowed`` or ``unbiased``)."""
+    return _configured_choice("model_tempo_lags", ("windowed", "unbiased"))
+
+
+def configured_model_tempo_prior() -> float:
+    """``model_tempo_prior`` of ``conf/score/default.yaml``: the width (octaves, above 0) of the
+    global tempo's prior around the beat model's interval (:func:`transcribe.beats.global_tempo`)."""
+    value = _configured_number("model_tempo_prior", 1.0, 4.0)
+    if value <= 0:
+        from .config import group_file
+
+        raise ValueError(f"{group_file('score')}: model_tempo_prior: {value!r} is not above 0")
+    return value
+
+
 def configured_key_source() -> str:
     """Where the key signature comes from: ``key_source`` of ``conf/score/default.yaml``
     (``profile``: :func:`estimate_key` alone; ``model``: the beat model's key output chooses the
@@ -181,7 +199,8 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
         from .beatmodel import estimate_beats_model
 
         try:
-            return estimate_beats_model(notes, metre=configured_model_metre())
+            return estimate_beats_model(notes, metre=configured_model_metre(),
+                                        prior_octaves=configured_model_tempo_prior(), lags=configured_model_tempo_lags())
         except ValueError as err:  # too few beats found
             return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, f"{err}; fixed {DEFAULT_TEMPO:g} BPM grid"))
     seconds = end + 1.0
