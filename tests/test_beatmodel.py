@@ -217,6 +217,36 @@ def test_metre_from_the_downbeat_spacing():
         beatmodel.beats_from_outputs(notes, out, metre="x")
 
 
+def _jig(bars: int = 16) -> tuple[Notes, np.ndarray]:
+    """6/8 at a dotted quarter of 0.9 s: a bass on every beat, the melody in three eighths a beat."""
+    beats = 1.0 + 0.9 * np.arange(bars * 2)
+    rows = []
+    for k, t in enumerate(beats):
+        rows.append((t, t + 0.8, 43 if k % 2 == 0 else 50, 100 if k % 2 == 0 else 60))
+        rows += [(t + j * 0.3, t + j * 0.3 + 0.25, [72, 74, 76][j], 80) for j in range(3)]
+    a = np.array(rows)
+    return Notes(a[:, 0], a[:, 1], a[:, 2].astype(int), a[:, 3].astype(int)), beats
+
+
+def test_a_compound_metre_from_where_the_onsets_fall_between_the_beats():
+    """A jig whose model says "not ternary" (0.1): by its output it is written 2/4; by its onsets on
+    the thirds of the beats (``subdivision="onsets"``) 6/8. A march's eighths stay on halves: 4/4."""
+    notes, truth = _jig()
+    notes = beatmodel.sort_notes(notes)
+    out = _outputs(notes, truth, per_bar_head=2, bar=2, ibi=0.9)
+    assert beatmodel.beats_from_outputs(notes, out, metre="downbeats").time_signature == "2/4"
+    jig = beatmodel.beats_from_outputs(notes, out, metre="downbeats", subdivision="onsets")
+    assert jig.time_signature == "6/8" and jig.beat_ql == 1.5
+    assert beatmodel.onsets_on_thirds(notes.onsets, truth)
+    march, march_truth = _march()
+    march = beatmodel.sort_notes(march)
+    march_out = _outputs(march, march_truth, per_bar_head=4, bar=4, ibi=0.6)
+    assert beatmodel.beats_from_outputs(march, march_out, metre="downbeats", subdivision="onsets").time_signature == "4/4"
+    assert not beatmodel.onsets_on_thirds(march.onsets, march_truth)
+    with pytest.raises(ValueError, match="unknown subdivision method 'x'"):
+        beatmodel.beats_from_outputs(notes, out, subdivision="x")
+
+
 def test_local_tempo_follows_a_slowing_piece():
     """16 bars at 120 BPM, then 16 at 70: with the model's local interval the beats follow both
     halves; one tempo for the piece (``tempo="global"``) cannot."""

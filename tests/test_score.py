@@ -488,7 +488,7 @@ def test_unbiased_lags_keep_a_slow_beat_that_the_windowed_autocorrelation_double
         global_tempo(env, 100, 50.0, 1.0, "biased")
 
 
-def test_the_beat_models_tempo_settings_are_read_from_the_score_group(monkeypatch):
+def test_the_beat_models_tempo_and_subdivision_settings_are_read_from_the_score_group(monkeypatch):
     from transcribe import config, score
 
     monkeypatch.setattr(config, "group_defaults", lambda group: {})
@@ -496,11 +496,16 @@ def test_the_beat_models_tempo_settings_are_read_from_the_score_group(monkeypatc
     monkeypatch.setattr(config, "group_defaults", lambda group: {"model_tempo_lags": "unbiased",
                                                                "model_tempo_prior": 0.5})
     assert (score.configured_model_tempo_lags(), score.configured_model_tempo_prior()) == ("unbiased", 0.5)
-    for bad, name in (({"model_tempo_lags": "biased"}, "model_tempo_lags"), ({"model_tempo_prior": 0}, "model_tempo_prior"),
-                      ({"model_tempo_prior": "wide"}, "model_tempo_prior")):
-        monkeypatch.setattr(config, "group_defaults", lambda group, bad=bad: bad)
+    assert score.configured_model_subdivision() == "output"
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"model_subdivision": "onsets"})
+    assert score.configured_model_subdivision() == "onsets"
+    readers = {"model_tempo_lags": score.configured_model_tempo_lags, "model_tempo_prior": score.configured_model_tempo_prior,
+               "model_subdivision": score.configured_model_subdivision}
+    for name, bad in (("model_tempo_lags", "biased"), ("model_tempo_prior", 0), ("model_tempo_prior", "wide"),
+                      ("model_subdivision", "thirds")):
+        monkeypatch.setattr(config, "group_defaults", lambda group, name=name, bad=bad: {name: bad})
         with pytest.raises(ValueError, match=name):
-            score.configured_model_tempo_lags() if "lags" in name else score.configured_model_tempo_prior()
+            readers[name]()
 
 
 def test_score_bytes_writes_what_music21s_own_exporter_writes():

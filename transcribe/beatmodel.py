@@ -240,9 +240,27 @@ def metre_of(act: np.ndarray, out: dict[str, np.ndarray], w: np.ndarray, metre: 
     return per_bar, best[per_bar][1]
 
 
+def onsets_on_thirds(onsets: np.ndarray, beats: np.ndarray, tolerance: float = 0.07) -> bool:
+    """Whether the distinct onsets between ``beats`` fall on the thirds of a beat (1/3, 2/3)
+    more often than on its halves and quarters (1/4, 1/2, 3/4), within ``tolerance`` of a beat:
+    the beat divided in three, as in 6/8 (docs/SCORE.md rounds 9 and 10)."""
+    b = np.asarray(beats, dtype=np.float64)
+    on = np.unique(np.round(np.asarray(onsets, dtype=np.float64), 3))
+    on = on[(on >= b[0]) & (on < b[-1])]
+    if len(b) < 2 or len(on) == 0:
+        return False
+    i = np.clip(np.searchsorted(b, on, side="right") - 1, 0, len(b) - 2)
+    phase = (on - b[i]) / (b[i + 1] - b[i])
+
+    def near(*centres: float) -> int:
+        return int(np.sum(np.any(np.abs(phase[:, None] - np.asarray(centres)[None, :]) < tolerance, axis=1)))
+
+    return near(1 / 3, 2 / 3) > near(1 / 4, 1 / 2, 3 / 4)
+
+
 def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100, tempo: str = "global",
                        metre: str = "head", window: float = 4.0, prior_octaves: float = 1.0,
-                       lags: str = "windowed"):
+                       lags: str = "windowed", subdivision: str = "output"):
     """:class:`transcribe.score.Beats` from the per-note outputs of the notes (sorted by
     :func:`sort_notes`); see the module docstring. ``tempo``: ``global`` (librosa's tempo
     estimate near the model's median interval, one tempo for the piece) or ``local`` (the
@@ -279,7 +297,12 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
     times = times[(times >= notes.onsets.min() - period / 2) & (times <= notes.onsets.max() + period / 2)]
     if len(times) < 4:
         raise ValueError(f"the beat model's tracker found {len(times)} beats")
-    ternary = float(np.average(out["ternary"], weights=w)) > 0.5
+    if subdivision == "output":
+        ternary = float(np.average(out["ternary"], weights=w)) > 0.5
+    elif subdivision == "onsets":
+        ternary = onsets_on_thirds(notes.onsets, times)
+    else:
+        raise ValueError(f"unknown subdivision method {subdivision!r}")
     # downbeat activation of each beat: the most probable downbeat among the notes near it
     idx = np.searchsorted(times, notes.onsets)
     near = np.clip(np.where(np.abs(times[np.clip(idx, 0, len(times) - 1)] - notes.onsets)
@@ -313,10 +336,11 @@ def key_signature_class(notes: Notes, path: str | Path | None = None) -> int:
 
 
 def estimate_beats_model(notes: Notes, path: str | Path | None = None, metre: str = "head",
-                         prior_octaves: float = 1.0, lags: str = "windowed"):
+                         prior_octaves: float = 1.0, lags: str = "windowed", subdivision: str = "output"):
     """:class:`transcribe.score.Beats` of a performance from the beat model at ``path`` (the
     shipped one, :data:`WEIGHTS`, by default); ``metre``: see :func:`metre_of`; ``prior_octaves``,
     ``lags``: see :func:`beats_from_outputs`."""
     notes = sort_notes(notes)
     logits = load(WEIGHTS if path is None else path)(note_features(notes))
-    return beats_from_outputs(notes, split_outputs(logits), metre=metre, prior_octaves=prior_octaves, lags=lags)
+    return beats_from_outputs(notes, split_outputs(logits), metre=metre, prior_octaves=prior_octaves, lags=lags,
+                              subdivision=subdivision)

@@ -135,6 +135,13 @@ def configured_model_tempo_lags() -> str:
     return _configured_choice("model_tempo_lags", ("windowed", "unbiased"))
 
 
+def configured_model_subdivision() -> str:
+    """How the beat model's beats are found divided in three (a compound metre):
+    ``model_subdivision`` of ``conf/score/default.yaml`` (``output``: the model's ternary output;
+    ``onsets``: where the onsets fall between the beats, :func:`transcribe.beatmodel.onsets_on_thirds`)."""
+    return _configured_choice("model_subdivision", ("output", "onsets"))
+
+
 def configured_model_tempo_prior() -> float:
     """``model_tempo_prior`` of ``conf/score/default.yaml``: the width (octaves, above 0) of the
     global tempo's prior around the beat model's interval (:func:`transcribe.beats.global_tempo`)."""
@@ -200,7 +207,8 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
 
         try:
             return estimate_beats_model(notes, metre=configured_model_metre(),
-                                        prior_octaves=configured_model_tempo_prior(), lags=configured_model_tempo_lags())
+                                        prior_octaves=configured_model_tempo_prior(), lags=configured_model_tempo_lags(),
+                                        subdivision=configured_model_subdivision())
         except ValueError as err:  # too few beats found
             return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, f"{err}; fixed {DEFAULT_TEMPO:g} BPM grid"))
     seconds = end + 1.0
