@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from transcribe import beatmodel
+from transcribe.beats import Beats
 from transcribe.notes import Notes
 
 
@@ -237,12 +238,12 @@ def test_a_compound_metre_from_where_the_onsets_fall_between_the_beats():
     assert beatmodel.beats_from_outputs(notes, out, metre="downbeats").time_signature == "2/4"
     jig = beatmodel.beats_from_outputs(notes, out, metre="downbeats", subdivision="onsets")
     assert jig.time_signature == "6/8" and jig.beat_ql == 1.5
-    assert beatmodel.onsets_on_thirds(notes.onsets, truth)
+    assert beatmodel.onsets_on_thirds(notes.onsets, Beats(truth, 66.7))
     march, march_truth = _march()
     march = beatmodel.sort_notes(march)
     march_out = _outputs(march, march_truth, per_bar_head=4, bar=4, ibi=0.6)
     assert beatmodel.beats_from_outputs(march, march_out, metre="downbeats", subdivision="onsets").time_signature == "4/4"
-    assert not beatmodel.onsets_on_thirds(march.onsets, march_truth)
+    assert not beatmodel.onsets_on_thirds(march.onsets, Beats(march_truth, 100.0))
     with pytest.raises(ValueError, match="unknown subdivision method 'x'"):
         beatmodel.beats_from_outputs(notes, out, subdivision="x")
 

@@ -240,22 +240,16 @@ def metre_of(act: np.ndarray, out: dict[str, np.ndarray], w: np.ndarray, metre: 
     return per_bar, best[per_bar][1]
 
 
-def onsets_on_thirds(onsets: np.ndarray, beats: np.ndarray, tolerance: float = 0.07) -> bool:
-    """Whether the distinct onsets between ``beats`` fall on the thirds of a beat (1/3, 2/3)
-    more often than on its halves and quarters (1/4, 1/2, 3/4), within ``tolerance`` of a beat:
-    the beat divided in three, as in 6/8 (docs/SCORE.md rounds 9 and 10)."""
-    b = np.asarray(beats, dtype=np.float64)
-    on = np.unique(np.round(np.asarray(onsets, dtype=np.float64), 3))
-    on = on[(on >= b[0]) & (on < b[-1])]
-    if len(b) < 2 or len(on) == 0:
-        return False
-    i = np.clip(np.searchsorted(b, on, side="right") - 1, 0, len(b) - 2)
-    phase = (on - b[i]) / (b[i + 1] - b[i])
+def onsets_on_thirds(onsets: np.ndarray, beats, tolerance: float = 0.07) -> bool:
+    """Whether the distinct onsets fall on the thirds of the :class:`~transcribe.beats.Beats`
+    ``beats`` (1/3, 2/3) more often than on their halves and quarters (1/4, 1/2, 3/4), within
+    ``tolerance`` of a beat (:func:`transcribe.beats.subdivision_shares`): the beat divided in
+    three, as in 6/8 (docs/SCORE.md rounds 9 and 10; the tracker's rule,
+    :func:`transcribe.score.subdivision`, asks 1.5 times the evidence and a fifth of all onsets)."""
+    from .beats import subdivision_shares
 
-    def near(*centres: float) -> int:
-        return int(np.sum(np.any(np.abs(phase[:, None] - np.asarray(centres)[None, :]) < tolerance, axis=1)))
-
-    return near(1 / 3, 2 / 3) > near(1 / 4, 1 / 2, 3 / 4)
+    binary, ternary = subdivision_shares(onsets, beats, tolerance)
+    return ternary > binary
 
 
 def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100, tempo: str = "global",
@@ -300,7 +294,7 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
     if subdivision == "output":
         ternary = float(np.average(out["ternary"], weights=w)) > 0.5
     elif subdivision == "onsets":
-        ternary = onsets_on_thirds(notes.onsets, times)
+        ternary = onsets_on_thirds(notes.onsets, Beats(times, tempo_of(times)))
     else:
         raise ValueError(f"unknown subdivision method {subdivision!r}")
     # downbeat activation of each beat: the most probable downbeat among the notes near it

@@ -93,6 +93,22 @@ def tempo_of(times: np.ndarray, span: int = 8) -> float:
     return 60.0 * span / float(np.median(times[span:] - times[:-span]))
 
 
+def subdivision_shares(onsets: np.ndarray, beats: Beats, tolerance: float = 0.06) -> tuple[float, float]:
+    """(binary, ternary): the shares of the distinct ``onsets`` whose place inside their beat is
+    within ``tolerance`` (of a beat) of its halves and quarters (1/4, 1/2, 3/4), and of its
+    thirds (1/3, 2/3). Read by the score stage's tracker (:func:`transcribe.score.subdivision`)
+    and the beat model's decoder (:func:`transcribe.beatmodel.onsets_on_thirds`)."""
+    on = np.unique(np.asarray(onsets, dtype=np.float64))
+    if len(on) == 0:
+        return 0.0, 0.0
+    frac = np.mod(beats.position(on), 1.0)
+
+    def near(points: list[float]) -> float:
+        return float(np.any(np.abs(frac[:, None] - np.array(points)[None]) < tolerance, axis=1).mean())
+
+    return near([0.25, 0.5, 0.75]), near([1 / 3, 2 / 3])
+
+
 TEMPOGRAM_STRIDE = 4  # frames between the windows of the tempo estimate's tempogram (librosa's: 1)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .beats import Beats, _librosa, global_tempo, tempo_of
+from .beats import Beats, _librosa, global_tempo, subdivision_shares, tempo_of
 from .files import atomic_write
 from .notes import Notes
 
@@ -265,12 +265,7 @@ def subdivision(notes: Notes, beats: Beats) -> tuple[int, float, float]:
     """(2 or 3, binary share, ternary share): whether the onsets between beats fall on halves
     and quarters of the beat or on its thirds. Ternary needs more than 1.5 times the binary
     evidence and a fifth of all onsets."""
-    if len(notes) == 0:
-        return 2, 0.0, 0.0
-    frac = np.mod(beats.position(np.unique(notes.onsets)), 1.0)
-    near = lambda points: np.any(np.abs(frac[:, None] - np.array(points)[None]) < 0.06, axis=1)  # noqa: E731
-    binary = float(near([0.25, 0.5, 0.75]).mean())
-    ternary = float(near([1 / 3, 2 / 3]).mean())
+    binary, ternary = subdivision_shares(notes.onsets, beats, 0.06)
     return (3 if ternary > 1.5 * binary and ternary > 0.2 else 2), binary, ternary
 
 
