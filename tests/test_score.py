@@ -508,6 +508,20 @@ def test_the_beat_models_tempo_and_subdivision_settings_are_read_from_the_score_
             readers[name]()
 
 
+def test_a_wrong_beat_model_setting_is_an_error_not_a_fixed_grid(monkeypatch):
+    """estimate_beats falls back to a fixed grid when the model's tracker finds too few beats; a
+    wrong setting in conf/score must not be taken for that: it is an error naming it."""
+    from transcribe import config, score
+
+    t = np.arange(32) * 0.5
+    notes = Notes(t, t + 0.4, np.full(32, 60), np.full(32, 80))
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"beats": "model", "model_tempo_lags": "biased"})
+    with pytest.raises(ValueError, match="model_tempo_lags"):
+        score.estimate_beats(None, None, notes)
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"beats": "model"})
+    assert score.estimate_beats(None, None, notes).source == "model"  # the same notes, the settings right
+
+
 def test_score_bytes_writes_what_music21s_own_exporter_writes():
     """score_bytes skips music21's copy of the score; the MusicXML must not change (part ids aside)."""
     import re

@@ -9,11 +9,13 @@ output have none, see :func:`split_outputs`). Trained on ASAP's training side by
 ``scripts/train_beat_model.py``; shipped as ``weights/beats.onnx`` (run by onnxruntime, so no
 torch at inference) with its card ``weights/BEATS_CARD.md``.
 
-From the per-note outputs (:func:`beats_from_outputs`): the tempo is the beat-weighted median of
-the predicted intervals; librosa's dynamic-programming tracker runs at that tempo on an onset
-curve of the beat probabilities (so the beats fill the gaps between notes, steadily); the
-metre is the piece's mean of the bar and subdivision outputs; the first downbeat is the phase
-whose beats carry the most downbeat probability.
+From the per-note outputs (:func:`beats_from_outputs`): the tempo is librosa's estimate from an
+onset curve of the beat probabilities, its prior centred on the beat-weighted median of the
+predicted intervals; librosa's dynamic-programming tracker runs at that tempo on the curve (so
+the beats fill the gaps between notes, steadily); the bar is the grouping of 2, 3 or 4 beats
+whose downbeat probabilities stand out most (or the bar output's mean, :func:`metre_of`), its
+first downbeat the phase whose beats carry the most downbeat probability; the beat divides in
+three by the subdivision output's mean or by where the onsets fall between the beats.
 """
 
 from __future__ import annotations
@@ -260,7 +262,10 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
     estimate near the model's median interval, one tempo for the piece) or ``local`` (the
     model's interval around every moment, :func:`_local_period` over ``window`` s); ``metre``:
     see :func:`metre_of`; ``prior_octaves`` and ``lags``: the global tempo's prior width around
-    the model's interval and its autocorrelation (:func:`transcribe.beats.global_tempo`)."""
+    the model's interval and its autocorrelation (:func:`transcribe.beats.global_tempo`);
+    ``subdivision``: whether the beat divides in three (a compound metre), by the model's
+    ``ternary`` output (``output``: its beat-weighted mean above 0.5) or by where the onsets fall
+    between the tracked beats (``onsets``: :func:`onsets_on_thirds`)."""
     from .beats import Beats, _librosa, global_tempo, tempo_of
 
     librosa = _librosa()
@@ -279,8 +284,8 @@ def beats_from_outputs(notes: Notes, out: dict[str, np.ndarray], fps: int = 100,
         # the tempo is librosa's estimate from the curve's autocorrelation, its prior centred on the
         # model's interval (the IBI classes are 5.5 % apart: too coarse to hold a beat over a minute)
         _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1,
-                                           bpm=global_tempo(env, fps, 60.0 / period, prior_octaves, lags), units="time", trim=False,
-                                           tightness=100)
+                                           bpm=global_tempo(env, fps, 60.0 / period, prior_octaves, lags),
+                                           units="time", trim=False, tightness=100)
     elif tempo == "local":
         bpm = 60.0 / _local_period(notes, out, n_frames, fps, window)
         _, times = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, bpm=bpm,
@@ -333,7 +338,7 @@ def estimate_beats_model(notes: Notes, path: str | Path | None = None, metre: st
                          prior_octaves: float = 1.0, lags: str = "windowed", subdivision: str = "output"):
     """:class:`transcribe.score.Beats` of a performance from the beat model at ``path`` (the
     shipped one, :data:`WEIGHTS`, by default); ``metre``: see :func:`metre_of`; ``prior_octaves``,
-    ``lags``: see :func:`beats_from_outputs`."""
+    ``lags``, ``subdivision``: see :func:`beats_from_outputs`."""
     notes = sort_notes(notes)
     logits = load(WEIGHTS if path is None else path)(note_features(notes))
     return beats_from_outputs(notes, split_outputs(logits), metre=metre, prior_octaves=prior_octaves, lags=lags,

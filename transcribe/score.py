@@ -205,10 +205,10 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
     if method == "model":
         from .beatmodel import estimate_beats_model
 
-        try:
-            return estimate_beats_model(notes, metre=configured_model_metre(),
-                                        prior_octaves=configured_model_tempo_prior(), lags=configured_model_tempo_lags(),
-                                        subdivision=configured_model_subdivision())
+        settings = {"metre": configured_model_metre(), "prior_octaves": configured_model_tempo_prior(),
+                    "lags": configured_model_tempo_lags(), "subdivision": configured_model_subdivision()}
+        try:  # the settings are read first: a wrong one is an error naming the file, not a fixed grid
+            return estimate_beats_model(notes, **settings)
         except ValueError as err:  # too few beats found
             return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, f"{err}; fixed {DEFAULT_TEMPO:g} BPM grid"))
     seconds = end + 1.0
