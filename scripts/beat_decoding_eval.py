@@ -1,14 +1,20 @@
 """How the beat model's outputs become beats (transcribe.beatmodel.beats_from_outputs: ``tempo``
-global / local, ``metre`` head / downbeats / both), measured on ASAP training performances the
-model did not see (issue 25): choose decoding settings here, never on the held-out side.
+global / local, ``metre`` head / downbeats / both, the global tempo's ``lags`` windowed / unbiased
+and prior width in octaves, ``subdivision`` output / onsets), measured on ASAP training
+performances the model did not see (issue 25): choose decoding settings here, never on the
+held-out side.
 
-The shipped model was trained on a seeded subset of the training side (``--seen N --seen-seed S``:
-the subset scripts/train_beat_model.py's ``--limit N --seed S`` drew); a seeded sample of the
-other training performances, first ``--seconds`` each, is decoded every way and scored as
-scripts/score_eval.py scores (mir_eval beat / downbeat F, the estimated metre against the
-annotated main time signature, tempo within 8 %).
+Which performances: with ``--inner-val P`` (models trained with ``train_beat_model.py --inner-val
+P``, the shipped one at 15) a seeded sample of the inner-validation works' performances (the
+"inner 60" of docs/SCORE.md with ``--sample 60``); else the model was trained on a seeded subset
+of the training side (``--seen N --seen-seed S``: the subset ``--limit N --seed S`` drew) and a
+seeded sample of the other training performances is taken. The first ``--seconds`` of each are
+decoded every way and scored as scripts/score_eval.py scores (mir_eval beat / downbeat F, the
+estimated metre against the annotated main time signature, tempo within 8 %). ``--side val``
+reports the same on the 41 held-out performances (report only).
 
-    python scripts/beat_decoding_eval.py --shared-data ../shared/data --seen 300 --sample 60
+    python scripts/beat_decoding_eval.py --shared-data ../shared/data --inner-val 15 --sample 60 \
+        --variants global/downbeats/windowed/1/output,global/downbeats/unbiased/0.5/onsets
 """
 
 from __future__ import annotations
@@ -25,13 +31,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--asap", type=Path, default=Path("data/asap"))
     ap.add_argument("--shared-data", type=Path, default=None)
     ap.add_argument("--model", type=Path, default=None, help="an exported beat model (default: the shipped one)")
-    ap.add_argument("--seen", type=int, required=True, help="how many training performances the model saw (--limit)")
+    ap.add_argument("--seen", type=int, default=None, help="how many training performances the model saw (--limit)")
     ap.add_argument("--seen-seed", type=int, default=0, help="the training run's --seed")
     ap.add_argument("--sample", type=int, default=60, help="unseen performances to decode")
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--inner-val", type=float, default=None,
+                    help="the model was trained with train_beat_model.py --inner-val this: decode its inner works")
+    ap.add_argument("--side", choices=["train", "val"], default="train",
+                    help="val: the 41 held-out performances instead (to report, not to choose)")
     ap.add_argument("--variants", default="global/head,global/downbeats,global/both,local/head",
-                    help="comma-separated tempo/metre decodings to score")
+                    help="comma-separated tempo/metre[/lags/prior/subdivision] decodings to score "
+                         "(lags windowed, prior 1, subdivision output where left out)")
     args = ap.parse_args(argv)
+    if args.side == "train" and (args.seen is None) == (args.inner_val is None):
+        ap.error("say which training performances the model did not see: --seen N or --inner-val P")
+    variants = []
+    for v in args.variants.split(","):
+        parts = v.split("/")
+        if not 2 <= len(parts) <= 5:
+            ap.error(f"--variants: {v!r} is not tempo/metre[/lags/prior/subdivision]")
+        defaults = ["windowed", "1", "output"]
+        v = tuple(parts[:2]) + tuple(parts[2:] + defaults[len(parts) - 2:])
+        allowed = (("global", "local"), ("head", "downbeats", "both"), ("windowed", "unbiased"), None, ("output", "onsets"))
+        try:
+            bad = [x for x, a in zip(v, allowed) if a is not None and x not in a] or ([] if float(v[3]) > 0 else [v[3]])
+        except ValueError:
+            bad = [v[3]]
+        if bad:  # checked here: a wrong value must not read as a decoding that found too few beats
+            ap.error(f"--variants: {'/'.join(v)}: {bad[0]!r} is not one of the choices (--help)")
+        variants.append(v)
 
     import mir_eval
 
@@ -40,19 +68,26 @@ def main(argv: list[str] | None = None) -> int:
     from transcribe.notefiles import read_midi
     from transcribe.notes import Notes
 
-    train = split(args.asap, args.shared_data)["train"]
-    seen = set(np.random.default_rng(args.seen_seed).permutation(len(train))[: args.seen].tolist())
-    unseen = [i for i in range(len(train)) if i not in seen]
-    if not unseen:
-        raise SystemExit("the model saw every training performance: nothing left to decode")
-    pick = sorted(np.random.default_rng(1).permutation(unseen)[: args.sample].tolist())
-    ap_variants = [v.split("/") for v in args.variants.split(",")]
-    variants = [(t, m) for t, m in ap_variants]
-    scores: dict[tuple[str, str], list] = {v: [] for v in variants}
+    sides = split(args.asap, args.shared_data)
+    if args.side == "val":
+        files = sides["val"]
+    elif args.inner_val is not None:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from train_beat_model import works_fold
+
+        _, inner = works_fold(sides["train"], args.inner_val)
+        files = [inner[i] for i in sorted(np.random.default_rng(0).permutation(len(inner))[: args.sample])]
+    else:
+        train = sides["train"]
+        seen = set(np.random.default_rng(args.seen_seed).permutation(len(train))[: args.seen].tolist())
+        unseen = [i for i in range(len(train)) if i not in seen]
+        if not unseen:
+            raise SystemExit("the model saw every training performance: nothing left to decode")
+        files = [train[i] for i in sorted(np.random.default_rng(1).permutation(unseen)[: args.sample].tolist())]
+    scores: dict[tuple[str, ...], list] = {v: [] for v in variants}
     trim = mir_eval.beat.trim_beats
     model = bm.load(args.model or bm.WEIGHTS)
-    for i in pick:
-        f = train[i]
+    for f in files:
         n = read_midi(f).sorted()
         ann = read_annotations(annotation_path(f))
         keep = n.onsets < args.seconds
@@ -61,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         out = bm.split_outputs(model(bm.note_features(n)))
         for v in variants:
             try:
-                b = bm.beats_from_outputs(n, out, tempo=v[0], metre=v[1])
+                b = bm.beats_from_outputs(n, out, tempo=v[0], metre=v[1], lags=v[2], prior_octaves=float(v[3]),
+                                          subdivision=v[4])
             except ValueError:  # too few beats: scored as all wrong
                 scores[v].append((0.0, 0.0, 0.0, 0.0))
                 continue
@@ -71,10 +107,12 @@ def main(argv: list[str] | None = None) -> int:
                               mir_eval.beat.f_measure(trim(ref_down), trim(down)) if len(ref_down) else np.nan,
                               float(b.time_signature == ann.time_signature),
                               float(abs(b.tempo / ref_tempo - 1.0) <= 0.08)))
-    print(f"{len(pick)} unseen training performances, first {args.seconds:g} s")
+    what = "held-out" if args.side == "val" else "unseen training"
+    print(f"{len(files)} {what} performances, first {args.seconds:g} s")
     for v, rows in scores.items():
         m = np.nanmean(np.array(rows, dtype=float), axis=0)
-        print(f"tempo={v[0]:<6} metre={v[1]:<9} beat F {m[0]:.3f}  downbeat F {m[1]:.3f}  "
+        print(f"tempo={v[0]:<6} metre={v[1]:<9} lags={v[2]:<8} prior={v[3]:<4} subdivision={v[4]:<6} "
+              f"beat F {m[0]:.3f}  downbeat F {m[1]:.3f}  "
               f"time signature {m[2]:.3f}  tempo {m[3]:.3f}")
     return 0
 

@@ -253,3 +253,19 @@ def test_score_eval_runs_another_beat_model_when_asked(tmp_path, monkeypatch):
     assert beatmodel.WEIGHTS == other
     with pytest.raises(SystemExit):
         ev.main([str(perf), "--beat-model", str(tmp_path / "nothing.onnx")])
+
+
+def test_the_decoding_sweep_refuses_a_wrong_variant_or_an_unsaid_split(capsys):
+    """scripts/beat_decoding_eval.py: a misspelt decoding is an error before anything is read (a
+    decoding that raises would otherwise count as one that found too few beats), and the training
+    performances the model did not see must be said (--seen or --inner-val)."""
+    bde = load_script("beat_decoding_eval")
+    for variants, what in (("global/downbeats/biased", "'biased'"), ("global/bars", "'bars'"),
+                           ("global/downbeats/unbiased/0/onsets", "'0'"), ("global/downbeats/unbiased/wide", "'wide'"),
+                           ("global", "not tempo/metre")):
+        with pytest.raises(SystemExit):
+            bde.main(["--inner-val", "15", "--asap", "/nonexistent", "--variants", variants])
+        assert what in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bde.main(["--asap", "/nonexistent"])
+    assert "--seen N or --inner-val P" in capsys.readouterr().err
