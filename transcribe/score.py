@@ -145,12 +145,7 @@ def configured_model_subdivision() -> str:
 def configured_model_tempo_prior() -> float:
     """``model_tempo_prior`` of ``conf/score/default.yaml``: the width (octaves, above 0) of the
     global tempo's prior around the beat model's interval (:func:`transcribe.beats.global_tempo`)."""
-    value = _configured_number("model_tempo_prior", 1.0, 4.0)
-    if value <= 0:
-        from .config import group_file
-
-        raise ValueError(f"{group_file('score')}: model_tempo_prior: {value!r} is not above 0")
-    return value
+    return _configured_number("model_tempo_prior", 1.0, 4.0, positive=True)
 
 
 def configured_key_source() -> str:
@@ -497,14 +492,16 @@ def split_hands(q: Quantised, split: int = MIDDLE_C, span: int = 14, max_notes: 
 # ---------------------------------------------------------------------------- key and score
 
 
-def _configured_number(name: str, default: float, high: float) -> float:
-    """A number from 0 to ``high`` in ``conf/score/default.yaml``; another value is an error naming
-    the file."""
+def _configured_number(name: str, default: float, high: float, positive: bool = False) -> float:
+    """A number from 0 (above 0 with ``positive``) to ``high`` in ``conf/score/default.yaml``;
+    another value is an error naming the file."""
     from .config import group_defaults, group_file
 
     value = group_defaults("score").get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= high:
-        raise ValueError(f"{group_file('score')}: {name}: {value!r} is not a number from 0 to {high:g}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= high
+            or (positive and value == 0)):
+        low = "above 0" if positive else "from 0"
+        raise ValueError(f"{group_file('score')}: {name}: {value!r} is not a number {low} to {high:g}")
     return float(value)
 
 
