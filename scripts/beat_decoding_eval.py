@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.side == "train" and (args.seen is None) == (args.inner_val is None):
         ap.error("say which training performances the model did not see: --seen N or --inner-val P")
+    from transcribe import beatmodel as bm
+    from transcribe.beats import TEMPO_LAGS
+
     variants = []
     for v in args.variants.split(","):
         parts = v.split("/")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--variants: {v!r} is not tempo/metre[/lags/prior/subdivision]")
         defaults = ["windowed", "1", "output"]
         v = tuple(parts[:2]) + tuple(parts[2:] + defaults[len(parts) - 2:])
-        allowed = (("global", "local"), ("head", "downbeats", "both"), ("windowed", "unbiased"), None, ("output", "onsets"))
+        allowed = (bm.TEMPOS, bm.METRES, TEMPO_LAGS, None, bm.SUBDIVISIONS)
         try:
             bad = [x for x, a in zip(v, allowed) if a is not None and x not in a] or ([] if float(v[3]) > 0 else [v[3]])
         except ValueError:
@@ -63,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import mir_eval
 
-    from transcribe import beatmodel as bm
     from transcribe.data.asap import annotation_path, read_annotations, split
     from transcribe.notefiles import read_midi
     from transcribe.notes import Notes

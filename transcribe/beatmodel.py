@@ -30,6 +30,9 @@ WEIGHTS = Path(__file__).parent / "weights" / "beats.onnx"
 N_FEATURES = 20  # the 8 of the first models, then the pitch class one-hot (12): models read the first as many as they take
 IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the model tells apart (log-spaced)
 PER_BAR = (2, 3, 4)  # beats per bar the model tells apart
+TEMPOS = ("global", "local")  # how beats_from_outputs finds the tempo
+METRES = ("head", "downbeats", "both")  # how metre_of finds the bar
+SUBDIVISIONS = ("output", "onsets")  # how beats_from_outputs finds a beat divided in three
 CHORD_S = 0.035  # s: notes starting this close to the group's first onset are one chord (as in score.py)
 KEY_CLASSES = 12  # key signatures up to enharmonic spelling: sharps mod 12 (see signature_class)
 # The output columns, in order: beat, downbeat, IBI classes, per-bar classes, subdivision (binary,

@@ -109,6 +109,7 @@ def subdivision_shares(onsets: np.ndarray, beats: Beats, tolerance: float = 0.06
     return near([0.25, 0.5, 0.75]), near([1 / 3, 2 / 3])
 
 
+TEMPO_LAGS = ("windowed", "unbiased")  # how global_tempo weighs the autocorrelation's lags
 TEMPOGRAM_STRIDE = 4  # frames between the windows of the tempo estimate's tempogram (librosa's: 1)
 
 
@@ -129,7 +130,7 @@ def global_tempo(envelope: np.ndarray, fps: int, start_bpm: float, prior_octaves
     the dotted quarters of a 6/8 ballade, are not pushed to a faster level (docs/SCORE.md, round 10)."""
     librosa = _librosa()
 
-    if lags not in ("windowed", "unbiased"):
+    if lags not in TEMPO_LAGS:
         raise ValueError(f"unknown tempo lags {lags!r}: windowed or unbiased")
     win = int(librosa.time_to_frames(8.0, sr=fps, hop_length=1))  # librosa's ac_size
     env = np.asarray(envelope, dtype=np.float64)

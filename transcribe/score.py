@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .beats import Beats, _librosa, global_tempo, subdivision_shares, tempo_of
+from .beats import TEMPO_LAGS, Beats, _librosa, global_tempo, subdivision_shares, tempo_of
 from .files import atomic_write
 from .notes import Notes
 
@@ -125,21 +125,25 @@ def configured_beats() -> str:
 def configured_model_metre() -> str:
     """How the beat model's outputs give the metre: ``model_metre`` of ``conf/score/default.yaml``
     (:func:`transcribe.beatmodel.metre_of`: ``head``, ``downbeats`` or ``both``)."""
-    return _configured_choice("model_metre", ("head", "downbeats", "both"))
+    from .beatmodel import METRES
+
+    return _configured_choice("model_metre", METRES)
 
 
 def configured_model_tempo_lags() -> str:
     """How the global tempo's autocorrelation weighs its lags when the beat model gives the beats:
     ``model_tempo_lags`` of ``conf/score/default.yaml`` (:func:`transcribe.beats.global_tempo`:
     ``windowed`` or ``unbiased``)."""
-    return _configured_choice("model_tempo_lags", ("windowed", "unbiased"))
+    return _configured_choice("model_tempo_lags", TEMPO_LAGS)
 
 
 def configured_model_subdivision() -> str:
     """How the beat model's beats are found divided in three (a compound metre):
     ``model_subdivision`` of ``conf/score/default.yaml`` (``output``: the model's ternary output;
     ``onsets``: where the onsets fall between the beats, :func:`transcribe.beatmodel.onsets_on_thirds`)."""
-    return _configured_choice("model_subdivision", ("output", "onsets"))
+    from .beatmodel import SUBDIVISIONS
+
+    return _configured_choice("model_subdivision", SUBDIVISIONS)
 
 
 def configured_model_tempo_prior() -> float:
