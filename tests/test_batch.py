@@ -232,6 +232,44 @@ def test_a_dead_worker_costs_a_retry_not_the_batch(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f"f{i:02d}.mid" for i in range(6)]
 
 
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_a_worker_killed_while_idle_does_not_hang_the_batch(tmp_path):
+    """A worker killed while it waits for work dies holding the pool's call-queue lock; the
+    other worker, busy on a long file, would block on that lock when it asks for more, and it
+    ignores the pool's SIGTERM (signals are the parent's business), so the batch used to hang
+    forever in the pool's shutdown. The busy worker is now killed too and its file retried."""
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "a_short.wav", synth(random_notes(7, seconds=3.0, n=6), seed=7), SR)
+    piece = synth(random_notes(8, seconds=20.0, n=30), seed=8)
+    sf.write(src / "b_long.wav", np.tile(piece, 15), SR)  # 5 minutes: busy while the other idles
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "transcribe.cli", str(src), "-o", str(out), "--jobs", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_outputs(out, 1, proc)
+    workers = [c for c in _children(proc.pid)
+               if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+    assert len(workers) == 2, workers
+    before = {w: _cpu_ticks(w) for w in workers}
+    time.sleep(1.0)
+    busy = {w: _cpu_ticks(w) - before[w] for w in workers}
+    idle = min(busy, key=busy.get)
+    assert busy[idle] < max(busy.values()), busy  # one worker waits, the other transcribes
+    assert not (out / "b_long.mid").exists(), "the long file finished before the test could kill"
+    os.kill(idle, signal.SIGKILL)
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the batch hung after a worker died while idle") from None
+    assert proc.returncode == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a_short.mid", "b_long.mid"]
+
 # ---------------------------------------------------------------------------- long audio in chunks
 
 def _held_tone(pitch: int, on: float, off: float, n: int) -> np.ndarray:

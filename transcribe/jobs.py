@@ -369,13 +369,18 @@ def run_jobs(jobs: list[Job], settings: WorkerSettings, n_jobs: int,
             yield r
 
 
-def _stop(pool, in_flight: dict) -> None:
-    """Kill the pool's workers, wait for them, and clean up after the jobs they held."""
-    procs = list(getattr(pool, "_processes", {}).values())
+def _kill_workers(pool) -> None:
+    """SIGKILL the pool's worker processes and wait (up to 10 s each) for them to go."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
     for proc in procs:
         proc.kill()
     for proc in procs:
         proc.join(10)
+
+
+def _stop(pool, in_flight: dict) -> None:
+    """Kill the pool's workers, wait for them, and clean up after the jobs they held."""
+    _kill_workers(pool)
     pool.shutdown(wait=False, cancel_futures=True)
     abandon([job for job, _ in in_flight.values()])
 
@@ -402,6 +407,13 @@ def _run_pool(jobs: list[Job], settings: WorkerSettings, n_jobs: int,
         except BaseException:
             _stop(pool, in_flight)
             raise
+        # The pool is drained (every result in) or broken (the jobs in flight are back on the
+        # queue): its workers have nothing left to do, so they are killed rather than asked to
+        # exit. Asking can hang: after a worker dies the pool ends the others with SIGTERM, which
+        # they ignore, and waits for them, and one killed while waiting for work held the call
+        # queue's lock, which the others then block on forever (measured: test_batch.py,
+        # test_a_worker_killed_while_idle_does_not_hang_the_batch).
+        _kill_workers(pool)
         pool.shutdown(wait=True)
 
 
