@@ -250,11 +250,17 @@ def test_score_view_has_svg_and_estimates(client, demo_job):
 
 
 def test_cancel_a_waiting_job(server, client):
+    import io
+
+    audio, sr = sf.read(DEMO)
+    long = io.BytesIO()  # four minutes (mostly silence: the upload limit is 2 MB), so the second
+    sf.write(long, np.concatenate([audio, np.zeros(220 * sr)]), sr, format="FLAC")  # job still waits
     data = DEMO.read_bytes()
-    first = upload(client, data, "first.flac").json()
+    first = upload(client, long.getvalue(), "first.flac").json()
     second = upload(client, data, "second.flac").json()
     r = client.post(f"/api/jobs/{second['id']}/cancel")
     assert r.status_code == 200
+    assert r.json()["status"] == "cancelled"  # it was waiting, not running or done
     assert wait_done(client, second["id"])["status"] == "cancelled"
     assert wait_done(client, first["id"])["status"] == "done"
     import time
