@@ -460,6 +460,13 @@ def export(net, path: Path, meta: dict) -> None:
         tmp.write_bytes(proto.SerializeToString())
 
 
+SELECT = {  # --select: which validation row's weights are kept (the lowest of these)
+    "loss": lambda v: v["loss"],
+    "beat_f": lambda v: -v["beat_f"],
+    "beat_downbeat_f": lambda v: -(v["beat_f"] + v["downbeat_f"]),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--asap", type=Path, default=Path("data/asap"))
@@ -481,8 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("transcribe/weights/beats.onnx"))
     ap.add_argument("--init", type=Path, default=None,
                     help="start from the weights of an exported model (e.g. transcribe/weights/beats.onnx)")
-    ap.add_argument("--select", choices=["loss", "beat_f"], default="loss",
-                    help="which validation row's weights are exported: the lowest loss or the best per-note beat F")
+    ap.add_argument("--select", choices=list(SELECT), default="loss",
+                    help="which validation row's weights are exported: the lowest loss, the best per-note beat F "
+                         "or the best per-note beat F + downbeat F")
+    ap.add_argument("--hidden", type=int, default=64, help="channels of the convolutions and GRU units a direction")
     ap.add_argument("--extra-midi", type=Path, default=None,
                     help="a folder of sequenced MIDI files whose tempo map and time signatures give the beats "
                          "(e.g. data/midi/cpm/midis, piano-midi.de's); test-set works left out (needs --shared-data)")
@@ -531,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(train)} training, {len(val)} validation performances"
           f"{f' ({len(outer)} held-out reported beside them)' if inner_files else ''} loaded in {time.time() - t0:.0f} s",
           flush=True)
-    net = build_net()
+    net = build_net(args.hidden)
     if args.init is not None:
         load_onnx_weights(net, args.init)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -561,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             log.append({"step": step, "cpu_s": round(time.process_time() - start),
                         "wall_s": round(time.time() - wall0), "train_loss": round(float(loss), 4), **v})
             print(json.dumps(log[-1]), flush=True)
-            score = v["loss"] if args.select == "loss" else -v["beat_f"]
+            score = SELECT[args.select](v)
             if best is None or score < best[0]:
                 best = (score, {k: t.clone() for k, t in net.state_dict().items()}, log[-1])
     if best is not None:
@@ -573,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_minutes": round((time.process_time() - start) / 60, 1),
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,
             "val_every": args.val_every, "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed,
-            "warp": args.warp, "drop": args.drop, "select": args.select,
+            "warp": args.warp, "drop": args.drop, "select": args.select, "hidden": args.hidden,
             "init": str(args.init) if args.init else None}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(net, args.out, meta)

@@ -155,6 +155,18 @@ def test_training_can_start_from_an_exported_model(tiny_model):
         assert torch.allclose(fresh.eval()(x), want, atol=1e-5)
 
 
+def test_selection_keeps_the_row_its_rule_names():
+    """--select: the lowest loss, the best beat F, or the best beat F + downbeat F (the downbeats
+    are what separates runs of one recipe, docs/SCORE.md round 10)."""
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    rows = [{"loss": 1.0, "beat_f": 0.80, "downbeat_f": 0.30}, {"loss": 1.1, "beat_f": 0.75, "downbeat_f": 0.50},
+            {"loss": 0.9, "beat_f": 0.70, "downbeat_f": 0.30}]
+    kept = {rule: min(range(len(rows)), key=lambda i: score(rows[i])) for rule, score in train.SELECT.items()}
+    assert kept == {"loss": 2, "beat_f": 0, "beat_downbeat_f": 1}
+
+
 def test_time_warp_changes_the_tempo_smoothly_and_the_beat_labels_with_it():
     from .conftest import load_script
 
