@@ -8,6 +8,9 @@ against CPU hours, one line per run, into one figure; prints the table of the po
 
 A run forked from another run's checkpoint (``train.init_from``) counts its CPU time from zero;
 ``--start NAME=HOURS`` puts it where its parent was (``C1lo=4.15``: forked at 4.15 CPU h).
+``--bar LABEL=F1`` draws a level to beat on the note-F1 panel (the shipped model's validation row):
+
+    python scripts/plot_bakeoff.py D=runs/longrun_D --bar "stage 7 (shipped)=0.794" --out docs/longrun_D.png
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="the figure (PNG); none: the table only")
     ap.add_argument("--start", action="append", default=[], metavar="NAME=HOURS",
                     help="CPU hours a run's starting checkpoint had already trained (a fork of another run)")
+    ap.add_argument("--bar", action="append", default=[], metavar="LABEL=F1",
+                    help="a horizontal line on the note-F1 panel: a level to beat (e.g. the shipped model's)")
     args = ap.parse_args()
+    bars = [(label, float(value)) for label, value in (item.rsplit("=", 1) for item in args.bar)]
     start = {name: float(hours) * 3600 for name, hours in (item.split("=", 1) for item in args.start)}
     curves = {}
     for item in args.runs:
@@ -57,6 +63,8 @@ def main() -> None:
             ax.set_xlabel("training CPU hours")
             ax.set_title(label)
             ax.grid(alpha=0.3)
+        for i, (label, value) in enumerate(bars):
+            axes[0].axhline(value, color=f"C{len(curves) + i}", linestyle="--", label=label)
         axes[0].legend()
         fig.savefig(args.out, dpi=110)
         print(f"wrote {args.out}")
