@@ -7,6 +7,8 @@
 #   scripts/longrun.sh keep       # copy last.pt and metrics.jsonl to runs/kept/longrun_D/ (tracked by git:
 #                                 # about 1 MB, the 88k-parameter network with its optimizer state); commit it
 #   scripts/longrun.sh curve      # the validation rows so far
+#   scripts/longrun.sh pedal CKPT # the pedal head for a checkpoint of it (the note network frozen), as
+#                                 # runs/longrun_D_pedal: what shipping a step needs (STEPS, default 1000)
 #
 # The recipe is run D of the model card (the harmonic network of conf/model/harmonic.yaml with C1's
 # learning rate and schedule, plus the pedal's ring, Kong's BCE velocity loss and quiet onsets weighted
@@ -46,6 +48,16 @@ for line in open(sys.argv[1]):
               + f"  +offset+velocity {r['val_tuned_note_offset_velocity_f1']:.3f}")
 EOF
     ;;
+  pedal)
+    [ -f "${2:-}" ] || { echo "usage: scripts/longrun.sh pedal CHECKPOINT" >&2; exit 2; }
+    exec python -m transcribe.train run_name=${RUN}_pedal experiment=sampled model=harmonic \
+      model.pedal_head=true model.pedal_hidden=64 "train.init_from=$2" train.train_only=pedal \
+      train.select_by=pedal_onset_f1 train.learning_rate=1e-3 train.lr_decay_steps=1000 \
+      "train.max_steps=${STEPS:-1000}" train.val_every=250 train.checkpoint_every=50 train.log_every=10 \
+      augment.resonance.p=0.5 augment.pitch_shift.p=0.5 augment.detune.p=0.5 augment.room.measured_dir=data/irs \
+      "train.num_threads=${THREADS:-1}" train.loader_workers=0 train.num_workers=2 \
+      "data.extra_val_roots=[data/renders_heldout,data/rooms/sptk,data/rooms/headroom]" train.val_max_files=16
+    ;;
   train)
     if [ ! -f "$DIR/checkpoints/last.pt" ] && [ -f "$KEPT/last.pt" ]; then
       mkdir -p "$DIR/checkpoints"
@@ -63,7 +75,7 @@ EOF
       "train.val_octave=[0.5]"
     ;;
   *)
-    echo "usage: scripts/longrun.sh [train|keep|curve]" >&2
+    echo "usage: scripts/longrun.sh [train|keep|curve|pedal CHECKPOINT]" >&2
     exit 2
     ;;
 esac
