@@ -4,7 +4,7 @@
 #
 #   scripts/longrun.sh            # train: resume from runs/longrun_D/checkpoints/last.pt, or from the
 #                                 # kept copy in runs/kept/longrun_D/ on a fresh machine, or from step 0
-#   scripts/longrun.sh keep       # copy last.pt and metrics.jsonl to runs/kept/longrun_D/ (tracked by git:
+#   scripts/longrun.sh keep       # copy last.pt, best.pt and metrics.jsonl to runs/kept/longrun_D/ (tracked by git:
 #                                 # about 1 MB, the 88k-parameter network with its optimizer state); commit it
 #   scripts/longrun.sh curve      # the validation rows so far
 #   scripts/longrun.sh pedal CKPT # the pedal head for a checkpoint of it (the note network frozen), as
@@ -27,6 +27,7 @@ case "${1:-train}" in
   keep)
     mkdir -p "$KEPT"
     cp "$DIR/checkpoints/last.pt" "$KEPT/last.pt"
+    cp "$DIR/checkpoints/best.pt" "$KEPT/best.pt"   # weights only (~0.4 MB): the step a pedal head and a ship start from
     cp "$DIR/metrics.jsonl" "$KEPT/metrics.jsonl"
     python - "$KEPT/last.pt" <<'EOF'
 import sys, torch
