@@ -217,20 +217,26 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
-def test_a_dead_worker_costs_a_retry_not_the_batch(tmp_path):
-    src = _long_batch(tmp_path, n=6)
-    out = tmp_path / "out"
+def _two_worker_batch(src: Path, out: Path) -> tuple[subprocess.Popen, list[int]]:
+    """The CLI converting ``src`` into ``out`` with two workers, once its first output is written,
+    and its worker processes."""
     proc = subprocess.Popen([sys.executable, "-m", "transcribe.cli", str(src), "-o", str(out), "--jobs", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_outputs(out, 1, proc)
     workers = [c for c in _children(proc.pid)
                if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+    return proc, workers
+
+
+def test_a_dead_worker_costs_a_retry_not_the_batch(tmp_path):
+    src = _long_batch(tmp_path, n=6)
+    out = tmp_path / "out"
+    proc, workers = _two_worker_batch(src, out)
     assert workers, "no worker processes found"
     os.kill(workers[0], signal.SIGKILL)
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == [f"f{i:02d}.mid" for i in range(6)]
-
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -249,11 +255,7 @@ def test_a_worker_killed_while_idle_does_not_hang_the_batch(tmp_path):
     piece = synth(random_notes(8, seconds=20.0, n=30), seed=8)
     sf.write(src / "b_long.wav", np.tile(piece, 15), SR)  # 5 minutes: busy while the other idles
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "transcribe.cli", str(src), "-o", str(out), "--jobs", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_outputs(out, 1, proc)
-    workers = [c for c in _children(proc.pid)
-               if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+    proc, workers = _two_worker_batch(src, out)
     assert len(workers) == 2, workers
     before = {w: _cpu_ticks(w) for w in workers}
     time.sleep(1.0)
@@ -269,6 +271,7 @@ def test_a_worker_killed_while_idle_does_not_hang_the_batch(tmp_path):
         raise AssertionError("the batch hung after a worker died while idle") from None
     assert proc.returncode == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == ["a_short.mid", "b_long.mid"]
+
 
 # ---------------------------------------------------------------------------- long audio in chunks
 
