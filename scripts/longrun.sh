@@ -22,6 +22,13 @@ cd "$(dirname "$0")/.."
 RUN=longrun_D
 DIR=runs/$RUN
 KEPT=runs/kept/$RUN
+# What the run and its pedal head share: the network, the data and its augmentation, the threads, the
+# validation files and how often it logs and checkpoints.
+COMMON=(experiment=sampled model=harmonic
+  augment.resonance.p=0.5 augment.pitch_shift.p=0.5 augment.detune.p=0.5 augment.room.measured_dir=data/irs
+  "train.num_threads=${THREADS:-1}" train.loader_workers=0 train.num_workers=2
+  train.checkpoint_every=50 train.log_every=10
+  "data.extra_val_roots=[data/renders_heldout,data/rooms/sptk,data/rooms/headroom]" train.val_max_files=16)
 
 case "${1:-train}" in
   keep)
@@ -51,13 +58,10 @@ EOF
     ;;
   pedal)
     [ -f "${2:-}" ] || { echo "usage: scripts/longrun.sh pedal CHECKPOINT" >&2; exit 2; }
-    exec python -m transcribe.train run_name=${RUN}_pedal experiment=sampled model=harmonic \
+    exec python -m transcribe.train run_name=${RUN}_pedal "${COMMON[@]}" \
       model.pedal_head=true model.pedal_hidden=64 "train.init_from=$2" train.train_only=pedal \
       train.select_by=pedal_onset_f1 train.learning_rate=1e-3 train.lr_decay_steps=1000 \
-      "train.max_steps=${STEPS:-1000}" train.val_every=250 train.checkpoint_every=50 train.log_every=10 \
-      augment.resonance.p=0.5 augment.pitch_shift.p=0.5 augment.detune.p=0.5 augment.room.measured_dir=data/irs \
-      "train.num_threads=${THREADS:-1}" train.loader_workers=0 train.num_workers=2 \
-      "data.extra_val_roots=[data/renders_heldout,data/rooms/sptk,data/rooms/headroom]" train.val_max_files=16
+      "train.max_steps=${STEPS:-1000}" train.val_every=250
     ;;
   train)
     if [ ! -f "$DIR/checkpoints/last.pt" ] && [ -f "$KEPT/last.pt" ]; then
@@ -66,13 +70,9 @@ EOF
       cp "$KEPT/metrics.jsonl" "$DIR/metrics.jsonl"
       echo "resuming from the kept copy $KEPT/last.pt"
     fi
-    exec python -m transcribe.train run_name=$RUN experiment=sampled model=harmonic \
+    exec python -m transcribe.train run_name=$RUN "${COMMON[@]}" \
       train.learning_rate=6e-4 train.lr_decay_steps=2000 train.lr_decay_rate=0.9 \
-      augment.resonance.p=0.5 train.velocity_loss=bce train.soft_onset_gain=1.0 \
-      augment.pitch_shift.p=0.5 augment.detune.p=0.5 augment.room.measured_dir=data/irs \
-      "train.num_threads=${THREADS:-1}" train.loader_workers=0 train.num_workers=2 train.max_steps=100000 \
-      train.val_every=200 train.checkpoint_every=50 train.log_every=10 \
-      "data.extra_val_roots=[data/renders_heldout,data/rooms/sptk,data/rooms/headroom]" train.val_max_files=16 \
+      train.velocity_loss=bce train.soft_onset_gain=1.0 train.max_steps=100000 train.val_every=200 \
       "train.val_octave=[0.5]"
     ;;
   *)
