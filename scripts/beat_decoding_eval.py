@@ -64,21 +64,18 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--variants: {'/'.join(v)}: {bad[0]!r} is not one of the choices (--help)")
         variants.append(v)
 
-    import mir_eval
-
     from transcribe.data.asap import annotation_path, read_annotations, split
     from transcribe.notefiles import read_midi
-    from transcribe.notes import Notes
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from train_beat_model import decoded_scores, first_seconds, seeded_sample, works_fold
 
     sides = split(args.asap, args.shared_data)
     if args.side == "val":
         files = sides["val"]
     elif args.inner_val is not None:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from train_beat_model import works_fold
-
         _, inner = works_fold(sides["train"], args.inner_val)
-        files = [inner[i] for i in sorted(np.random.default_rng(0).permutation(len(inner))[: args.sample])]
+        files = seeded_sample(inner, args.sample)
     else:
         train = sides["train"]
         seen = set(np.random.default_rng(args.seen_seed).permutation(len(train))[: args.seen].tolist())
@@ -87,28 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("the model saw every training performance: nothing left to decode")
         files = [train[i] for i in sorted(np.random.default_rng(1).permutation(unseen)[: args.sample].tolist())]
     scores: dict[tuple[str, ...], list] = {v: [] for v in variants}
-    trim = mir_eval.beat.trim_beats
     model = bm.load(args.model or bm.WEIGHTS)
     for f in files:
-        n = read_midi(f).sorted()
         ann = read_annotations(annotation_path(f))
-        keep = n.onsets < args.seconds
-        n = bm.sort_notes(Notes(n.onsets[keep], n.offsets[keep], n.pitches[keep], n.velocities[keep]))
-        ref, ref_down = ann.beats[ann.beats < args.seconds], ann.downbeats[ann.downbeats < args.seconds]
+        n, ref, ref_down = first_seconds(read_midi(f), ann, args.seconds)
         out = bm.split_outputs(model(bm.note_features(n)))
         for v in variants:
-            try:
-                b = bm.beats_from_outputs(n, out, tempo=v[0], metre=v[1], lags=v[2], prior_octaves=float(v[3]),
-                                          subdivision=v[4])
-            except ValueError:  # too few beats: scored as all wrong
-                scores[v].append((0.0, 0.0, 0.0, 0.0))
-                continue
-            down = b.times[b.downbeat % b.beats_per_bar::b.beats_per_bar]
-            ref_tempo = 60.0 / float(np.median(np.diff(ref)))
-            scores[v].append((mir_eval.beat.f_measure(trim(ref), trim(b.times)),
-                              mir_eval.beat.f_measure(trim(ref_down), trim(down)) if len(ref_down) else np.nan,
-                              float(b.time_signature == ann.time_signature),
-                              float(abs(b.tempo / ref_tempo - 1.0) <= 0.08)))
+            scores[v].append(decoded_scores(n, ref, ref_down, ann.time_signature, out, tempo=v[0], metre=v[1],
+                                            lags=v[2], prior_octaves=float(v[3]), subdivision=v[4]))
     what = "held-out" if args.side == "val" else "unseen training"
     print(f"{len(files)} {what} performances, first {args.seconds:g} s")
     for v, rows in scores.items():

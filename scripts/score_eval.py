@@ -85,9 +85,8 @@ def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, bea
     downbeat, tempo and time-signature (the estimated metre's) ones only, without the MusicXML;
     ``notes_midi``: the notes to write come from this file (a transcription of the performance's
     render) instead of the performance MIDI; ``key_source``: as :func:`transcribe.score.notes_to_score`."""
-    import mir_eval
-
     from transcribe.data.asap import read_annotations
+    from transcribe.metrics import beat_metrics
     from transcribe.notefiles import read_midi
     from transcribe.notes import Notes
     from transcribe.score import estimate_beats, notes_to_score, score_bytes
@@ -104,17 +103,11 @@ def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, bea
     beats = estimate_beats(None, None, notes, method=beats_method)
     xml = None if beats_only else score_bytes(notes_to_score(notes, beats, title=midi.stem, key_source=key_source))
     cpu = time.process_time() - t0
-    per_bar = beats.beats_per_bar
-    first = beats.downbeat % per_bar
-    est_down = beats.times[first::per_bar]
-    trim = mir_eval.beat.trim_beats
-    ref_tempo = 60.0 / float(np.median(np.diff(ref_beats)))
+    m = beat_metrics(ref_beats, ref_down, beats)
     ts_ref = ann.time_signature
     row = {"file": str(midi), "minutes": round(music_min, 3), "notes": len(notes),
-           "beat_f": float(mir_eval.beat.f_measure(trim(ref_beats), trim(beats.times))),
-           "downbeat_f": float(mir_eval.beat.f_measure(trim(ref_down), trim(est_down))) if len(ref_down) else None,
-           "tempo": round(beats.tempo, 2), "tempo_ref": round(ref_tempo, 2),
-           "tempo_right": abs(beats.tempo / ref_tempo - 1.0) <= 0.08, "cpu_s": round(cpu, 3)}
+           "beat_f": m["beat_f"], "downbeat_f": m["downbeat_f"], "tempo": round(m["tempo"], 2),
+           "tempo_ref": round(m["tempo_ref"], 2), "tempo_right": m["tempo_right"], "cpu_s": round(cpu, 3)}
     if beats_only:
         ts = beats.time_signature  # the estimated metre's: no MusicXML to read it from
     else:

@@ -160,6 +160,64 @@ def works_fold(files: list[Path], percent: float, salt: str = "inner") -> tuple[
     return [f for f, h in zip(files, is_held) if not h], [f for f, h in zip(files, is_held) if h]
 
 
+def seeded_sample(items: list, n: int) -> list:
+    """The seeded sample of ``n`` of ``items`` (performances) that are decoded, in their listed
+    order: of the inner-validation works' performances, docs/SCORE.md's "inner 60" with ``n`` 60."""
+    return [items[i] for i in sorted(np.random.default_rng(0).permutation(len(items))[:n])]
+
+
+def first_seconds(notes, ann, seconds: float):
+    """(the notes starting in the first ``seconds``, sorted as the model reads them, the annotated
+    beats and downbeats there)."""
+    from transcribe.beatmodel import sort_notes
+    from transcribe.notes import Notes
+
+    keep = notes.onsets < seconds
+    notes = sort_notes(Notes(notes.onsets[keep], notes.offsets[keep], notes.pitches[keep], notes.velocities[keep]))
+    return notes, ann.beats[ann.beats < seconds], ann.downbeats[ann.downbeats < seconds]
+
+
+def decoded_scores(notes, ref_beats, ref_down, time_signature: str, out: dict, **decoding) -> tuple[float, ...]:
+    """(beat F, downbeat F (nan without annotated downbeats), time signature right, tempo right) of
+    the beats :func:`transcribe.beatmodel.beats_from_outputs` decodes (``decoding``: its keyword
+    arguments) from the model's outputs ``out`` on ``notes``, scored as scripts/score_eval.py
+    scores (:func:`transcribe.metrics.beat_metrics`); a decoding that finds too few beats scores 0."""
+    from transcribe.beatmodel import beats_from_outputs
+    from transcribe.metrics import beat_metrics
+
+    try:
+        b = beats_from_outputs(notes, out, **decoding)
+    except ValueError:  # too few beats: scored as all wrong
+        return 0.0, 0.0, 0.0, 0.0
+    m = beat_metrics(ref_beats, ref_down, b)
+    return (m["beat_f"], np.nan if m["downbeat_f"] is None else m["downbeat_f"],
+            float(b.time_signature == time_signature), float(m["tempo_right"]))
+
+
+def validate_decoded(net, pieces: list[dict], seconds: float = 60.0) -> dict:
+    """Beat F, downbeat F, time-signature and tempo accuracy of the first ``seconds`` of every
+    piece decoded into beats the way the score stage decodes them (conf/score's settings,
+    :func:`transcribe.score.configured_model_decoding`): what selecting on the per-note F of
+    :func:`validate` does not measure (round 11 of docs/SCORE.md)."""
+    import torch
+
+    from transcribe.beatmodel import note_features, split_outputs
+    from transcribe.score import configured_model_decoding
+
+    decoding = configured_model_decoding()
+    rows = []
+    net.eval()
+    with torch.no_grad():
+        for p in pieces:
+            notes, ref, ref_down = first_seconds(p["notes"], p["ann"], seconds)
+            logits = net(torch.from_numpy(note_features(notes))[None])[0].numpy()
+            rows.append(decoded_scores(notes, ref, ref_down, p["ann"].time_signature, split_outputs(logits), **decoding))
+    net.train()
+    m = np.nanmean(np.array(rows, dtype=float), axis=0)
+    return {"decoded_beat_f": round(float(m[0]), 4), "decoded_downbeat_f": round(float(m[1]), 4),
+            "decoded_ts_acc": round(float(m[2]), 4), "decoded_tempo_acc": round(float(m[3]), 4)}
+
+
 def quantised_files(folder: Path, test_pieces: Path, exclude: tuple[str, ...] = ()) -> tuple[list[Path], list[str]]:
     """(kept, why-left-out lines) of a folder of sequenced MIDI files (e.g. piano-midi.de's, as
     cheriell/ClassicalPianoMIDI-dataset holds them, with its ``metadata.csv`` of composer and
@@ -464,6 +522,7 @@ SELECT = {  # --select: which validation row's weights are kept (the lowest of t
     "loss": lambda v: v["loss"],
     "beat_f": lambda v: -v["beat_f"],
     "beat_downbeat_f": lambda v: -(v["beat_f"] + v["downbeat_f"]),
+    "decoded_beat_downbeat_f": lambda v: -(v["decoded_beat_f"] + v["decoded_downbeat_f"]),
 }
 
 
@@ -489,8 +548,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", type=Path, default=None,
                     help="start from the weights of an exported model (e.g. transcribe/weights/beats.onnx)")
     ap.add_argument("--select", choices=list(SELECT), default="loss",
-                    help="which validation row's weights are exported: the lowest loss, the best per-note beat F "
-                         "or the best per-note beat F + downbeat F")
+                    help="which validation row's weights are exported: the lowest loss, the best per-note beat F, "
+                         "the best per-note beat F + downbeat F, or the best beat F + downbeat F of the beats "
+                         "decoded from the first 60 s (needs --decoded-val)")
+    ap.add_argument("--decoded-val", type=int, default=0,
+                    help="also decode the first 60 s of this many validation performances into beats at every "
+                         "validation (the seeded sample beat_decoding_eval.py takes: 60 = the inner 60 with "
+                         "--inner-val 15), scored as score_eval.py scores them; and the held-out 41 at the end")
     ap.add_argument("--hidden", type=int, default=64, help="channels of the convolutions and GRU units a direction")
     ap.add_argument("--extra-midi", type=Path, default=None,
                     help="a folder of sequenced MIDI files whose tempo map and time signatures give the beats "
@@ -537,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
         train = train + extra
     outer = load_side(sides["val"], args.cache)
     val = load_side(inner_files, args.cache) if inner_files else outer
+    if args.select.startswith("decoded") and not args.decoded_val:
+        ap.error(f"--select {args.select} needs --decoded-val N")
+    decoded = seeded_sample(val, args.decoded_val)
     print(f"{len(train)} training, {len(val)} validation performances"
           f"{f' ({len(outer)} held-out reported beside them)' if inner_files else ''} loaded in {time.time() - t0:.0f} s",
           flush=True)
@@ -565,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
             for g in opt.param_groups:  # cosine decay over the CPU budget
                 g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
             v = validate(net, val)
+            if decoded:
+                v.update(validate_decoded(net, decoded))
             if inner_files:
                 v.update({f"heldout_{k}": x for k, x in validate(net, outer).items()})
             log.append({"step": step, "cpu_s": round(time.process_time() - start),
@@ -575,6 +644,9 @@ def main(argv: list[str] | None = None) -> int:
                 best = (score, {k: t.clone() for k, t in net.state_dict().items()}, log[-1])
     if best is not None:
         net.load_state_dict(best[1])
+    heldout_decoded = validate_decoded(net, outer) if decoded and inner_files else None
+    if heldout_decoded:
+        print(f"the kept weights on the held-out performances: {json.dumps(heldout_decoded)}", flush=True)
     meta = {"data": "ASAP (fosfrancesco/asap-dataset), training side of the renders' split"
                     + (f"; sequenced MIDI from {args.extra_midi} (test-set works left out)" if args.extra_midi else ""),
             "train_performances": len(train), "val_performances": len(val), "inner_val_percent": args.inner_val,
@@ -583,7 +655,8 @@ def main(argv: list[str] | None = None) -> int:
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,
             "val_every": args.val_every, "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed,
             "warp": args.warp, "drop": args.drop, "select": args.select, "hidden": args.hidden,
-            "init": str(args.init) if args.init else None}
+            "init": str(args.init) if args.init else None, "decoded_val": args.decoded_val,
+            "heldout_decoded": heldout_decoded}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(net, args.out, meta)
     print(json.dumps(meta), flush=True)

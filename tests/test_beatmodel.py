@@ -156,15 +156,17 @@ def test_training_can_start_from_an_exported_model(tiny_model):
 
 
 def test_selection_keeps_the_row_its_rule_names():
-    """--select: the lowest loss, the best beat F, or the best beat F + downbeat F (the downbeats
-    are what separates runs of one recipe, docs/SCORE.md round 10)."""
+    """--select: the lowest loss, the best beat F, the best beat F + downbeat F (the downbeats
+    are what separates runs of one recipe, docs/SCORE.md round 10), or that of the decoded beats
+    (round 11: the per-note downbeat F does not predict the decoded one)."""
     from .conftest import load_script
 
     train = load_script("train_beat_model")
-    rows = [{"loss": 1.0, "beat_f": 0.80, "downbeat_f": 0.30}, {"loss": 1.1, "beat_f": 0.75, "downbeat_f": 0.50},
-            {"loss": 0.9, "beat_f": 0.70, "downbeat_f": 0.30}]
+    rows = [{"loss": 1.0, "beat_f": 0.80, "downbeat_f": 0.30, "decoded_beat_f": 0.7, "decoded_downbeat_f": 0.4},
+            {"loss": 1.1, "beat_f": 0.75, "downbeat_f": 0.50, "decoded_beat_f": 0.6, "decoded_downbeat_f": 0.4},
+            {"loss": 0.9, "beat_f": 0.70, "downbeat_f": 0.30, "decoded_beat_f": 0.7, "decoded_downbeat_f": 0.5}]
     kept = {rule: min(range(len(rows)), key=lambda i: score(rows[i])) for rule, score in train.SELECT.items()}
-    assert kept == {"loss": 2, "beat_f": 0, "beat_downbeat_f": 1}
+    assert kept == {"loss": 2, "beat_f": 0, "beat_downbeat_f": 1, "decoded_beat_downbeat_f": 2}
 
 
 def test_time_warp_changes_the_tempo_smoothly_and_the_beat_labels_with_it():
@@ -612,3 +614,49 @@ def test_score_note_values_from_the_model(tiny_model, monkeypatch):
     for k in range(len(q)):
         want[(bool(upper[k]), int(q.pitches[k]))] = want.get((bool(upper[k]), int(q.pitches[k])), 0.0) + expected[k]
     assert lengths == pytest.approx(want)
+
+
+def test_beat_metrics_score_beats_bars_and_tempo():
+    """transcribe.metrics.beat_metrics: the annotated beats found is beat F 1; bars that start one
+    beat late lose the downbeats; beats at twice the tempo keep every annotated beat but are wrong
+    on the tempo."""
+    from transcribe.metrics import beat_metrics
+
+    ref = 1.0 + 0.5 * np.arange(48)  # 120 BPM, 4/4, bars on every fourth beat from the first
+    down = ref[::4]
+    right = beat_metrics(ref, down, Beats(ref, 120.0, downbeat=0))
+    assert right["beat_f"] == pytest.approx(1.0) and right["downbeat_f"] == pytest.approx(1.0) and right["tempo_right"]
+    late = beat_metrics(ref, down, Beats(ref, 120.0, downbeat=1))
+    assert late["beat_f"] == pytest.approx(1.0) and late["downbeat_f"] == 0.0
+    double = np.sort(np.r_[ref, ref + 0.25])
+    fast = beat_metrics(ref, down, Beats(double, 240.0, downbeat=0))
+    assert fast["beat_f"] == pytest.approx(2 / 3, abs=0.02) and not fast["tempo_right"] and fast["tempo_ref"] == pytest.approx(120.0)
+    assert beat_metrics(ref, np.array([]), Beats(ref, 120.0))["downbeat_f"] is None
+
+
+def test_decoded_validation_scores_what_the_score_stage_would_write():
+    """train_beat_model.validate_decoded: the shipped model's weights in the training network
+    decode a clean 3/4 march (its first 60 s) the way the score stage decodes (conf/score), and score
+    it as beat_decoding_eval.py does from the ONNX model: the same numbers."""
+    import torch
+
+    from transcribe.data.asap import Annotation
+    from transcribe.score import configured_model_decoding
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    notes, truth = _march(bpm=100.0, bars=40, meter=3)
+    ann = Annotation(truth, truth[::3], [(float(truth[0]), "3/4")], [(float(truth[0]), 0)])
+    net = train.build_net(64)
+    train.load_onnx_weights(net, beatmodel.WEIGHTS)
+    torch.set_num_threads(1)
+    got = train.validate_decoded(net, [{"notes": notes, "ann": ann}], seconds=60.0)
+    assert net.training  # handed back in training mode
+    n, ref, ref_down = train.first_seconds(notes, ann, 60.0)
+    assert n.onsets.max() < 60.0 <= notes.onsets.max() and ref.max() < 60.0
+    out = beatmodel.split_outputs(beatmodel.load()(beatmodel.note_features(n)))
+    want = train.decoded_scores(n, ref, ref_down, "3/4", out, **configured_model_decoding())
+    assert [got[k] for k in ("decoded_beat_f", "decoded_downbeat_f", "decoded_ts_acc", "decoded_tempo_acc")] == \
+        pytest.approx(list(want), abs=1e-3)
+    assert got["decoded_beat_f"] > 0.5  # beats found (the shipped model reads this march in eighths: every beat, F 0.67)

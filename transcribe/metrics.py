@@ -94,6 +94,22 @@ def pedal_metrics(ref: np.ndarray, est: np.ndarray, window: float = PEDAL_TOLERA
     return out
 
 
+def beat_metrics(ref_beats: np.ndarray, ref_downbeats: np.ndarray, beats) -> dict:
+    """Estimated :class:`~transcribe.beats.Beats` against annotated beat and bar-start times:
+    ``beat_f`` and ``downbeat_f`` (``mir_eval.beat.f_measure``: ±70 ms, beats before 5 s trimmed;
+    ``downbeat_f`` None without annotated downbeats; the estimated bar starts are every
+    ``beats_per_bar``-th beat from ``downbeat``), ``tempo`` and ``tempo_ref`` (BPM; the annotated
+    beat level's is 60 / its median interval) and ``tempo_right`` (within 8 %)."""
+    import mir_eval
+
+    trim = mir_eval.beat.trim_beats
+    est_down = beats.times[beats.downbeat % beats.beats_per_bar::beats.beats_per_bar]
+    ref_tempo = 60.0 / float(np.median(np.diff(ref_beats)))
+    return {"beat_f": float(mir_eval.beat.f_measure(trim(ref_beats), trim(beats.times))),
+            "downbeat_f": float(mir_eval.beat.f_measure(trim(ref_downbeats), trim(est_down))) if len(ref_downbeats) else None,
+            "tempo": float(beats.tempo), "tempo_ref": ref_tempo, "tempo_right": bool(abs(beats.tempo / ref_tempo - 1.0) <= 0.08)}
+
+
 def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     """Mean of every numeric metric over the files that have it (pedal metrics: only files whose
     pedal is known)."""

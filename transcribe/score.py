@@ -152,6 +152,14 @@ def configured_model_tempo_prior() -> float:
     return _configured_number("model_tempo_prior", 1.0, 4.0, positive=True)
 
 
+def configured_model_decoding() -> dict:
+    """The keyword arguments of :func:`transcribe.beatmodel.beats_from_outputs` that
+    ``conf/score/default.yaml`` sets (``metre``, ``prior_octaves``, ``lags``, ``subdivision``): how
+    the shipped score stage decodes the beat model's outputs."""
+    return {"metre": configured_model_metre(), "prior_octaves": configured_model_tempo_prior(),
+            "lags": configured_model_tempo_lags(), "subdivision": configured_model_subdivision()}
+
+
 def configured_key_source() -> str:
     """Where the key signature comes from: ``key_source`` of ``conf/score/default.yaml``
     (``profile``: :func:`estimate_key` alone; ``model``: the beat model's key output chooses the
@@ -204,8 +212,7 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
     if method == "model":
         from .beatmodel import estimate_beats_model
 
-        settings = {"metre": configured_model_metre(), "prior_octaves": configured_model_tempo_prior(),
-                    "lags": configured_model_tempo_lags(), "subdivision": configured_model_subdivision()}
+        settings = configured_model_decoding()
         try:  # the settings are read first: a wrong one is an error naming the file, not a fixed grid
             return estimate_beats_model(notes, **settings)
         except ValueError as err:  # too few beats found
