@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--inner-val", type=float, default=None,
                     help="the model was trained with train_beat_model.py --inner-val this: decode its inner works")
+    ap.add_argument("--rest", action="store_true",
+                    help="with --inner-val: the inner works' performances outside the --sample ones instead (a model "
+                         "selected on the decoded inner 60, train_beat_model.py --decoded-val 60, never saw how they decode)")
     ap.add_argument("--side", choices=["train", "val"], default="train",
                     help="val: the 41 held-out performances instead (to report, not to choose)")
     ap.add_argument("--variants", default="global/head,global/downbeats,global/both,local/head",
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.side == "train" and (args.seen is None) == (args.inner_val is None):
         ap.error("say which training performances the model did not see: --seen N or --inner-val P")
+    if args.rest and args.inner_val is None:
+        ap.error("--rest needs --inner-val")
     from transcribe import beatmodel as bm
     from transcribe.beats import TEMPO_LAGS
 
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.inner_val is not None:
         _, inner = works_fold(sides["train"], args.inner_val)
         files = seeded_sample(inner, args.sample)
+        if args.rest:  # the inner performances outside the sample: unseen by a selection on the sample
+            files = [f for f in inner if f not in set(files)]
     else:
         train = sides["train"]
         seen = set(np.random.default_rng(args.seen_seed).permutation(len(train))[: args.seen].tolist())
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in variants:
             scores[v].append(decoded_scores(n, ref, ref_down, ann.time_signature, out, tempo=v[0], metre=v[1],
                                             lags=v[2], prior_octaves=float(v[3]), subdivision=v[4]))
-    what = "held-out" if args.side == "val" else "unseen training"
+    what = "held-out" if args.side == "val" else "inner-validation (outside the sample)" if args.rest else "unseen training"
     print(f"{len(files)} {what} performances, first {args.seconds:g} s")
     for v, rows in scores.items():
         m = np.nanmean(np.array(rows, dtype=float), axis=0)

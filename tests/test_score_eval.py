@@ -269,3 +269,6 @@ def test_the_decoding_sweep_refuses_a_wrong_variant_or_an_unsaid_split(capsys):
     with pytest.raises(SystemExit):
         bde.main(["--asap", "/nonexistent"])
     assert "--seen N or --inner-val P" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bde.main(["--asap", "/nonexistent", "--seen", "10", "--rest"])
+    assert "--rest needs --inner-val" in capsys.readouterr().err
