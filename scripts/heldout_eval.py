@@ -69,10 +69,17 @@ def score_set(name: str, path: Path, set_name: str, out: Path, threads: int) -> 
     return report
 
 
-def tuned_on(path: Path) -> set[str]:
-    """Names of the files a shipped checkpoint's thresholds were chosen on (its provenance)."""
+def tuned_on(path: Path) -> set[Path]:
+    """The files a shipped checkpoint's thresholds were chosen on (its provenance), resolved."""
     prov = Checkpoint(path).state.get("provenance") or {}
-    return {Path(f).name for f in prov.get("tuned_on", [])}
+    return {Path(f).resolve() for f in prov.get("tuned_on", [])}
+
+
+def by_file(report: dict) -> dict[str, float]:
+    """Note F1 by audio path relative to the set's folder (renders of two microphone positions share
+    their names)."""
+    root = Path(report["root"]).resolve()
+    return {str(Path(r["file"]).resolve().relative_to(root)): r["note_f1"] for r in report["files"]}
 
 
 def paired(base: dict[str, float], other: dict[str, float]) -> str:
@@ -122,19 +129,20 @@ def main() -> None:
         print(f"\n{s} ({SETS[s][0]}{', ' + SETS[s][1] if SETS[s][1] else ''})")
         base = None
         for n, _ in models:
-            rows = reports[(n, s)]["files"]
-            by_file = {Path(r["file"]).name: r["note_f1"] for r in rows}
-            untuned = {f: v for f, v in by_file.items() if f not in tuning}
-            m = reports[(n, s)]["mean"]
-            line = (f"  {n:<12} {len(rows):3d} files  {m['note_f1']:.4f} ({m['note_precision']:.3f} / {m['note_recall']:.3f})"
+            report = reports[(n, s)]
+            scores = by_file(report)
+            root = Path(report["root"]).resolve()
+            untuned = {f: v for f, v in scores.items() if root / f not in tuning}
+            m = report["mean"]
+            line = (f"  {n:<12} {len(scores):3d} files  {m['note_f1']:.4f} ({m['note_precision']:.3f} / {m['note_recall']:.3f})"
                     f"  {m['note_offset_f1']:.4f}  {m['note_offset_velocity_f1']:.4f}  {m['frame_f1']:.4f}")
-            if len(untuned) < len(by_file) and untuned:
+            if len(untuned) < len(scores) and untuned:
                 line += f"  untuned {len(untuned)}: {sum(untuned.values()) / len(untuned):.4f}"
             if base is None:
-                base = (n, by_file, untuned)
+                base = (n, scores, untuned)
             else:
-                line += f"\n  {'':<12} against {base[0]}: {paired(base[1], by_file)}"
-                if len(untuned) < len(by_file):
+                line += f"\n  {'':<12} against {base[0]}: {paired(base[1], scores)}"
+                if len(untuned) < len(scores):
                     line += f"; untuned {paired(base[2], untuned)}"
             print(line)
     if failed:

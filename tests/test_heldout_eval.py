@@ -21,6 +21,11 @@ def test_compares_models_file_by_file_and_resumes(labelled_folder, tmp_path):
     reports back, and a changed checkpoint is scored again."""
     from transcribe.checkpoint import Checkpoint, save_checkpoint
 
+    import shutil
+
+    (labelled_folder / "sub").mkdir()  # a second recording of the same name, as the two microphone positions are
+    for suffix in (".wav", ".tsv"):
+        shutil.copy(labelled_folder / f"piece1_train{suffix}", labelled_folder / "sub" / f"piece1_train{suffix}")
     shipped = Checkpoint()
     deaf = tmp_path / "deaf.pt"
     config = {**shipped.config, "decode": {**shipped.config["decode"], "onset_threshold": 0.99}}
@@ -30,21 +35,21 @@ def test_compares_models_file_by_file_and_resumes(labelled_folder, tmp_path):
     proc = run(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     reports = {n: json.loads((out / n / "tiny.json").read_text()) for n in ("base", "deaf")}
-    assert [len(r["files"]) for r in reports.values()] == [4, 4]
-    base = {Path(r["file"]).name: r["note_f1"] for r in reports["base"]["files"]}
-    low = {Path(r["file"]).name: r["note_f1"] for r in reports["deaf"]["files"]}
+    assert [len(r["files"]) for r in reports.values()] == [5, 5]
+    base = {r["file"]: r["note_f1"] for r in reports["base"]["files"]}
+    low = {r["file"]: r["note_f1"] for r in reports["deaf"]["files"]}
     assert all(low[f] <= base[f] for f in base) and sum(low.values()) < sum(base.values())
     wins = sum(low[f] > base[f] for f in base)
-    assert f"(better on {wins} of 4); untuned" in proc.stdout and f"of 3)" in proc.stdout
-    assert "untuned 3:" in proc.stdout
+    assert f"(better on {wins} of 5); untuned" in proc.stdout and f"of 4)" in proc.stdout
+    assert "  5 files" in proc.stdout and "untuned 4:" in proc.stdout
     mean = reports["base"]["mean"]["note_f1"]
-    assert abs(mean - sum(base.values()) / 4) < 1e-9 and f"{mean:.4f}" in proc.stdout
+    assert abs(mean - sum(base.values()) / 5) < 1e-9 and f"{mean:.4f}" in proc.stdout
 
     again = run(*args)
     assert again.returncode == 0 and again.stdout.count("read back") == 2, again.stdout + again.stderr
     save_checkpoint(deaf, shipped.build_model(), {**config, "decode": {**config["decode"], "onset_threshold": 0.98}})
     third = run(*args)
-    assert third.stdout.count("read back") == 1 and "deaf / tiny [4/4]" in third.stdout, third.stdout + third.stderr
+    assert third.stdout.count("read back") == 1 and "deaf / tiny [5/5]" in third.stdout, third.stdout + third.stderr
 
 
 def test_bad_arguments_are_named(tmp_path):
