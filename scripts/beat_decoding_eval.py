@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         _, inner = works_fold(sides["train"], args.inner_val)
         files = seeded_sample(inner, args.sample)
         if args.rest:  # the inner performances outside the sample: unseen by a selection on the sample
-            files = [f for f in inner if f not in set(files)]
+            sampled = set(files)
+            files = [f for f in inner if f not in sampled]
     else:
         train = sides["train"]
         seen = set(np.random.default_rng(args.seen_seed).permutation(len(train))[: args.seen].tolist())

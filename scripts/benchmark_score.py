@@ -67,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from transcribe.data.asap import split
     from transcribe.notefiles import read_midi
-    from transcribe.notes import Notes
 
     files = args.files or split(args.asap, args.shared_data)["val"]
     if args.limit and not args.files:
@@ -75,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     pieces = []
     for f in files:
         n = read_midi(f).sorted()
-        keep = n.onsets < args.seconds
-        pieces.append(Notes(n.onsets[keep], n.offsets[keep], n.pitches[keep], n.velocities[keep]))
+        pieces.append(n.select(n.onsets < args.seconds))
     minutes = sum(float(n.offsets.max() - n.onsets.min()) / 60.0 for n in pieces)
     stage_cpu(pieces[0])  # warm-up: imports, numba
     with reference_stage():

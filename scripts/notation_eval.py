@@ -50,7 +50,6 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     from transcribe.beats import Beats
     from transcribe.data.asap import annotation_path, read_annotations, read_score_midi, score_counterparts
     from transcribe.notefiles import read_midi
-    from transcribe.notes import Notes
     from transcribe.score import quantise, split_hands
 
     ann = read_annotations(annotation_path(midi))
@@ -60,8 +59,7 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     beats = beats_of(ann)
     notes = read_midi(midi).sorted()
     if seconds is not None:
-        keep = notes.onsets < seconds
-        notes = Notes(notes.onsets[keep], notes.offsets[keep], notes.pitches[keep], notes.velocities[keep])
+        notes = notes.select(notes.onsets < seconds)
     if len(notes) < 8:
         return None
     score, upper = read_score_midi(midi.parent / "midi_score.mid")

@@ -88,15 +88,13 @@ def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, bea
     from transcribe.data.asap import read_annotations
     from transcribe.metrics import beat_metrics
     from transcribe.notefiles import read_midi
-    from transcribe.notes import Notes
     from transcribe.score import estimate_beats, notes_to_score, score_bytes
 
     notes = read_midi(notes_midi or midi).sorted()
     ann = read_annotations(annotation)
     ref_beats, ref_down = ann.beats, ann.downbeats
     if seconds is not None:
-        keep = notes.onsets < seconds
-        notes = Notes(notes.onsets[keep], notes.offsets[keep], notes.pitches[keep], notes.velocities[keep])
+        notes = notes.select(notes.onsets < seconds)
         ref_beats, ref_down = ref_beats[ref_beats < seconds], ref_down[ref_down < seconds]
     music_min = max(float(notes.offsets.max() - notes.onsets.min()), 1e-3) / 60.0
     t0 = time.process_time()

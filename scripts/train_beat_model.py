@@ -170,11 +170,8 @@ def first_seconds(notes, ann, seconds: float):
     """(the notes starting in the first ``seconds``, sorted as the model reads them, the annotated
     beats and downbeats there)."""
     from transcribe.beatmodel import sort_notes
-    from transcribe.notes import Notes
 
-    keep = notes.onsets < seconds
-    notes = sort_notes(Notes(notes.onsets[keep], notes.offsets[keep], notes.pitches[keep], notes.velocities[keep]))
-    return notes, ann.beats[ann.beats < seconds], ann.downbeats[ann.downbeats < seconds]
+    return sort_notes(notes.select(notes.onsets < seconds)), ann.beats[ann.beats < seconds], ann.downbeats[ann.downbeats < seconds]
 
 
 def decoded_scores(notes, ref_beats, ref_down, time_signature: str, out: dict, **decoding) -> tuple[float, ...]:
@@ -441,9 +438,7 @@ def loss_of(logits, y):
 
 
 def _head(notes, n: int):
-    from transcribe.notes import Notes
-
-    return Notes(notes.onsets[:n], notes.offsets[:n], notes.pitches[:n], notes.velocities[:n])
+    return notes.select(slice(0, n))
 
 
 def validate(net, pieces: list[dict], max_notes: int = 1500) -> dict:
