@@ -43,13 +43,12 @@ SETS = {
     "sptk_rooms": ("data/rooms/sptk", None),
     "headroom_rooms": ("data/rooms/headroom", None),
 }
-COLUMNS = ("note_f1", "note_precision", "note_recall", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
 
 
-def score_set(name: str, path: Path, set_name: str, out: Path, threads: int) -> dict:
-    """Every file of one set through one model: the JSON report (read back when already there)."""
+def score_set(name: str, path: Path, digest: str, set_name: str, out: Path, threads: int) -> dict:
+    """Every file of one set through one model (``digest``: its checkpoint's SHA-256): the JSON report
+    (read back when already there for the same checkpoint bytes)."""
     dest = out / name / f"{set_name}.json"
-    digest = file_digest(path)
     if dest.exists():
         report = json.loads(dest.read_text())
         if report.get("checkpoint_sha256") == digest:
@@ -121,7 +120,8 @@ def main() -> None:
         ap.error(f"unknown set(s): {', '.join(unknown)} (known: {', '.join(SETS)})")
     tuning = set().union(*(tuned_on(p) for _, p in models))
 
-    reports = {(n, s): score_set(n, p, s, args.out, args.threads) for s in sets for n, p in models}
+    digests = {n: file_digest(p) for n, p in models}
+    reports = {(n, s): score_set(n, p, digests[n], s, args.out, args.threads) for s in sets for n, p in models}
     failed = [f for r in reports.values() for f in r["failed"]]
     print(f"\nnote F1 (P / R), note+offset, note+offset+velocity, frame F1; mean over files; "
           f"'untuned': without the {len(tuning)} files a model's thresholds were chosen on")
