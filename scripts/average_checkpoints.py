@@ -23,14 +23,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from transcribe.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
+from transcribe.model import ModelConfig  # noqa: E402
 
 
-def average(paths: list[Path]) -> tuple[torch.nn.Module, dict, dict]:
-    """(the network with the mean weights, the first checkpoint's config, provenance)."""
+def average(paths: list[Path]) -> tuple[torch.nn.Module, dict, dict, dict]:
+    """(the network with the mean weights, the first checkpoint's config, provenance, the last
+    checkpoint's state)."""
     ckpts = [Checkpoint(p) for p in paths]
     first = ckpts[0]
-    for c in ckpts[1:]:
-        if {k: c.config[k] for k in ("features", "model")} != {k: first.config[k] for k in ("features", "model")}:
+    network = ModelConfig.from_dict(first.config["model"])
+    for c in ckpts[1:]:  # compared as networks, as training compares a checkpoint it resumes
+        if c.config["features"] != first.config["features"] or not network.same_network(ModelConfig.from_dict(c.config["model"])):
             raise ValueError(f"{c.path}: its feature or model config differs from {first.path}'s: not one network")
     states = [c.state["model_state"] for c in ckpts]
     mean = {}
@@ -43,7 +46,7 @@ def average(paths: list[Path]) -> tuple[torch.nn.Module, dict, dict]:
     model.load_state_dict(mean)
     steps = [c.state.get("step") for c in ckpts]
     provenance = {"averaged": [str(p) for p in paths], "steps": steps}
-    return model, first.config, provenance
+    return model, first.config, provenance, ckpts[-1].state
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,10 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.checkpoints) < 2:
         ap.error("give at least two checkpoints to average")
     try:
-        model, config, provenance = average(args.checkpoints)
+        model, config, provenance, last = average(args.checkpoints)
     except ValueError as err:
         sys.exit(f"average_checkpoints: {err}")
-    last = Checkpoint(args.checkpoints[-1]).state
     save_checkpoint(args.out, model, config, step=last.get("step"), cpu_seconds=last.get("cpu_seconds", 0.0),
                     provenance=provenance)
     print(f"wrote {args.out}: the mean of steps {', '.join(map(str, provenance['steps']))}")
