@@ -67,7 +67,8 @@ def trained(tmp_path_factory, request) -> dict[str, Path]:
     common = ["transcribe.train", f"data.root={folder}", "data.val_glob=*_val*", f"data.cache_dir={tmp / 'cache'}",
               "train.val_every=100", f"hydra.run.dir={run_dir}", *TINY, *LEARN]
     first = run(*common, "train.max_steps=300")
-    second = run(*common, "train.max_steps=320", "train.val_thresholds.onset=[0.1,0.3]")  # validation changed
+    second = run(*common, "train.max_steps=320", "train.val_thresholds.onset=[0.1,0.3]",  # validation changed
+                 "train.lr_drops=[[310,0.1]]")  # and the learning rate lowered for its last 10 steps
     return {"folder": folder, "run_dir": run_dir, "first": first, "second": second}
 
 
@@ -171,6 +172,12 @@ def test_restart_resumes_from_last_checkpoint(trained):
     state = torch.load(trained["run_dir"] / "checkpoints" / "last.pt", weights_only=False)
     assert state["step"] == 320
     assert state["config"]["model"]["lstm_hidden"] == 16  # the config travels with the weights
+    # train.lr_drops: 1e-2 halved at 100, 200 and 300 steps is 1.25e-3; a tenth of it from step 310,
+    # in the log, the metrics and the optimizer state the checkpoint keeps for the next resume
+    assert "step 310: learning rate lowered to 0.000125" in log
+    assert state["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(1.25e-4)
+    assert [r["lr"] for r in metrics_rows(trained["run_dir"]) if r.get("step") in (300, 320) and "lr" in r] == \
+        pytest.approx([1.25e-3, 1.25e-4])
     # the second run validates differently (another threshold grid): the first run's best score
     # is forgotten, so best.pt is the second run's, whatever the scores
     assert log.count("validation changed since best.pt was chosen") == 1

@@ -279,3 +279,39 @@ def test_validation_reports_each_folder_on_its_own(tmp_path):
     alone = validate(ckpt.build_model(), data, features, DecodeConfig.from_dict(ckpt.config["decode"]),
                      InferConfig.from_dict(cfg.infer), None, cfg.train.val_thresholds, roots[:1])
     assert not any(k.startswith("set[") for k in alone)  # one folder: nothing to split
+
+
+def test_lr_drops_lower_the_rate_once_and_the_step_schedule_goes_on_from_it():
+    """train.lr_drops on a real Adam and StepLR: the rate falls by the factor at its step (both
+    parameter groups, as with a grafted branch at its own scale), the schedule's later halvings act
+    on the lowered rate, and a resume from the saved state (past the drop) keeps it without applying it again."""
+    import torch
+
+    from transcribe.train import apply_lr_drops
+
+    def fresh():
+        a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+        opt = torch.optim.Adam([{"params": [a]}, {"params": [b], "lr": 0.2}], lr=0.1)
+        return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5), [a, b]
+
+    def run(opt, sched, params, start, stop, drops):
+        rates = []
+        for step in range(start + 1, stop + 1):
+            sum(p.sum() for p in params).backward()
+            opt.step()
+            sched.step()
+            apply_lr_drops(opt, sched, step, drops)
+            rates.append([g["lr"] for g in opt.param_groups])
+        return rates
+
+    drops = [[3, 0.1]]
+    opt, sched, params = fresh()
+    rates = run(opt, sched, params, 0, 6, drops)
+    assert np.allclose(rates, [[0.1, 0.2], [0.1, 0.2], [0.01, 0.02], [0.005, 0.01], [0.005, 0.01], [0.005, 0.01]])
+    assert sched.get_last_lr() == pytest.approx([0.005, 0.01])
+    assert apply_lr_drops(opt, sched, 7, drops) is None and apply_lr_drops(opt, sched, 7, []) is None
+    saved = {"opt": opt.state_dict(), "sched": sched.state_dict()}
+    opt2, sched2, params2 = fresh()
+    opt2.load_state_dict(saved["opt"])
+    sched2.load_state_dict(saved["sched"])
+    assert np.allclose(run(opt2, sched2, params2, 6, 8, drops), [[0.005, 0.01], [0.0025, 0.005]])

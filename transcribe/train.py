@@ -199,6 +199,25 @@ def parameter_groups(model: torch.nn.Module, params: list[torch.nn.Parameter], t
     return groups
 
 
+def apply_lr_drops(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                   step: int, drops: Sequence) -> float | None:
+    """Multiply every parameter group's learning rate by FACTOR once ``step`` (the steps done) reaches
+    STEP, for each ``[STEP, FACTOR]`` of ``train.lr_drops``: a lower rate for a run on a plateau.
+    The factor lives in the optimizer's own rate, which checkpoints save, so a run resumed past STEP
+    keeps it and one resumed before it applies it on the way; the step schedule (``StepLR``, which
+    scales the rate it finds) goes on from the lowered rate. Returns the new rate, or None."""
+    factor = 1.0
+    for at, f in drops or ():
+        if int(at) == step:
+            factor *= float(f)
+    if factor == 1.0:
+        return None
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
+    return optimizer.param_groups[0]["lr"]
+
+
 def set_training_mode(model: OnsetsAndFrames, train_only: str | None) -> None:
     """Training mode for the modules that learn; with ``train_only="pedal"`` the frozen note
     network stays in eval mode (batch-norm statistics unchanged, no dropout), as at inference."""
@@ -447,6 +466,9 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
         st.optimizer.step()
         st.scheduler.step()
         st.step += 1
+        dropped = apply_lr_drops(st.optimizer, st.scheduler, st.step, t.lr_drops)
+        if dropped is not None:
+            log.info("step %d: learning rate lowered to %.3g (train.lr_drops)", st.step, dropped)
         metrics.add({k: v.detach() for k, v in losses.items()}, waited)
         if st.step % t.log_every == 0 or st.step == t.max_steps:
             metrics.flush(st.step, t.log_every if st.step % t.log_every == 0 else st.step % t.log_every,
