@@ -12,8 +12,10 @@ quantisation, key, MusicXML), and what comes out is compared with ASAP's annotat
 - key signature (number of sharps) of the written MusicXML = the annotated main one;
 - tempo within 8 % of the annotated beat level's (60 / median beat interval);
 - redundant accidentals: notes of the MusicXML (read back by music21) whose printed accidental
-  the key signature and the bar's earlier accidentals already give; and missing ones (an
-  alteration not printed where the reader would play another pitch);
+  the key signature and the bar's earlier accidentals already give, and how many of those are
+  cautionary (a courtesy an engraver prints: the same letter altered otherwise in another octave
+  earlier in the bar, or the same pitch in the previous bar); and missing ones (an alteration not
+  printed where the reader would play another pitch);
 - the score stage's CPU time per minute of music.
 
     python scripts/score_eval.py --asap data/asap --shared-data ../shared/data --out runs/score_eval.json
@@ -41,20 +43,24 @@ def written(xml: bytes) -> dict:
     not), ``redundant`` (an accidental
     printed that the key signature and the bar's earlier accidentals on that staff already give),
     ``missing`` (an alteration the reader would not play: none printed where the key signature and
-    the bar's earlier accidentals give another)."""
+    the bar's earlier accidentals give another) and ``cautionary``, the redundant ones an engraver
+    prints as a courtesy: the first of its pitch in the bar, where the same letter in another octave
+    has been altered otherwise earlier in the bar, or the same pitch was altered otherwise in the
+    previous bar (Gould, *Behind Bars*, recommends both)."""
     from music21 import converter, key as m21key, meter, stream
 
     score = converter.parse(xml, format="musicxml")
     ts = next(iter(score.recurse().getElementsByClass(meter.TimeSignature)), None)
     ks = next(iter(score.recurse().getElementsByClass(m21key.KeySignature)), None)
-    n = redundant = missing = 0
+    n = redundant = missing = cautionary = 0
     for part in score.parts:
         sig = m21key.KeySignature(0)
+        state: dict[tuple[str, int], float] = {}
         for m in part.getElementsByClass(stream.Measure):
             found = m.getElementsByClass(m21key.KeySignature)
             if found:
                 sig = found[0]
-            state: dict[tuple[str, int], float] = {}  # (step, octave) → alteration in force in this bar
+            before, state = state, {}  # (step, octave) → alteration in force in the previous bar, in this one
             for el in m.recurse().notes:
                 for p in getattr(el, "pitches", ()):
                     tie = el.tie if len(el.pitches) == 1 else el.getTie(p)
@@ -62,7 +68,7 @@ def written(xml: bytes) -> dict:
                         continue  # a tied-over note is not struck: it takes no accidental
                     n += 1
                     k = (p.step, p.octave)
-                    given = state.get(k)
+                    given, first = state.get(k), k not in state
                     if given is None:
                         acc = sig.accidentalByStep(p.step)
                         given = acc.alter if acc is not None else 0.0
@@ -70,13 +76,16 @@ def written(xml: bytes) -> dict:
                     shown = p.accidental is not None and p.accidental.displayStatus is True
                     if shown and alter == given:
                         redundant += 1
+                        cautionary += first and (before.get(k, alter) != alter or any(
+                            step == p.step and octave != p.octave and a != alter for (step, octave), a in state.items()))
                     if not shown and alter != given:
                         missing += 1
                     if shown:
                         state[k] = alter
     return {"time_signature": ts.ratioString if ts is not None else None,
             "key_signature": int(ks.sharps) if ks is not None else None,
-            "notes": n, "redundant": redundant, "missing": missing}
+            "notes": n, "redundant": redundant, "missing": missing,
+            "cautionary": cautionary}
 
 
 def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, beats_method: str = "auto",
@@ -114,6 +123,7 @@ def evaluate_one(midi: Path, annotation: Path, seconds: float | None = None, bea
         row.update({"key_signature": w["key_signature"], "key_signature_ref": ann.key_signature,
                     "key_signature_right": w["key_signature"] == ann.key_signature,
                     "written_notes": w["notes"], "redundant": w["redundant"], "missing": w["missing"],
+                    "cautionary": w["cautionary"],
                     "cpu_s_per_min": round(cpu / music_min, 3)})
     row.update({"time_signature": ts, "time_signature_ref": ts_ref, "time_signature_right": ts == ts_ref,
                 "time_signature_compatible": ts == ts_ref or COMPATIBLE.get(ts or "", "a") == COMPATIBLE.get(ts_ref, "b")})
@@ -139,6 +149,7 @@ def summarise(rows: list[dict]) -> dict:
         "key_signature_right": mean("key_signature_right"), "tempo_right": mean("tempo_right"),
         "redundant_share": round(sum(r["redundant"] for r in ok) / max(notes, 1), 4),
         "missing_share": round(sum(r["missing"] for r in ok) / max(notes, 1), 4),
+        "cautionary_share": round(sum(r.get("cautionary", 0) for r in ok) / max(notes, 1), 4),  # of the redundant
         "cpu_s_per_min": round(sum(r["cpu_s"] for r in ok) / sum(r["minutes"] for r in ok), 3),
     }
 
@@ -211,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             line += f"key {r['key_signature']} ({r['key_signature_ref']}) "
         line += f"tempo {r['tempo']} ({r['tempo_ref']})"
         if not args.beats_only:
-            line += f" redundant {r['redundant']}/{r['written_notes']} cpu {r['cpu_s_per_min']} s/min"
+            line += f" redundant {r['redundant']}/{r['written_notes']} ({r['cautionary']} cautionary) cpu {r['cpu_s_per_min']} s/min"
         print(line, flush=True)
     summary = summarise(rows)
     print(json.dumps(summary, indent=1))

@@ -30,7 +30,28 @@ def test_written_counts_redundant_and_missing_accidentals():
     body = (_note("F", 1, "sharp") + _note("F", 1, None) + _note("G", 1, "sharp")
             + _note("G", 0, "natural") + _note("C", 0, None) + _note("G", 0, "natural"))
     got = ev.written(XML.format(body).encode())
-    assert got == {"time_signature": "3/4", "key_signature": 2, "notes": 6, "redundant": 2, "missing": 1}
+    assert got == {"time_signature": "3/4", "key_signature": 2, "notes": 6, "redundant": 2, "missing": 1,
+                   "cautionary": 0}
+
+
+def _bar(number: int, notes: str, attributes: str = "") -> str:
+    return f'<measure number="{number}">{attributes}{notes}</measure>'
+
+
+def test_written_tells_cautionary_accidentals_from_other_redundant_ones():
+    """D major (F#, C#). Bar 1: F natural (needed), then F#5 with its sharp (cautionary: F was altered
+    otherwise in another octave earlier in the bar). Bar 2: F#4 with its sharp (cautionary: the previous
+    bar's F4 was natural), F#4 with its sharp again (redundant, not cautionary: its own sharp is in force),
+    C#4 with its sharp (redundant, not cautionary: nothing altered C before)."""
+    ev = load_script("score_eval")
+    head, tail = XML.split("<measure", 1)[0], "</part></score-partwise>"
+    attrs = XML.split('<measure number="1">', 1)[1].split("{}", 1)[0]
+    f5 = _note("F", 1, "sharp").replace("<octave>4</octave>", "<octave>5</octave>")
+    body = (_bar(1, _note("F", 0, "natural") + f5 + _note("G", 0, None), attrs)
+            + _bar(2, _note("F", 1, "sharp") + _note("F", 1, "sharp") + _note("C", 1, "sharp")))
+    got = ev.written((head + body + tail).encode())
+    assert got == {"time_signature": "3/4", "key_signature": 2, "notes": 6, "redundant": 4, "missing": 0,
+                   "cautionary": 2}
 
 
 def _march(path, bpm: float = 100.0, bars: int = 16) -> np.ndarray:
