@@ -14,6 +14,9 @@ of performances whose key signature is the annotated main one, the mean over wor
 errors by distance on the line of fifths (estimated - annotated).
 
     python scripts/key_eval.py --side train --cache runs/beat_notes_all.npz --margins 0,0.05,0.1,0.15,0.2,0.3,0.4
+    python scripts/key_eval.py --side train --cache runs/beat_notes_all.npz --seconds 1e9 --last-bass 0,0.05,0.1,0.15
+
+(``--seconds 1e9``: whole performances, as a recording is transcribed; ``--last-bass``: see :func:`decide`.)
 
 ``--changes`` measures key *changes* instead, on whole performances: the share of annotated beats
 whose key signature (ASAP's, which changes where the score's does) the estimate gives, one
@@ -56,9 +59,18 @@ def signature(tonic: int, minor: bool) -> int:
     return ((7 * major + 6) % 12) - 6
 
 
-def decide(major: np.ndarray, minor: np.ndarray, dominant_margin: float) -> int:
+def decide(major: np.ndarray, minor: np.ndarray, dominant_margin: float, last_bass: int | None = None,
+           bass_margin: float = 0.0) -> int:
     """The signature of the best key, the minor key a fifth below a best major key winning
-    within ``dominant_margin`` (as :func:`transcribe.score.estimate_key`)."""
+    within ``dominant_margin`` (as :func:`transcribe.score.estimate_key`). With ``bass_margin`` > 0
+    (``--last-bass``, measured, not in the stage): the best of the keys within that margin of the best
+    whose tonic is ``last_bass`` (the pitch class of the last chord's lowest note), where there is one."""
+    top = max(major.max(), minor.max())
+    if bass_margin > 0 and last_bass is not None:
+        tonic = [(c[last_bass], is_minor) for c, is_minor in ((major, False), (minor, True))
+                 if c[last_bass] >= top - bass_margin]
+        if tonic:
+            return signature(last_bass, max(tonic)[1])
     if major.max() >= minor.max():
         t = int(major.argmax())
         below = (t + 5) % 12
@@ -78,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margins", default="0,0.15", help="comma-separated key_dominant_margin values")
     ap.add_argument("--bass", default="0", help="comma-separated extra weights of a chord's lowest note (its duration "
                     "counts 1 + this times): the bass often holds the tonic")
+    ap.add_argument("--last-bass", default="0", help="comma-separated margins: the key whose tonic is the last "
+                    "chord's bass wins within this much of the best (0: off)")
     ap.add_argument("--by-work", action="store_true", help="also print every work's result at each margin")
     ap.add_argument("--changes", default=None, help="comma-separated penalties per key change: measure changes "
                     "over whole performances instead (see above)")
@@ -107,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             hist = np.bincount(n.pitches[keep].astype(np.int64) % 12, weights=weights, minlength=12)
             ref = read_annotations(annotation_path(f)).key_signature
             rows.append((str(f.parent.relative_to(args.asap)), ((ref + 6) % 12) - 6,  # 6 and -6 alike
-                         correlations(hist, major_p), correlations(hist, minor_p)))
+                         correlations(hist, major_p), correlations(hist, minor_p),
+                         last_chord_bass(n.onsets[keep], n.pitches[keep])))
         report(rows, args)
     return 0
 
@@ -174,6 +189,14 @@ def changes(files: list[Path], notes: dict, penalties: list[float], window: floa
               f"{np.mean(count[name]):.2f} changes per performance ({len(right[name])} performances)", flush=True)
 
 
+def last_chord_bass(onsets: np.ndarray, pitches: np.ndarray, chord_s: float = 0.045) -> int | None:
+    """Pitch class of the lowest note of the last chord (the notes starting within ``chord_s`` of the
+    last onset); None without notes."""
+    if not len(onsets):
+        return None
+    return int(pitches[onsets >= onsets.max() - chord_s].min()) % 12
+
+
 def lowest_of_chord(onsets: np.ndarray, pitches: np.ndarray, chord_s: float = 0.035) -> np.ndarray:
     """1.0 for the lowest-pitched note of each chord (notes whose onsets follow each other within
     ``chord_s``), else 0. Not ``beatmodel.note_features``' "lowest" column: that marks the first note of
@@ -192,13 +215,13 @@ def lowest_of_chord(onsets: np.ndarray, pitches: np.ndarray, chord_s: float = 0.
 def report(rows: list, args) -> None:
     """Print the share right at every margin of ``args.margins`` (and by work with ``--by-work``)."""
     works = np.array([r[0] for r in rows])
-    for m in (float(x) for x in args.margins.split(",")):
-        got = np.array([decide(cm, cn, m) for _, _, cm, cn in rows])
+    for m, b in ((float(x), float(y)) for x in args.margins.split(",") for y in args.last_bass.split(",")):
+        got = np.array([decide(cm, cn, m, bass, b) for _, _, cm, cn, bass in rows])
         ref = np.array([r[1] for r in rows])
         ok = got == ref
         errors = Counter(int(((g - r + 6) % 12) - 6) for g, r in zip(got[~ok], ref[~ok]))
         per_work = float(np.mean([ok[works == w].mean() for w in np.unique(works)]))
-        print(f"margin {m:g}: right {ok.mean():.3f} of {len(ok)} performances, {per_work:.3f} per work "
+        print(f"margin {m:g}" + (f", last bass {b:g}" if b else "") + f": right {ok.mean():.3f} of {len(ok)} performances, {per_work:.3f} per work "
               f"({len(np.unique(works))}); errors by fifths {dict(errors.most_common())}", flush=True)
         if args.by_work:
             for w in np.unique(works):

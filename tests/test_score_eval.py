@@ -137,6 +137,14 @@ def test_key_eval_decides_as_music21_and_estimate_key():
     assert minor[2] == pytest.approx(d_minor.correlationCoefficient)
     assert ke.decide(major, minor, 0.0) == 3 and ke.decide(major, minor, 0.15) == -1
     assert ke.signature(5, True) == -4 and ke.signature(1, False) == -5  # f minor, D-flat major
+    # --last-bass: a last chord on D makes D minor win within the margin (A major leads it by less than 0.15);
+    # on A, or with too small a margin, the profiles decide as before
+    lead = major[9] - max(minor[2], major[2])
+    assert 0 < lead < 0.15
+    assert ke.decide(major, minor, 0.0, 2, 0.15) == -1 and ke.decide(major, minor, 0.0, 9, 0.15) == 3
+    assert ke.decide(major, minor, 0.0, 2, lead / 2) == 3
+    assert ke.last_chord_bass(np.array([0.0, 1.0, 1.02, 1.03]), np.array([40, 62, 50, 57])) == 2  # D3 under the last chord
+    assert ke.last_chord_bass(np.zeros(0), np.zeros(0)) is None
 
 
 def test_key_eval_path_changes_only_where_it_pays():
