@@ -585,6 +585,23 @@ def test_spelling_in_the_key_and_accidentals_printed_once_per_bar():
     assert shown == ["C#5"]
 
 
+def test_a_natural_in_another_octave_of_the_bar_is_printed():
+    """An accidental holds for its own octave only: in G major, F5 natural then F4 natural in one bar
+    need a sign each (music21's makeAccidentals prints the first only), and nothing else is printed."""
+    from music21 import converter
+
+    from transcribe.score import score_bytes
+
+    scale = [67, 69, 71, 72, 74, 76, 78, 79, 77, 65, 67, 71, 74, 76, 79, 74]
+    notes, beats = _scale_piece(scale, [43, 55, 59, 62, 67])
+    xml = score_bytes(notes_to_score(notes, beats))
+    got = _accidentals(xml)
+    assert got["key_signature"] == 1 and got["missing"] == 0 and got["redundant"] == 0
+    parsed = converter.parse(xml, format="musicxml")
+    shown = [p.nameWithOctave for p in parsed.flatten().pitches if p.accidental is not None and p.accidental.displayStatus]
+    assert shown == ["F5", "F4"]
+
+
 def _dominant_opening() -> Notes:
     """Eight bars of a d minor opening that dwells on its dominant: an A major chord for three
     beats, then d minor (D, F, B♭) for one; the profiles alone say A major (0.755), d minor 0.693."""

