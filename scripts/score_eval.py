@@ -49,6 +49,8 @@ def written(xml: bytes) -> dict:
     previous bar (Gould, *Behind Bars*, recommends both)."""
     from music21 import converter, key as m21key, meter, stream
 
+    from transcribe.score import read_bar
+
     score = converter.parse(xml, format="musicxml")
     ts = next(iter(score.recurse().getElementsByClass(meter.TimeSignature)), None)
     ks = next(iter(score.recurse().getElementsByClass(m21key.KeySignature)), None)
@@ -61,27 +63,16 @@ def written(xml: bytes) -> dict:
             if found:
                 sig = found[0]
             before, state = state, {}  # (step, octave) → alteration in force in the previous bar, in this one
-            for el in m.recurse().notes:
-                for p in getattr(el, "pitches", ()):
-                    tie = el.tie if len(el.pitches) == 1 else el.getTie(p)
-                    if tie is not None and tie.type in ("stop", "continue"):
-                        continue  # a tied-over note is not struck: it takes no accidental
-                    n += 1
-                    k = (p.step, p.octave)
-                    given, first = state.get(k), k not in state
-                    if given is None:
-                        acc = sig.accidentalByStep(p.step)
-                        given = acc.alter if acc is not None else 0.0
-                    alter = p.accidental.alter if p.accidental is not None else 0.0
-                    shown = p.accidental is not None and p.accidental.displayStatus is True
-                    if shown and alter == given:
-                        redundant += 1
-                        cautionary += first and (before.get(k, alter) != alter or any(
-                            step == p.step and octave != p.octave and a != alter for (step, octave), a in state.items()))
-                    if not shown and alter != given:
-                        missing += 1
-                    if shown:
-                        state[k] = alter
+            for p, given, first in read_bar(m, sig, state):
+                n += 1
+                alter = p.accidental.alter if p.accidental is not None else 0.0
+                shown = p.accidental is not None and p.accidental.displayStatus is True
+                if shown and alter == given:
+                    redundant += 1
+                    cautionary += first and (before.get((p.step, p.octave), alter) != alter or any(
+                        step == p.step and octave != p.octave and a != alter for (step, octave), a in state.items()))
+                if not shown and alter != given:
+                    missing += 1
     return {"time_signature": ts.ratioString if ts is not None else None,
             "key_signature": int(ks.sharps) if ks is not None else None,
             "notes": n, "redundant": redundant, "missing": missing,

@@ -794,35 +794,42 @@ def _mark_accidentals(part, key) -> None:
     part.streamStatus.accidentals = True
 
 
-def _print_needed_naturals(measure, key) -> None:
-    """Print the accidentals music21's ``makeAccidentals`` leaves out. An accidental holds for its own
-    octave only, but music21 (9.x) lets a natural hold for every octave of its letter: in F minor, E5♮ then
-    E4♮ in one bar comes out with no sign on the E4, which a reader plays as E♭4. On the 41 held-out ASAP
-    performances (whole, `scripts/score_eval.py`) 1.9 % of the written notes lacked a needed sign, nearly
-    all of them such naturals; so the bar is read again here, per letter and octave, as a reader reads it.
-    A note tied over from the previous bar takes no sign (nor does it change what the bar's signs give)."""
-    from music21 import pitch as m21pitch
-
-    state: dict[tuple[str, int], float] = {}  # (letter, octave) → the alteration a sign printed in this bar
+def read_bar(measure, signature, state: dict):
+    """The struck notes of a bar as a reader reads them: for each pitch in order (tied-over notes, which are
+    not struck and take no sign, left out), ``(pitch, given, first)``: the alteration the ``signature`` (a
+    music21 KeySignature or Key) and the bar's earlier signs give its letter in its octave (a sign holds for
+    its own octave only), and whether it is the first of its letter and octave in the bar. ``state`` (empty
+    when called) is filled as the bar is read with (letter, octave) → the alteration of the last sign printed
+    there, read after the caller's turn with each pitch (so a sign the caller prints counts)."""
     for el in measure.recurse().notes:
-        for p in el.pitches:
+        for p in getattr(el, "pitches", ()):
             tie = el.tie if len(el.pitches) == 1 else el.getTie(p)
             if tie is not None and tie.type in ("stop", "continue"):
                 continue
             where = (p.step, p.octave)
             given = state.get(where)
             if given is None:
-                sign = key.accidentalByStep(p.step)
+                sign = signature.accidentalByStep(p.step)
                 given = sign.alter if sign is not None else 0.0
-            alter = p.accidental.alter if p.accidental is not None else 0.0
-            shown = p.accidental is not None and p.accidental.displayStatus is True
-            if not shown and alter != given:
-                if p.accidental is None:
-                    p.accidental = m21pitch.Accidental("natural")
-                p.accidental.displayStatus = True
-                shown = True
-            if shown:
-                state[where] = alter
+            yield p, given, where not in state
+            if p.accidental is not None and p.accidental.displayStatus is True:
+                state[where] = p.accidental.alter
+
+
+def _print_needed_naturals(measure, key) -> None:
+    """Print the accidentals music21's ``makeAccidentals`` leaves out. An accidental holds for its own
+    octave only, but music21 (9.x) lets a natural hold for every octave of its letter: in F minor, E5♮ then
+    E4♮ in one bar comes out with no sign on the E4, which a reader plays as E♭4. On the 41 held-out ASAP
+    performances (whole, `scripts/score_eval.py`) 1.9 % of the written notes lacked a needed sign, nearly
+    all of them such naturals; so the bar is read again here as a reader reads it (:func:`read_bar`)."""
+    from music21 import pitch as m21pitch
+
+    for p, given, _ in read_bar(measure, key, {}):
+        alter = p.accidental.alter if p.accidental is not None else 0.0
+        if alter != given and not (p.accidental is not None and p.accidental.displayStatus is True):
+            if p.accidental is None:
+                p.accidental = m21pitch.Accidental("natural")
+            p.accidental.displayStatus = True
 
 
 def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str | None = None,
