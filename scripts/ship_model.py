@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--frame", default="0.3,0.4,0.5,0.6", help="frame thresholds to try")
     ap.add_argument("--octave", default="0", help="decode.octave_suppression values to try with every threshold pair "
                     "(e.g. 0,0.25,0.5; the harmonic networks gain from it)")
+    ap.add_argument("--twelfth", default="0", help="decode.twelfth_suppression values to try with every octave value "
+                    "and threshold pair (e.g. 0,0.25,0.5)")
     ap.add_argument("--pedal", default="0.3,0.4,0.5,0.6,0.7",
                     help="pedal thresholds to try (models with a pedal head; tuned on the files whose pedal is known)")
     ap.add_argument("--pedal-onset", default="0.3,0.5,0.7", help="pedal-onset (re-press) thresholds to try")
@@ -75,21 +77,22 @@ def main() -> None:
                        + [spread(find_pairs(d)) for d in args.extra_dir])[: args.tune_files]
     print(f"tuning on {len(pairs)} files: {', '.join(a.name for a, _ in pairs)}")
     cached = [(transcriber.activations(load_audio(a, transcriber.sample_rate)), read_labels(lab)) for a, lab in pairs]
-    found = []  # (octave suppression, best threshold pair with it)
-    for octave in map(float, args.octave.split(",")):
+    found = []  # ((octave, twelfth) suppression, best threshold pair with it)
+    for octave, twelfth in ((float(o), float(t)) for o in args.octave.split(",") for t in args.twelfth.split(",")):
         results = sweep_thresholds(cached, transcriber.features.frame_rate,
-                                   replace(transcriber.decode, octave_suppression=octave),
+                                   replace(transcriber.decode, octave_suppression=octave, twelfth_suppression=twelfth),
                                    map(float, args.onset.split(",")), map(float, args.frame.split(",")))
         for r in results:
             m = r.metrics
-            print(f"octave {octave:.2f} onset {r.onset_threshold:.2f} frame {r.frame_threshold:.2f}: note {m['note_f1']:.4f}  "
-                  f"note+offset {m['note_offset_f1']:.4f}  frame {m['frame_f1']:.4f}")
-        found.append((octave, best_thresholds(results)))
-    octave, best = max(found, key=lambda item: item[1].score)  # the first of equals: the list's order
+            print(f"octave {octave:.2f} twelfth {twelfth:.2f} onset {r.onset_threshold:.2f} frame {r.frame_threshold:.2f}: "
+                  f"note {m['note_f1']:.4f}  note+offset {m['note_offset_f1']:.4f}  frame {m['frame_f1']:.4f}")
+        found.append(((octave, twelfth), best_thresholds(results)))
+    (octave, twelfth), best = max(found, key=lambda item: item[1].score)  # the first of equals: the list's order
     on, fr, m = best.onset_threshold, best.frame_threshold, best.metrics
-    decode = replace(transcriber.decode, onset_threshold=on, frame_threshold=fr, octave_suppression=octave)
+    decode = replace(transcriber.decode, onset_threshold=on, frame_threshold=fr, octave_suppression=octave,
+                     twelfth_suppression=twelfth)
     print(f"chosen: onset_threshold={on} frame_threshold={fr} octave_suppression={octave} "
-          f"(sum of note, note+offset and frame F1)")
+          f"twelfth_suppression={twelfth} (sum of note, note+offset and frame F1)")
     provenance = {"source": str(args.checkpoint), "step": state.get("step"),
                   "tuned_on": [str(a) for a, _ in pairs], "tuning_scores": m}
     decode = tune_pedal(decode, [(act, pedal_for(lab)) for (act, _), (_, lab) in zip(cached, pairs)],

@@ -302,3 +302,29 @@ def test_octave_suppression_drops_a_weak_onset_an_octave_above_a_strong_one():
     assert suppress_octaves(lone, 0.5)[1, 72 - 21] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="octave_suppression must be a number from 0 to 1"):
         DecodeConfig(octave_suppression=1.5)
+
+
+def test_twelfth_suppression_drops_a_weak_onset_a_twelfth_above_a_strong_one():
+    """The third partial: a struck C4 (0.9) with a weaker G5 (19 semitones up, 0.5) in the same frame. Octave
+    suppression leaves the G5; twelfth suppression 0.5 drops it (0.05), not a G5 struck as hard, and the
+    two shares subtract from the onsets as they came (a C5 and a G5 over one C4 both fall)."""
+    from dataclasses import replace
+
+    from transcribe.decode import suppress_octaves
+
+    onset, frame = np.zeros((20, 88), np.float32), np.zeros((20, 88), np.float32)
+    onset[5, 60 - 21], frame[5:15, 60 - 21] = 0.9, 0.9
+    onset[5, 79 - 21], frame[5:15, 79 - 21] = 0.5, 0.9
+    cfg = DecodeConfig(onset_threshold=0.3, frame_threshold=0.5, octave_suppression=0.5)
+    assert sorted(decode_notes(onset, frame, 31.25, cfg).pitches) == [60, 79]
+    assert list(decode_notes(onset, frame, 31.25, replace(cfg, twelfth_suppression=0.5)).pitches) == [60]
+    loud = onset.copy()
+    loud[5, 79 - 21] = 0.9
+    assert sorted(decode_notes(loud, frame, 31.25, replace(cfg, twelfth_suppression=0.5)).pitches) == [60, 79]
+    both = onset.copy()
+    both[5, 72 - 21] = 0.5
+    got = suppress_octaves(both, 0.5, 0.5)[5]
+    assert got[72 - 21] == pytest.approx(0.05) and got[79 - 21] == pytest.approx(0.05) and got[60 - 21] == pytest.approx(0.9)
+    assert suppress_octaves(both, 0.5)[5, 79 - 21] == pytest.approx(0.5)  # the default: octaves only
+    with pytest.raises(ValueError, match="twelfth_suppression must be a number from 0 to 1"):
+        DecodeConfig(twelfth_suppression=-0.1)

@@ -519,7 +519,8 @@ def test_streaming_decoder_equals_whole_decoder(seed):
     frame = (rng.random((n, 88)) ** 0.5).astype(np.float32)
     velocity = rng.random((n, 88)).astype(np.float32)
     cfg = DecodeConfig(onset_threshold=rng.uniform(0.2, 0.8), frame_threshold=rng.uniform(0.2, 0.8),
-                       min_note_frames=int(rng.integers(1, 4)), octave_suppression=[0.0, 0.5][seed % 2])
+                       min_note_frames=int(rng.integers(1, 4)), octave_suppression=[0.0, 0.5][seed % 2],
+                       twelfth_suppression=[0.0, 0.3][seed % 3 == 0])
     whole = decode_notes(onset, frame, 31.25, cfg, velocity)
     dec, i = StreamingDecoder(cfg, 31.25), 0
     while i < n:

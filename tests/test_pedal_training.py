@@ -195,7 +195,7 @@ def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_pat
     script = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
     proc = subprocess.run([sys.executable, str(script), str(runs["tuned"] / "checkpoints" / "last.pt"),
                            "--data-dir", str(folder), "--tune-files", "4", "--onset", "0.3,0.5", "--frame", "0.3,0.5",
-                           "--octave", "0,0.5", "--pedal", "0.2,0.5,0.8", "--pedal-onset", "0.5", "--pedal-off",
+                           "--octave", "0,0.5", "--twelfth", "0,0.25", "--pedal", "0.2,0.5,0.8", "--pedal-onset", "0.5", "--pedal-off",
                            "--chunk-seconds", "20", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -206,7 +206,8 @@ def test_shipping_a_pedal_model_tunes_its_pedal_thresholds(runs, folder, tmp_pat
     assert decode["pedal"] is False  # --pedal-off: written only on request
     assert f"pedal_threshold={decode['pedal_threshold']}" in proc.stdout
     assert decode["octave_suppression"] in (0.0, 0.5)  # chosen with the note thresholds
-    assert f"octave_suppression={decode['octave_suppression']}" in proc.stdout and "octave 0.50 onset" in proc.stdout
+    assert f"octave_suppression={decode['octave_suppression']}" in proc.stdout and "octave 0.50 twelfth 0.25 onset" in proc.stdout
+    assert decode["twelfth_suppression"] in (0.0, 0.25) and f"twelfth_suppression={decode['twelfth_suppression']}" in proc.stdout
     assert set(shipped["provenance"]["pedal_tuning_scores"]) >= {"pedal_onset_f1", "pedal_frame_f1"}
     assert (out.parent / "model.onnx").is_file() and (out.parent / "model.onnx.json").is_file()
     # --chunk-seconds: the network runs on 20-s chunks one at a time (the ONNX export carries it, so the

@@ -46,12 +46,15 @@ class DecodeConfig:
     # a key's onset probability less this share of the onset probability an octave below in the same
     # frame (suppress_octaves); 0: off. Checkpoints from before it get conf/decode's value
     octave_suppression: float = 0.0
+    # the same for the key an octave and a fifth below (19 semitones: a struck note's third partial)
+    twelfth_suppression: float = 0.0
 
     def __post_init__(self) -> None:
-        a = self.octave_suppression
-        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a <= 1.0:
-            raise ValueError(f"octave_suppression must be a number from 0 to 1, got {a!r}")
-        object.__setattr__(self, "octave_suppression", float(a))
+        for name in ("octave_suppression", "twelfth_suppression"):
+            a = getattr(self, name)
+            if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a <= 1.0:
+                raise ValueError(f"{name} must be a number from 0 to 1, got {a!r}")
+            object.__setattr__(self, name, float(a))
         ms = self.min_note_ms
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
             raise ValueError(f"min_note_ms must be a finite number of milliseconds >= 0, got {ms!r}")
@@ -85,17 +88,22 @@ class DecodeConfig:
         return max(max(self.min_note_frames, 1) / frame_rate, self.min_note_ms / 1000.0)
 
 
-def suppress_octaves(onset: np.ndarray, share: float) -> np.ndarray:
+def suppress_octaves(onset: np.ndarray, share: float, twelfth: float = 0.0) -> np.ndarray:
     """Onset probabilities [frames, 88] with each key's lowered by ``share`` times the onset
     probability of the key an octave below in the same frame (clipped at 0): a struck note's second
     partial is what the harmonic networks most often write as a false note (90 % of their false
     notes are an octave off a sounding one). Measured, not assumed: on the held-out validation
     files it raised the harmonic network's note F1 by 0.025-0.03 and stage 7's by 0-0.01 (MODEL_CARD, leg 3). A
-    frame-local rule, so streaming decoding gives the same notes."""
-    if share <= 0.0:
+    frame-local rule, so streaming decoding gives the same notes. ``twelfth`` does the same from the key 19
+    semitones below (the third partial): on SptkBGCl the harmonic network's false treble notes were mostly
+    twelfths and octaves of sounding notes (MODEL_CARD, the long run, 2026-12-06 evening)."""
+    if share <= 0.0 and twelfth <= 0.0:
         return onset
     out = onset.astype(np.float32, copy=True)
-    out[:, 12:] -= share * onset[:, :-12]
+    if share > 0.0:
+        out[:, 12:] -= share * onset[:, :-12]
+    if twelfth > 0.0:  # both from the onsets as they came, not one after the other
+        out[:, 19:] -= twelfth * onset[:, :-19]
     return np.clip(out, 0.0, None, out=out)
 
 
@@ -112,14 +120,14 @@ def decode_notes(
     lasts from its onset frame until the first later frame where neither ``frame`` nor
     ``onset`` is above threshold, or until the next onset on the same key, whichever
     comes first. Velocity is read from ``velocity`` (0..1) at the onset frame. With
-    ``cfg.octave_suppression`` the onsets are first :func:`suppress_octaves`'d.
+    ``cfg.octave_suppression`` (and ``cfg.twelfth_suppression``) the onsets are first :func:`suppress_octaves`'d.
     """
     n_frames, n_keys = onset.shape
     if frame.shape != onset.shape or n_keys != N_KEYS:
         raise ValueError(f"expected matching [frames, {N_KEYS}] activations, got {onset.shape} and {frame.shape}")
     if n_frames == 0:
         return Notes.empty()
-    onset = suppress_octaves(onset, cfg.octave_suppression)
+    onset = suppress_octaves(onset, cfg.octave_suppression, cfg.twelfth_suppression)
     width = n_frames + 1  # one padding column per key: runs never cross from one key to the next
     on = np.zeros((n_keys, width), dtype=bool)
     on[:, :n_frames] = (onset > cfg.onset_threshold).T
@@ -231,7 +239,7 @@ class StreamingDecoder:
     def __init__(self, cfg: DecodeConfig, frame_rate: float):
         self.cfg, self.frame_rate = cfg, frame_rate
         # lengths are checked on whole notes; octaves are suppressed on each block before the carried frames join it
-        self._loose = replace(cfg, min_note_frames=1, octave_suppression=0.0)
+        self._loose = replace(cfg, min_note_frames=1, octave_suppression=0.0, twelfth_suppression=0.0)
         self.open_start = np.full(N_KEYS, -1, dtype=np.int64)
         self.open_velocity = np.zeros(N_KEYS, dtype=np.int64)
         self.prev_on = np.zeros(N_KEYS, dtype=bool)
@@ -243,7 +251,7 @@ class StreamingDecoder:
         n = len(onset)
         if n == 0:
             return
-        onset = suppress_octaves(onset, self.cfg.octave_suppression)
+        onset = suppress_octaves(onset, self.cfg.octave_suppression, self.cfg.twelfth_suppression)
         is_open = self.open_start >= 0
         pre = np.full((2, N_KEYS), -np.inf, dtype=np.float32)
         pre_on, pre_frame, pre_vel = pre.copy(), pre.copy(), np.zeros((2, N_KEYS), np.float32)
