@@ -49,7 +49,7 @@ def written(xml: bytes) -> dict:
     previous bar (Gould, *Behind Bars*, recommends both)."""
     from music21 import converter, key as m21key, meter, stream
 
-    from transcribe.score import read_bar
+    from transcribe.score import read_bar, written_sign
 
     score = converter.parse(xml, format="musicxml")
     ts = next(iter(score.recurse().getElementsByClass(meter.TimeSignature)), None)
@@ -65,8 +65,7 @@ def written(xml: bytes) -> dict:
             before, state = state, {}  # (step, octave) → alteration in force in the previous bar, in this one
             for p, given, first in read_bar(m, sig, state):
                 n += 1
-                alter = p.accidental.alter if p.accidental is not None else 0.0
-                shown = p.accidental is not None and p.accidental.displayStatus is True
+                alter, shown = written_sign(p)
                 if shown and alter == given:
                     redundant += 1
                     cautionary += first and (before.get((p.step, p.octave), alter) != alter or any(

@@ -565,9 +565,7 @@ def test_signature_key_picks_the_fewer_accidentals_and_leans_at_six():
 
 
 def test_spelling_in_the_key_and_accidentals_printed_once_per_bar():
-    from music21 import converter
-
-    from transcribe.score import score_bytes, spell
+    from transcribe.score import spell
 
     # in D major the F and C are sharp without printing; in B-flat the E-flat is a flat
     assert spell(np.array([66, 73, 62]), 2) == ["F#4", "C#5", "D4"]
@@ -575,30 +573,30 @@ def test_spelling_in_the_key_and_accidentals_printed_once_per_bar():
     # a chromatic note with no context is spelled toward the signature: G#/A- in D major / E-flat major
     assert spell(np.array([68]), 2) == ["G#4"] and spell(np.array([68]), -3) == ["A-4"]
     # G major, with a C# twice in one bar: printed the first time only
-    scale = [67, 69, 71, 72, 74, 76, 78, 79, 78, 76, 74, 73, 74, 73, 71, 69]
+    got, shown = _written_g_major([67, 69, 71, 72, 74, 76, 78, 79, 78, 76, 74, 73, 74, 73, 71, 69])
+    assert got["key_signature"] == 1 and got["redundant"] == 0 and got["missing"] == 0
+    assert shown == ["C#5"]
+
+
+def _written_g_major(scale: list[int]) -> tuple[dict, list[str]]:
+    """A melody over a G major chord through the score stage: score_eval's accidental counts of its
+    MusicXML, and the pitches printed with a sign."""
+    from music21 import converter
+
+    from transcribe.score import score_bytes
+
     notes, beats = _scale_piece(scale, [43, 55, 59, 62, 67])
     xml = score_bytes(notes_to_score(notes, beats))
-    got = _accidentals(xml)
-    assert got["key_signature"] == 1 and got["redundant"] == 0 and got["missing"] == 0
     parsed = converter.parse(xml, format="musicxml")
-    shown = [str(p) for p in parsed.flatten().pitches if p.accidental is not None and p.accidental.displayStatus]
-    assert shown == ["C#5"]
+    return _accidentals(xml), [p.nameWithOctave for p in parsed.flatten().pitches
+                               if p.accidental is not None and p.accidental.displayStatus]
 
 
 def test_a_natural_in_another_octave_of_the_bar_is_printed():
     """An accidental holds for its own octave only: in G major, F5 natural then F4 natural in one bar
     need a sign each (music21's makeAccidentals prints the first only), and nothing else is printed."""
-    from music21 import converter
-
-    from transcribe.score import score_bytes
-
-    scale = [67, 69, 71, 72, 74, 76, 78, 79, 77, 65, 67, 71, 74, 76, 79, 74]
-    notes, beats = _scale_piece(scale, [43, 55, 59, 62, 67])
-    xml = score_bytes(notes_to_score(notes, beats))
-    got = _accidentals(xml)
+    got, shown = _written_g_major([67, 69, 71, 72, 74, 76, 78, 79, 77, 65, 67, 71, 74, 76, 79, 74])
     assert got["key_signature"] == 1 and got["missing"] == 0 and got["redundant"] == 0
-    parsed = converter.parse(xml, format="musicxml")
-    shown = [p.nameWithOctave for p in parsed.flatten().pitches if p.accidental is not None and p.accidental.displayStatus]
     assert shown == ["F5", "F4"]
 
 

@@ -794,6 +794,12 @@ def _mark_accidentals(part, key) -> None:
     part.streamStatus.accidentals = True
 
 
+def written_sign(p) -> tuple[float, bool]:
+    """(the alteration a music21 pitch is written with, 0 for none; whether its sign is printed)."""
+    return (p.accidental.alter if p.accidental is not None else 0.0,
+            p.accidental is not None and p.accidental.displayStatus is True)
+
+
 def read_bar(measure, signature, state: dict):
     """The struck notes of a bar as a reader reads them: for each pitch in order (tied-over notes, which are
     not struck and take no sign, left out), ``(pitch, given, first)``: the alteration the ``signature`` (a
@@ -812,8 +818,9 @@ def read_bar(measure, signature, state: dict):
                 sign = signature.accidentalByStep(p.step)
                 given = sign.alter if sign is not None else 0.0
             yield p, given, where not in state
-            if p.accidental is not None and p.accidental.displayStatus is True:
-                state[where] = p.accidental.alter
+            alter, shown = written_sign(p)
+            if shown:
+                state[where] = alter
 
 
 def _print_needed_naturals(measure, key) -> None:
@@ -825,8 +832,8 @@ def _print_needed_naturals(measure, key) -> None:
     from music21 import pitch as m21pitch
 
     for p, given, _ in read_bar(measure, key, {}):
-        alter = p.accidental.alter if p.accidental is not None else 0.0
-        if alter != given and not (p.accidental is not None and p.accidental.displayStatus is True):
+        alter, shown = written_sign(p)
+        if alter != given and not shown:
             if p.accidental is None:
                 p.accidental = m21pitch.Accidental("natural")
             p.accidental.displayStatus = True
