@@ -91,11 +91,11 @@ def test_bad_note_options_are_usage_errors_naming_the_value(tones, tmp_path, opt
 def test_key_notes_need_a_model_with_a_pedal_head(tones, tmp_path):
     from transcribe.checkpoint import Checkpoint, save_checkpoint
     from transcribe.features import FeatureConfig
-    from transcribe.model import ModelConfig, OnsetsAndFrames
+    from transcribe.model import ModelConfig, build_network
 
     shipped = Checkpoint()  # the shipped note network without its pedal head
     config = {**shipped.config, "model": {**shipped.config["model"], "pedal_head": False}}
-    model = OnsetsAndFrames(FeatureConfig.from_dict(config["features"]).n_bins, ModelConfig.from_dict(config["model"]))
+    model = build_network(FeatureConfig.from_dict(config["features"]).n_bins, ModelConfig.from_dict(config["model"]))
     model.load_state_dict({k: v for k, v in shipped.state["model_state"].items() if not k.startswith("pedal_")})
     plain = tmp_path / "models" / "plain.pt"
     save_checkpoint(plain, model.eval(), config)
@@ -114,12 +114,12 @@ def pedal_model(tmp_path_factory) -> Path:
 
     from transcribe.checkpoint import Checkpoint, save_checkpoint
     from transcribe.features import FeatureConfig
-    from transcribe.model import ModelConfig, OnsetsAndFrames
+    from transcribe.model import ModelConfig, build_network
 
     shipped = Checkpoint()
     config = {**shipped.config, "model": {**shipped.config["model"], "pedal_head": True},
               "decode": {**shipped.config["decode"], "pedal": True}}
-    model = OnsetsAndFrames(FeatureConfig.from_dict(config["features"]).n_bins, ModelConfig.from_dict(config["model"]))
+    model = build_network(FeatureConfig.from_dict(config["features"]).n_bins, ModelConfig.from_dict(config["model"]))
     missing = model.load_state_dict(shipped.state["model_state"], strict=False).missing_keys
     assert all(k.startswith("pedal_") for k in missing)  # a shipped model without a pedal head gets a fresh one
     with torch.no_grad():

@@ -17,7 +17,7 @@ from transcribe.data.dataset import CropDataset
 from transcribe.decode import DecodeConfig, decode_pedal
 from transcribe.features import FeatureConfig
 from transcribe.infer import Transcriber, run_network
-from transcribe.model import ModelConfig, OnsetsAndFrames, loss, probabilities
+from transcribe.model import ModelConfig, OnsetsAndFrames, build_network, loss, probabilities
 from transcribe.notes import Notes
 from transcribe.pedal import pedal_sidecar, write_pedal
 from transcribe.runtime import TorchRunner
@@ -116,7 +116,7 @@ def test_the_shipped_checkpoint_runs_as_before():
     both = TorchRunner(model)(x)
     assert set(both) == set(HEADS + PEDAL_HEADS) and both["pedal"].shape == (1, 100, 1)
     cfg = ModelConfig.from_dict({**ckpt.config["model"], "pedal_head": False})
-    plain = OnsetsAndFrames(model.n_bins, cfg)
+    plain = build_network(model.n_bins, cfg)
     unexpected = plain.load_state_dict(ckpt.state["model_state"], strict=False).unexpected_keys
     assert unexpected and all(k.startswith("pedal_") for k in unexpected)
     notes_only = TorchRunner(plain.eval())(x)
@@ -124,8 +124,8 @@ def test_the_shipped_checkpoint_runs_as_before():
     for k in HEADS:
         np.testing.assert_array_equal(both[k], notes_only[k])
     stored = ModelConfig.from_dict(ckpt.config["model"])
-    # the default config (no pedal head) builds the same note network
-    assert stored.without_pedal().same_network(ModelConfig.from_dict(compose("train").model))
+    # the config it was trained with (conf/model/harmonic.yaml, no pedal head) builds the same note network
+    assert stored.without_pedal().same_network(ModelConfig.from_dict(compose("train", ["model=harmonic"]).model))
 
 
 def save_tiny(path: Path, model: OnsetsAndFrames) -> None:
