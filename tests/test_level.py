@@ -73,8 +73,9 @@ def test_a_quiet_recording_transcribes_as_the_loud_one_and_no_level_keeps_its_le
     np.testing.assert_array_equal(b.velocities, a.velocities)
     c, report = notes_of(quiet, tmp_path / "c", "--no-level")
     assert report["settings"]["infer"]["level_db"] is None
-    # At its own level (-66 dBFS) soft notes sink under the features' floor, velocities squeeze.
-    assert len(c) <= len(a) - 2 and np.ptp(c.velocities) < np.ptp(a.velocities) - 10, (a, c)
+    # At its own level (-66 dBFS) soft notes sink under the features' floor (the top note here: stage 7 lost
+    # two, stage 8 one), velocities squeeze.
+    assert len(c) < len(a) and np.ptp(c.velocities) < np.ptp(a.velocities) - 10, (a, c)
 
 
 def test_the_api_on_an_array_applies_the_same_level(pieces):
