@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                          "selected on the decoded inner 60, train_beat_model.py --decoded-val 60, never saw how they decode)")
     ap.add_argument("--side", choices=["train", "val"], default="train",
                     help="val: the 41 held-out performances instead (to report, not to choose)")
+    ap.add_argument("--note-window", type=int, default=None,
+                    help="run the model over windows of this many notes (0: one pass; default: conf/score's "
+                         "model_note_window, as the score stage runs it)")
     ap.add_argument("--variants", default="global/head,global/downbeats,global/both,local/head",
                     help="comma-separated tempo/metre[/lags/prior/subdivision] decodings to score "
                          "(lags windowed, prior 1, subdivision output where left out)")
@@ -93,15 +96,20 @@ def main(argv: list[str] | None = None) -> int:
         files = [train[i] for i in sorted(np.random.default_rng(1).permutation(unseen)[: args.sample].tolist())]
     scores: dict[tuple[str, ...], list] = {v: [] for v in variants}
     model = bm.load(args.model or bm.WEIGHTS)
+    if args.note_window is None:
+        from transcribe.score import configured_model_note_window
+
+        args.note_window = configured_model_note_window()
     for f in files:
         ann = read_annotations(annotation_path(f))
         n, ref, ref_down = first_seconds(read_midi(f), ann, args.seconds)
-        out = bm.split_outputs(model(bm.note_features(n)))
+        out = bm.split_outputs(model(bm.note_features(n), args.note_window))
         for v in variants:
             scores[v].append(decoded_scores(n, ref, ref_down, ann.time_signature, out, tempo=v[0], metre=v[1],
                                             lags=v[2], prior_octaves=float(v[3]), subdivision=v[4]))
     what = "held-out" if args.side == "val" else "inner-validation (outside the sample)" if args.rest else "unseen training"
-    print(f"{len(files)} {what} performances, first {args.seconds:g} s")
+    print(f"{len(files)} {what} performances, first {args.seconds:g} s, the model over "
+          + (f"windows of {args.note_window} notes" if args.note_window else "each whole sequence"))
     for v, rows in scores.items():
         m = np.nanmean(np.array(rows, dtype=float), axis=0)
         print(f"tempo={v[0]:<6} metre={v[1]:<9} lags={v[2]:<8} prior={v[3]:<4} subdivision={v[4]:<6} "

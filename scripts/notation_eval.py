@@ -41,9 +41,10 @@ def beats_of(ann) -> "Beats":  # noqa: F821
 
 
 def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float | None,
-                 model: Path | None = None) -> dict | None:
+                 model: Path | None = None, note_window: int = 0) -> dict | None:
     """Counts of one performance: staves right (``staff_split``: :func:`transcribe.score.split_hands`;
-    ``staff_model``: the beat model at ``model``, when given) over ``staff_counted`` notes, and, in a
+    ``staff_model``: the beat model at ``model``, when given, run over windows of ``note_window``
+    notes as the score stage runs it) over ``staff_counted`` notes, and, in a
     simple metre, per triplet cost the positions right (all; on thirds of a beat). None when the
     score's and the performance's beat annotations do not correspond one to one."""
     from transcribe.beatmodel import upper_staff
@@ -74,7 +75,7 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     out = {"performance": str(midi), "metre": beats.time_signature, "staff_counted": int(counted.sum()),
            "staff_split": int(np.sum(counted & (split == staff)))}
     if model is not None:
-        out["staff_model"] = int(np.sum(counted & (upper_staff(notes, model) == staff)))
+        out["staff_model"] = int(np.sum(counted & (upper_staff(notes, model, note_window) == staff)))
     if beats.compound:
         return out  # the triplet grid is for simple metres; compound beats already divide in three
     third = np.isfinite(target) & _thirds(np.nan_to_num(target))
@@ -86,11 +87,12 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
         right = np.isfinite(target) & np.isfinite(qpos) & (np.abs(qpos - target) < 1e-3)
         out[f"{cost:g}"] = {"right": int(right.sum()), "right_thirds": int((right & third).sum()),
                             "triplet_notes": int(np.sum(_thirds(q.onsets / beats.beat_ql)))}
-    out.update(_note_values(notes, beats, divisions, score, score_ann, match, model))
+    out.update(_note_values(notes, beats, divisions, score, score_ann, match, model, note_window))
     return out
 
 
-def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarray, model: Path | None = None) -> dict:
+def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarray, model: Path | None = None,
+                 note_window: int = 0) -> dict:
     """Note values as written (the configured triplet cost, staves by the split point), against
     the counterparts' in the score, in beats: ``values_counted`` notes whose counterpart's position
     is right, ``values_right`` of them written with the score's value, ``values_cut`` written
@@ -124,7 +126,7 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
         from transcribe.beatmodel import note_values
 
         try:
-            values = note_values(notes, model)[q.index] * beats.beat_ql
+            values = note_values(notes, model, note_window)[q.index] * beats.beat_ql
         except ValueError:  # a model without the note-value output: its staves only
             return out
         by_model = written_lengths(q, upper, values) / beats.beat_ql
@@ -152,10 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=None, help="the first this many seconds of each")
     ap.add_argument("--model", type=Path, default=None,
                     help="also score the staves of this beat model (one with the staff output)")
+    ap.add_argument("--note-window", type=int, default=None,
+                    help="run --model over windows of this many notes (0: one pass; default: conf/score's "
+                         "model_note_window, as the score stage runs it)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     from transcribe.data.asap import split
-    from transcribe.score import configured_triplet_cost
+    from transcribe.score import configured_model_note_window, configured_triplet_cost
+
+    note_window = configured_model_note_window() if args.note_window is None else args.note_window
 
     costs = [float(c) for c in args.costs.split(",")]
     files = sorted(args.files) if args.files else sorted(split(args.asap, args.shared_data)[args.side])
@@ -165,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, skipped = [], 0
     for i, f in enumerate(files, 1):
         try:
-            row = evaluate_one(Path(f), costs, args.divisions, args.seconds, args.model)
+            row = evaluate_one(Path(f), costs, args.divisions, args.seconds, args.model, note_window)
         except (OSError, ValueError) as err:
             print(f"{f}: skipped: {err}", file=sys.stderr)
             row = None

@@ -194,20 +194,25 @@ def decoded_scores(notes, ref_beats, ref_down, time_signature: str, out: dict, *
 def validate_decoded(net, pieces: list[dict], seconds: float = 60.0) -> dict:
     """Beat F, downbeat F, time-signature and tempo accuracy of the first ``seconds`` of every
     piece decoded into beats the way the score stage decodes them (conf/score's settings,
-    :func:`transcribe.score.configured_model_decoding`): what selecting on the per-note F of
-    :func:`validate` does not measure (round 11 of docs/SCORE.md)."""
+    :func:`transcribe.score.configured_model_decoding`, the network run over the configured note
+    windows): what selecting on the per-note F of :func:`validate` does not measure (round 11 of
+    docs/SCORE.md)."""
     import torch
 
-    from transcribe.beatmodel import note_features, split_outputs
-    from transcribe.score import configured_model_decoding
+    from transcribe.beatmodel import note_features, split_outputs, windowed
+    from transcribe.score import configured_model_decoding, configured_model_note_window
 
-    decoding = configured_model_decoding()
+    decoding, note_window = configured_model_decoding(), configured_model_note_window()
     rows = []
     net.eval()
+
+    def run(f: np.ndarray) -> np.ndarray:
+        return net(torch.from_numpy(f)[None])[0].numpy()
+
     with torch.no_grad():
         for p in pieces:
             notes, ref, ref_down = first_seconds(p["notes"], p["ann"], seconds)
-            logits = net(torch.from_numpy(note_features(notes))[None])[0].numpy()
+            logits = windowed(run, note_features(notes), note_window)
             rows.append(decoded_scores(notes, ref, ref_down, p["ann"].time_signature, split_outputs(logits), **decoding))
     net.train()
     m = np.nanmean(np.array(rows, dtype=float), axis=0)

@@ -91,6 +91,60 @@ def test_exported_model_loads_once_and_matches_torch(tiny_model):
     assert np.all((out["beat"] >= 0) & (out["beat"] <= 1))
 
 
+def test_windowed_runs_each_note_in_its_most_central_window():
+    """beatmodel.windowed: one pass when the sequence fits; otherwise windows half a window apart,
+    each note's output from the window where it sits farthest from an edge, the sequence's own ends
+    no edge. The stand-in network outputs each row's position inside the window it was given."""
+    calls = []
+
+    def where(f: np.ndarray) -> np.ndarray:
+        calls.append((int(f[0, 0]), len(f)))
+        return np.stack([np.arange(len(f), dtype=np.float64), f[:, 0]], axis=1)
+
+    feats = np.arange(100, dtype=np.float64)[:, None]
+    assert beatmodel.windowed(where, feats, 0)[:, 0].tolist() == list(range(100))  # 0: one pass
+    assert beatmodel.windowed(where, feats, 100)[:, 0].tolist() == list(range(100))  # fits: one pass
+    calls.clear()
+    out = beatmodel.windowed(where, feats, 32)
+    assert calls == [(0, 32), (16, 32), (32, 32), (48, 32), (64, 32), (68, 32)]  # the last window ends at the end
+    assert out[:, 1].tolist() == list(range(100))  # every note gets its own row back
+    pos = out[:, 0]
+    assert pos[:8].tolist() == list(range(8))  # the start: from the first window
+    assert pos[-8:].tolist() == list(range(24, 32))  # the end: from the last
+    inner = pos[24:76]
+    assert inner.min() >= 8 and inner.max() <= 23  # elsewhere at least a quarter window from either edge
+    rows = np.random.default_rng(0).normal(size=(77, 3))
+    assert np.array_equal(beatmodel.windowed(lambda f: f * 2.0, rows, 16), rows * 2.0)  # a per-note network: unchanged
+
+
+def test_the_exported_model_runs_over_note_windows_as_torch_does(tiny_model):
+    """BeatModel(features, note_window): the ONNX model on each window, as the torch network on it."""
+    import torch
+
+    path, net = tiny_model
+    notes, _ = _march(bars=40)
+    feats = beatmodel.note_features(beatmodel.sort_notes(notes))
+    model = beatmodel.load(path)
+    whole, windows = model(feats), model(feats, 64)
+    assert len(feats) > 64 and whole.shape == windows.shape
+    assert not np.allclose(whole, windows, atol=1e-4)  # a recurrent network: the context changes the outputs
+    with torch.no_grad():
+        want = beatmodel.windowed(lambda f: net.eval()(torch.from_numpy(f)[None])[0].numpy(), feats, 64)
+    assert windows == pytest.approx(want, abs=1e-4)
+    assert model(feats[:50], 64) == pytest.approx(model(feats[:50]), abs=1e-6)  # shorter than a window: one pass
+
+
+def test_configured_note_window_reads_the_score_group_and_names_the_file(monkeypatch):
+    from transcribe import config, score
+
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"model_note_window": 256})
+    assert score.configured_model_note_window() == 256
+    for bad in (-1, 2.5, "512", True):
+        monkeypatch.setattr(config, "group_defaults", lambda group, bad=bad: {"model_note_window": bad})
+        with pytest.raises(ValueError, match=r"score/default.yaml: model_note_window"):
+            score.configured_model_note_window()
+
+
 def test_beats_from_outputs_follow_the_beat_probabilities():
     """Outputs that say "beat" on the notes at the true beats, 3 beats per bar, the downbeats on
     the bass, and a 0.6 s interval give those beats, 3/4 and the first downbeat."""
@@ -641,7 +695,7 @@ def test_decoded_validation_scores_what_the_score_stage_would_write():
     import torch
 
     from transcribe.data.asap import Annotation
-    from transcribe.score import configured_model_decoding
+    from transcribe.score import configured_model_decoding, configured_model_note_window
 
     from .conftest import load_script
 
@@ -655,7 +709,7 @@ def test_decoded_validation_scores_what_the_score_stage_would_write():
     assert net.training  # handed back in training mode
     n, ref, ref_down = train.first_seconds(notes, ann, 60.0)
     assert n.onsets.max() < 60.0 <= notes.onsets.max() and ref.max() < 60.0
-    out = beatmodel.split_outputs(beatmodel.load()(beatmodel.note_features(n)))
+    out = beatmodel.split_outputs(beatmodel.load()(beatmodel.note_features(n), configured_model_note_window()))
     want = train.decoded_scores(n, ref, ref_down, "3/4", out, **configured_model_decoding())
     assert [got[k] for k in ("decoded_beat_f", "decoded_downbeat_f", "decoded_ts_acc", "decoded_tempo_acc")] == \
         pytest.approx(list(want), abs=1e-3)

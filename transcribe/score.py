@@ -160,6 +160,18 @@ def configured_model_decoding() -> dict:
             "lags": configured_model_tempo_lags(), "subdivision": configured_model_subdivision()}
 
 
+def configured_model_note_window() -> int:
+    """``model_note_window`` of ``conf/score/default.yaml``: the beat model runs over windows of this
+    many notes (:func:`transcribe.beatmodel.windowed`; 0: one pass over the whole performance); a
+    value that is not a whole number from 0 is an error naming the file."""
+    from .config import group_defaults, group_file
+
+    value = group_defaults("score").get("model_note_window", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{group_file('score')}: model_note_window: {value!r} is not a whole number of notes from 0")
+    return value
+
+
 def configured_key_source() -> str:
     """Where the key signature comes from: ``key_source`` of ``conf/score/default.yaml``
     (``profile``: :func:`estimate_key` alone; ``model``: the beat model's key output chooses the
@@ -212,7 +224,7 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
     if method == "model":
         from .beatmodel import estimate_beats_model
 
-        settings = configured_model_decoding()
+        settings = dict(configured_model_decoding(), note_window=configured_model_note_window())
         try:  # the settings are read first: a wrong one is an error naming the file, not a fixed grid
             return estimate_beats_model(notes, **settings)
         except ValueError as err:  # too few beats found
@@ -862,7 +874,7 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
         if (key_source or configured_key_source()) == "model":
             from .beatmodel import key_signature_class
 
-            sig = key_signature_class(notes)
+            sig = key_signature_class(notes, note_window=configured_model_note_window())
         key = estimate_key(q, spelled=spelled, signature=sig)
     elif isinstance(key, str):
         name, _, mode = key.partition(" ")
@@ -871,14 +883,14 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
     if (hands or configured_hands()) == "model":
         from .beatmodel import upper_staff
 
-        right = upper_staff(notes)[q.index]
+        right = upper_staff(notes, note_window=configured_model_note_window())[q.index]
     else:
         right = split_hands(q)
     values = None
     if len(q) and (note_values or configured_note_values()) == "model":
         from .beatmodel import note_values as model_values
 
-        values = model_values(notes)[q.index] * beats.beat_ql
+        values = model_values(notes, note_window=configured_model_note_window())[q.index] * beats.beat_ql
     step = 1.0 / divisions
     bar = q.bar_ql
     end_ql = _end_ql(q)
