@@ -91,6 +91,35 @@ def test_gain_changes_rms_by_the_drawn_amount(piano):
     assert lo <= params["gain"]["db"] <= hi
 
 
+def test_clip_adds_the_distortion_of_an_overdriven_recorder_at_the_same_level():
+    """``clip``: the peak driven drive_db above full scale and cut there, then brought back to the
+    input's RMS: a sine's peaks are flattened (its third harmonic appears) at the same level, and a
+    chain with clip off draws exactly as before (the draw is made only when it is on)."""
+    from transcribe.data.augment import overdrive
+
+    y = sine(440.0, amp=0.3)
+    out = overdrive(y, 12.0)
+    flat = np.max(np.abs(out))
+    assert np.mean(np.abs(out) > 0.999 * flat) > 0.5  # most samples sit on the clipped plateau (a sine: about 0.9 at 12 dB)
+    spec = lambda a: np.abs(np.fft.rfft(a * np.hanning(len(a))))  # noqa: E731
+    third = int(round(3 * 440.0 * len(y) / SR))
+    assert spec(out)[third] > 100 * spec(y)[third]  # clipping's odd harmonic
+    assert rms_db(out) == pytest.approx(rms_db(y), abs=0.01)
+    assert np.allclose(overdrive(y, -6.0), y, atol=1e-6)  # a peak below full scale: nothing clipped
+    assert np.array_equal(overdrive(np.zeros(100, np.float32), 12.0), np.zeros(100, np.float32))
+    cfg = only("clip")
+    cfg.clip.p = 1.0
+    got, params = augment(y, SR, np.random.default_rng(3), cfg, return_params=True)
+    lo, hi = augment_config().clip.drive_db
+    assert lo <= params["clip"]["drive_db"] <= hi and np.allclose(got, overdrive(y, params["clip"]["drive_db"]), atol=1e-6)
+    from omegaconf import OmegaConf
+
+    off = only("noise", "codec")  # clip at p 0 (the default): the draws of the effects after it are unchanged
+    a = augment(y, SR, np.random.default_rng(5), off)
+    without = OmegaConf.create({k: v for k, v in OmegaConf.to_container(off).items() if k != "clip"})
+    assert np.array_equal(a, augment(y, SR, np.random.default_rng(5), without))
+
+
 def test_reverb_lengthens_the_decay():
     rng = np.random.default_rng(0)
     burst = np.zeros(3 * SR, np.float32)

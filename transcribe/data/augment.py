@@ -14,6 +14,8 @@
 6. ``noise``: white/pink/brown noise at a random signal-to-noise ratio;
 7. ``compress``: a microphone's / recorder's automatic gain and compression;
 8. ``gain``: a random level;
+8b. ``clip``: a recording made too hot: driven past full scale and clipped there, brought back to its level
+   (:func:`overdrive`; inference levels a loud recording down the same way);
 9. ``codec``: a lossy codec round trip (MP3, Ogg Vorbis or Opus through libsndfile).
 
 Every random draw comes from the ``numpy.random.Generator`` the caller passes, so the same seed
@@ -210,6 +212,19 @@ def compress(y: np.ndarray, sample_rate: int, threshold_db: float, ratio: float,
     return (out * (_rms(y) / max(_rms(out), 1e-12))).astype(np.float32)
 
 
+def overdrive(y: np.ndarray, drive_db: float) -> np.ndarray:
+    """``y`` as a recorder set ``drive_db`` too loud writes it: scaled so that its peak lies ``drive_db``
+    above full scale and clipped at full scale (the harmonics clipping adds are what the harmonic network
+    mistakes for notes: a clipped recording cost stage 8 0.105 note F1, MODEL_CARD), then brought back to
+    the input's RMS level, as inference levels a loud recording (``infer.level_db``): the distortion is
+    what is added, not loudness."""
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if peak <= 0.0:
+        return y
+    out = np.clip(y * (10.0 ** (drive_db / 20.0) / peak), -1.0, 1.0)
+    return (out * (_rms(y) / max(_rms(out), 1e-12))).astype(np.float32)
+
+
 def mix_partner(y: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray:
     """``(1 - weight) * y + weight * partner'``, with ``partner'`` the partner (cut or padded to
     the length of ``y``) scaled to the RMS of ``y``."""
@@ -311,6 +326,12 @@ def augment(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, cfg, 
         g = _uniform(rng, c.db)
         y = apply_gain(y, g)
         params["gain"] = {"db": g}
+
+    c = cfg.get("clip")
+    if c is not None and float(c.p) > 0 and rng.random() < c.p:  # drawn only when on: chains without it draw as before
+        d = _uniform(rng, c.drive_db)
+        y = overdrive(y, d)
+        params["clip"] = {"drive_db": d}
 
     c = cfg.codec
     if rng.random() < c.p:
