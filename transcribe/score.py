@@ -164,12 +164,7 @@ def configured_model_note_window() -> int:
     """``model_note_window`` of ``conf/score/default.yaml``: the beat model runs over windows of this
     many notes (:func:`transcribe.beatmodel.windowed`; 0: one pass over the whole performance); a
     value that is not a whole number from 0 is an error naming the file."""
-    from .config import group_defaults, group_file
-
-    value = group_defaults("score").get("model_note_window", 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{group_file('score')}: model_note_window: {value!r} is not a whole number of notes from 0")
-    return value
+    return int(_configured_number("model_note_window", 0, float("inf"), whole=True))
 
 
 def configured_key_source() -> str:
@@ -515,16 +510,17 @@ def split_hands(q: Quantised, split: int = MIDDLE_C, span: int = 14, max_notes: 
 # ---------------------------------------------------------------------------- key and score
 
 
-def _configured_number(name: str, default: float, high: float, positive: bool = False) -> float:
-    """A number from 0 (above 0 with ``positive``) to ``high`` in ``conf/score/default.yaml``;
-    another value is an error naming the file."""
+def _configured_number(name: str, default: float, high: float, positive: bool = False, whole: bool = False) -> float:
+    """A number from 0 (above 0 with ``positive``; a whole number with ``whole``) to ``high`` in
+    ``conf/score/default.yaml``; another value is an error naming the file."""
     from .config import group_defaults, group_file
 
     value = group_defaults("score").get(name, default)
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= high
+    if (isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not 0.0 <= value <= high
             or (positive and value == 0)):
         low = "above 0" if positive else "from 0"
-        raise ValueError(f"{group_file('score')}: {name}: {value!r} is not a number {low} to {high:g}")
+        kind = "whole number" if whole else "number"
+        raise ValueError(f"{group_file('score')}: {name}: {value!r} is not a {kind} {low} to {high:g}")
     return float(value)
 
 
