@@ -149,6 +149,17 @@ def load_side(files: list[Path], cache: Path | None = None) -> list[dict]:
     return out
 
 
+def score_files(performances: list[Path]) -> list[Path]:
+    """The score MIDI (``midi_score.mid``, beside its ``midi_score_annotations.txt``) of every work
+    that one of ``performances`` is of, once each, in folder order: the works played deadpan, each
+    note on its written time at the score's tempo marking. :func:`load_side` reads them as it reads a
+    performance (their notes are their own counterparts: the staff and value labels are exact). A
+    work with no score MIDI or no annotations for it is left out."""
+    folders = sorted({Path(f).parent for f in performances})
+    return [d / "midi_score.mid" for d in folders
+            if (d / "midi_score.mid").is_file() and (d / "midi_score_annotations.txt").is_file()]
+
+
 def works_fold(files: list[Path], percent: float, salt: str = "inner") -> tuple[list[Path], list[Path]]:
     """(kept, held) of performance files: the works (the folder a performance is in, so all
     performances of a work fall on one side) whose salted hash falls into the first ``percent``
@@ -563,7 +574,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="stems of --extra-midi files left out besides the test set's works (default: the one "
                          "piano-midi.de file of a held-out ASAP work, so the held-out works stay unseen)")
     ap.add_argument("--jitter", type=float, default=0.015,
-                    help="s: the standard deviation of the onset noise added to --extra-midi notes (they are on a grid)")
+                    help="s: the standard deviation of the onset noise added to --extra-midi and --score-midi notes "
+                         "(they are on a grid)")
+    ap.add_argument("--score-midi", action="store_true",
+                    help="also train on the score MIDI of every training work (ASAP's midi_score.mid: the work "
+                         "played deadpan at its marked tempo), onsets jittered by --jitter; a player's timing is "
+                         "all the model hears otherwise, and it halves the beat of evenly timed music (SCORE.md)")
     ap.add_argument("--inner-val", type=float, default=0.0,
                     help="hold out the training side's works hashed into this percent and select on them "
                          "(the 41 held-out performances are then only reported, as heldout_*)")
@@ -599,6 +615,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(extra)} sequenced pieces from {args.extra_midi} ({len(dropped)} left out as test-set works "
               f"or excluded)", flush=True)
         train = train + extra
+    if args.score_midi:
+        scores = [{**p, "jitter": args.jitter} for p in load_side(score_files(train_files), args.cache)]
+        print(f"{len(scores)} score MIDI files of the training works (played deadpan)", flush=True)
+        train = train + scores
     outer = load_side(sides["val"], args.cache)
     val = load_side(inner_files, args.cache) if inner_files else outer
     if args.select.startswith("decoded") and not args.decoded_val:
@@ -648,9 +668,10 @@ def main(argv: list[str] | None = None) -> int:
     if heldout_decoded:
         print(f"the kept weights on the held-out performances: {json.dumps(heldout_decoded)}", flush=True)
     meta = {"data": "ASAP (fosfrancesco/asap-dataset), training side of the renders' split"
-                    + (f"; sequenced MIDI from {args.extra_midi} (test-set works left out)" if args.extra_midi else ""),
+                    + (f"; sequenced MIDI from {args.extra_midi} (test-set works left out)" if args.extra_midi else "")
+                    + ("; the training works' score MIDI, jittered" if args.score_midi else ""),
             "train_performances": len(train), "val_performances": len(val), "inner_val_percent": args.inner_val,
-            "extra_midi": str(args.extra_midi) if args.extra_midi else None, "jitter": args.jitter, "steps": step,
+            "extra_midi": str(args.extra_midi) if args.extra_midi else None, "score_midi": args.score_midi, "jitter": args.jitter, "steps": step,
             "cpu_minutes": round((time.process_time() - start) / 60, 1),
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,
             "val_every": args.val_every, "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed,

@@ -457,6 +457,41 @@ def test_staff_and_value_labels_from_the_score_counterparts(tmp_path):
     assert [a.tolist() for a in train.score_labels(notes, short, folder, {})] == [[-1] * 6] * 2
 
 
+def test_the_training_works_score_midi_read_as_deadpan_performances(tmp_path):
+    """train_beat_model.score_files: each work's score MIDI once, only where its annotations are
+    beside it; load_side reads it as a performance whose notes are their own counterparts."""
+    import pretty_midi
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    work, bare = tmp_path / "Composer" / "Work", tmp_path / "Composer" / "Other"
+    work.mkdir(parents=True)
+    bare.mkdir()
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    upper, lower = pretty_midi.Instrument(0), pretty_midi.Instrument(0)
+    for k in range(12):  # 3/4 at a beat every 0.5 s: a melody on every beat, the bass on each bar's first
+        upper.notes.append(pretty_midi.Note(velocity=80, pitch=72 + k % 3, start=0.5 * k, end=0.5 * k + 0.49))
+        if k % 3 == 0:
+            lower.notes.append(pretty_midi.Note(velocity=80, pitch=43, start=0.5 * k, end=0.5 * k + 1.49))
+    pm.instruments += [upper, lower]
+    pm.write(str(work / "midi_score.mid"))
+    pm.write(str(bare / "midi_score.mid"))  # no annotations beside it: left out
+    (work / "midi_score_annotations.txt").write_text("\n".join(
+        f"{0.5 * k}\t{0.5 * k}\t{'db,3/4,0' if k == 0 else ('db' if k % 3 == 0 else 'b')}" for k in range(12)) + "\n")
+    performances = [work / "p1.mid", work / "p2.mid", bare / "p1.mid"]
+    assert train.score_files(performances) == [work / "midi_score.mid"]
+    (piece,) = train.load_side(train.score_files(performances))
+    labels = piece["labels"]
+    assert len(piece["notes"]) == 16 and labels["beat"].tolist() == [1.0] * 16
+    assert labels["downbeat"].tolist() == [float(p == 43 or o % 1.5 == 0) for o, p in
+                                           zip(piece["notes"].onsets, piece["notes"].pitches)]
+    assert labels["upper"].tolist() == [int(p != 43) for p in piece["notes"].pitches]  # every staff known
+    quarter, dotted_half = (beatmodel.VALUES.index(v) for v in (1.0, 3.0))
+    assert labels["value"].tolist() == [quarter if p != 43 else dotted_half for p in piece["notes"].pitches]
+    assert labels["per_bar"].tolist() == [beatmodel.PER_BAR.index(3)] * 16
+
+
 def test_score_staves_from_the_model(tiny_model, monkeypatch):
     """hands="model": every note goes to the staff the model's staff output gives it."""
     from music21 import converter
