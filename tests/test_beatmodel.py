@@ -91,6 +91,34 @@ def test_exported_model_loads_once_and_matches_torch(tiny_model):
     assert np.all((out["beat"] >= 0) & (out["beat"] <= 1))
 
 
+def test_one_run_of_the_model_serves_the_staves_values_key_and_beats_of_the_same_notes(tiny_model, monkeypatch):
+    """The score stage asks the model four times about the same notes: it runs once; other notes,
+    or another window, run it again, and a caller changing the answer does not change the next one."""
+    path, _ = tiny_model
+    model = beatmodel.load(path)
+    runs = []
+    real = model.session.run
+    monkeypatch.setattr(model.session, "run", lambda *a, **k: runs.append(1) or real(*a, **k))
+    notes, _ = _march(bpm=93.0, bars=9)  # notes no other test asks the (per-process) model about
+    staves = beatmodel.upper_staff(notes, path)
+    values = beatmodel.note_values(notes, path)
+    key = beatmodel.key_signature_class(notes, path)
+    beatmodel.estimate_beats_model(notes, path)
+    assert len(runs) == 1
+    assert beatmodel.upper_staff(notes, path).tolist() == staves.tolist()
+    assert beatmodel.note_values(notes, path).tolist() == values.tolist()
+    assert beatmodel.key_signature_class(notes, path) == key and len(runs) == 1
+    feats = beatmodel.note_features(beatmodel.sort_notes(notes))
+    first = model(feats)
+    first[:] = 0.0  # the caller's copy
+    assert np.abs(model(feats)).sum() > 0 and len(runs) == 1
+    model(feats, note_window=32)  # another window: windowed runs
+    assert len(runs) > 1
+    n = len(runs)
+    beatmodel.upper_staff(notes.select(notes.onsets > 2.0), path)  # other notes
+    assert len(runs) == n + 1
+
+
 def test_windowed_runs_each_note_in_its_most_central_window():
     """beatmodel.windowed: one pass when the sequence fits; otherwise windows half a window apart,
     each note's output from the window where it sits farthest from an edge, the sequence's own ends
