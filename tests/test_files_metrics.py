@@ -104,6 +104,36 @@ def test_load_audio_bad_input_names_file_and_reason(tmp_path: Path, kind: str, r
     assert str(path) in str(err.value) and reason in str(err.value)
 
 
+def test_plateaus_are_runs_of_three_equal_samples_away_from_zero():
+    from transcribe.audio import flat_samples
+
+    x = np.array([0.1, 0.5, 0.5, 0.2, 0.9, 0.9, 0.9, 0.9, 0.3, 0.1, 0.1, 0.1, -0.6, -0.6, -0.6])
+    assert flat_samples(x) == 4 + 3  # two equal are no plateau, nor three near zero
+    stereo = np.stack([x, np.zeros_like(x)], axis=1)
+    assert flat_samples(stereo) == 7 and flat_samples(x[:2]) == 0
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_the_share_of_clipped_samples_is_read_with_the_audio(tmp_path: Path, subtype: str):
+    """A recording driven past full scale (stereo, 44.1 kHz, as a recorder writes it) against the
+    same recording at a safe level, peak-normalised: only the first is clipped."""
+    from transcribe.audio import CLIPPED_SHARE, AudioStream
+
+    y = synth(random_notes(5, seconds=6.0, n=12), sr=44100)
+    y = np.stack([y, 0.8 * y], axis=1)
+    clean, hot = tmp_path / "clean.wav", tmp_path / "hot.wav"
+    sf.write(clean, y / np.abs(y).max(), 44100, subtype=subtype)
+    sf.write(hot, np.clip(y * 4.0 / np.abs(y).max(), -1.0, 1.0), 44100, subtype=subtype)  # 12 dB too loud
+    truly = float(np.mean(np.abs(y * 4.0 / np.abs(y).max()) >= 1.0))
+    for path, want in ((clean, 0.0), (hot, truly)):
+        stream = AudioStream(path, SR)
+        assert stream.clipped_share == 0.0  # nothing read yet
+        audio = np.concatenate(list(stream))
+        assert len(audio) == pytest.approx(6.5 * SR, abs=SR)
+        assert stream.clipped_share == pytest.approx(want, rel=0.25, abs=1e-6)
+    assert truly > 2 * CLIPPED_SHARE  # called clipped
+
+
 def test_cqt_shape_and_pitch_bin():
     cfg = FeatureConfig()
     notes = Notes([0.0], [1.0], [69], [100])

@@ -533,6 +533,21 @@ def test_streaming_decoder_equals_whole_decoder(seed):
         np.testing.assert_array_equal(getattr(streamed, field), getattr(whole, field))
 
 
+def test_a_clipped_recording_is_transcribed_with_a_warning(tmp_path):
+    """The CLI on the same music recorded at a safe level and 12 dB too loud (clipped, as a
+    recorder set too hot writes it): both transcribed, only the second warned about, by name."""
+    y = synth(random_notes(15, seconds=10.0, n=16), sr=44100)
+    safe, hot = tmp_path / "safe.wav", tmp_path / "hot.wav"
+    sf.write(safe, 0.9 * y / np.abs(y).max(), 44100, subtype="PCM_16")
+    sf.write(hot, np.clip(4.0 * y / np.abs(y).max(), -1.0, 1.0), 44100, subtype="PCM_16")
+    proc = cli(safe, hot)
+    assert proc.returncode == 0, proc.stderr
+    assert safe.with_suffix(".mid").is_file() and hot.with_suffix(".mid").is_file()
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 1 and warned[0].startswith(f"warning: {hot}: clipped: "), proc.stderr
+    assert "of its samples sit flat at the peak" in warned[0]
+
+
 def test_long_plot_is_capped_with_a_message(tmp_path):
     y = np.zeros(SR * 660, np.float32)  # 11 minutes, a few notes in the first and the last minute
     for k, notes in ((0, random_notes(13, seconds=30.0, n=10)), (630, random_notes(14, seconds=30.0, n=10))):

@@ -203,14 +203,16 @@ class _AudioWindow:
 class StreamResult:
     """A recording transcribed as a stream: its notes (as written, see
     :func:`~transcribe.decode.finish_notes`), its length, the activations of its first
-    ``keep_seconds`` (for a plot), what the audio decoder said about it, and its sustain pedal
-    spans [n, 2] (down, up s; None when the model has no pedal head or ``decode.pedal`` is off)."""
+    ``keep_seconds`` (for a plot), what the audio decoder said about it, its sustain pedal
+    spans [n, 2] (down, up s; None when the model has no pedal head or ``decode.pedal`` is off)
+    and the share of its samples that are clipped (:attr:`~transcribe.audio.AudioStream.clipped_share`)."""
 
     notes: Notes
     audio_seconds: float
     activations: dict[str, np.ndarray]
     decoder_messages: list[str]
     pedal: np.ndarray | None = None
+    clipped_share: float = 0.0
 
 
 class Transcriber:
@@ -385,7 +387,8 @@ class Transcriber:
         activations = {k: np.concatenate(v) if v else np.zeros((0, N_KEYS), np.float32) for k, v in kept.items()}
         spans = self.pedal_from_activations({k: np.concatenate(v) for k, v in pedal.items()}) if pedal else None
         notes = self.finish_notes(decoder.finish(), spans)
-        return StreamResult(notes, window.end / self.sample_rate, activations, stream.messages, spans)
+        return StreamResult(notes, window.end / self.sample_rate, activations, stream.messages, spans,
+                            stream.clipped_share)
 
 
 def _with_end(items: Iterable) -> Iterator:

@@ -280,9 +280,12 @@ class Worker:
 
     @staticmethod
     def _warnings(res, plot: bool) -> list[str]:
-        from .audio import summarise_messages
+        from .audio import CLIPPED_SHARE, summarise_messages
 
         warnings = [summarise_messages(res.decoder_messages)] if res.decoder_messages else []
+        if res.clipped_share >= CLIPPED_SHARE:
+            warnings.append(f"clipped: {res.clipped_share:.1%} of its samples sit flat at the peak (recorded too "
+                            "loud); expect missed and wrong notes (README: keep recordings below full scale)")
         if len(res.notes) == 0:
             warnings.append("no notes found (silent or not piano?)")
         if plot and res.audio_seconds > PLOT_SECONDS:
