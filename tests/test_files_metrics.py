@@ -132,6 +132,8 @@ def test_the_share_of_clipped_samples_is_read_with_the_audio(tmp_path: Path, sub
         assert len(audio) == pytest.approx(6.5 * SR, abs=SR)
         assert stream.clipped_share == pytest.approx(want, rel=0.25, abs=1e-6)
     assert truly > 2 * CLIPPED_SHARE  # called clipped
+    unread = AudioStream(hot, SR, count_clipping=False)  # a pass that only measures the level
+    assert len(np.concatenate(list(unread))) == len(audio) and unread.clipped_share == 0.0
 
 
 def test_cqt_shape_and_pitch_bin():

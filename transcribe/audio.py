@@ -138,11 +138,13 @@ def _open_sndfile(path: Path, messages: list[str]):
         raise _NotSndfile(str(err).split(":")[-1].strip()) from None
 
 
-def _stream_sndfile(path: Path, sample_rate: int, messages: list[str], tally: list[int]) -> Iterator[np.ndarray]:
+def _stream_sndfile(path: Path, sample_rate: int, messages: list[str],
+                    tally: list[int] | None) -> Iterator[np.ndarray]:
     """Decode with libsndfile block by block, mixing to mono and resampling each block, so a
     long multichannel file never sits in memory at its source rate. Raises :class:`_NotSndfile`
     (before yielding anything) if libsndfile cannot open the file. ``tally`` ([plateau samples,
-    samples], every channel's) is added to as the source's samples are read (:func:`flat_samples`)."""
+    samples], every channel's; None: not counted) is added to as the source's samples are read
+    (:func:`flat_samples`)."""
     import soundfile as sf
     import soxr
 
@@ -164,8 +166,9 @@ def _stream_sndfile(path: Path, sample_rate: int, messages: list[str], tally: li
             if len(y) == 0:
                 break
             decoded += len(y)
-            tally[0] += flat_samples(y)  # a plateau straddling two 30 s blocks is missed: a few samples
-            tally[1] += y.size
+            if tally is not None:  # a plateau straddling two 30 s blocks is missed: a few samples
+                tally[0] += flat_samples(y)
+                tally[1] += y.size
             y = _mono(y)
             if not np.all(np.isfinite(y)):
                 raise AudioError(path, "contains NaN or infinite samples")
@@ -180,7 +183,7 @@ def _stream_sndfile(path: Path, sample_rate: int, messages: list[str], tally: li
 NEEDS_FFMPEG = (".m4a", ".aac", ".mp4", ".opus", ".wma")
 
 
-def _decode_other(path: Path, sample_rate: int, sndfile_reason: str, tally: list[int]) -> np.ndarray:
+def _decode_other(path: Path, sample_rate: int, sndfile_reason: str, tally: list[int] | None) -> np.ndarray:
     """Formats libsndfile does not read (m4a/aac, opus in mp4, wma, some mp3): ffmpeg decodes
     the whole file to 32-bit float AU on a pipe (its own rate and channels), which soundfile
     reads; then mixed to mono and resampled with soxr as every other format is. ``sndfile_reason``
@@ -220,8 +223,9 @@ def _decode_other(path: Path, sample_rate: int, sndfile_reason: str, tally: list
         raise AudioError(path, "contains no audio samples")
     if not np.all(np.isfinite(y)):
         raise AudioError(path, "contains NaN or infinite samples")
-    tally[0] += flat_samples(y)
-    tally[1] += y.size
+    if tally is not None:
+        tally[0] += flat_samples(y)
+        tally[1] += y.size
     return to_mono_rate(y, sr, sample_rate)
 
 
@@ -246,21 +250,23 @@ class AudioStream:
     Iterate once. Raises :class:`AudioError` (naming the file) for a missing, empty,
     unreadable, corrupt or truncated file. What the C decoders print while reading it is
     collected in :attr:`messages` (not printed), so it can be reported with the file's name;
-    how much of it is clipped, in :attr:`clipped_share`.
+    how much of it is clipped, in :attr:`clipped_share` (unless ``count_clipping`` is False: a pass
+    that only measures the level skips the count: 0.04 s a pass over 5 minutes of 44.1 kHz stereo, where
+    the whole transcription takes 5.5 s).
     """
 
-    def __init__(self, path: str | Path, sample_rate: int):
+    def __init__(self, path: str | Path, sample_rate: int, count_clipping: bool = True):
         self.path, self.sample_rate = Path(path), sample_rate
         self.messages: list[str] = []
         self.samples = 0  # yielded so far
-        self._tally = [0, 0]  # plateau samples, samples read (the source's, every channel)
+        self._tally = [0, 0] if count_clipping else None  # plateau samples, samples read (the source's, every channel)
 
     @property
     def clipped_share(self) -> float:
         """The share of the samples read so far (at the source's rate, every channel) that sit on
         plateaus (:func:`flat_samples`): 0 for a clean recording; a recording is called clipped
         from :data:`CLIPPED_SHARE`."""
-        return self._tally[0] / self._tally[1] if self._tally[1] else 0.0
+        return self._tally[0] / self._tally[1] if self._tally and self._tally[1] else 0.0
 
     def __iter__(self) -> Iterator[np.ndarray]:
         _check_readable(self.path)

@@ -366,7 +366,7 @@ class Transcriber:
         # The level needs the whole recording: a first decoding pass, so memory stays flat. Decoding
         # is 0.2 s of the 2.0-2.2 s a 5-minute file takes; whole-process times with and without
         # the pass were within run-to-run noise (scripts/benchmark_speed.py, 3 repeats each).
-        gain = np.float32(self.level_gain(AudioStream(stream.path, self.sample_rate)))
+        gain = np.float32(self.level_gain(AudioStream(stream.path, self.sample_rate, count_clipping=False)))
         window = _AudioWindow(stream if gain == 1.0 else (block * gain for block in stream))
         window.need(self.features.hop_length)
         if window.finished and window.end < self.features.hop_length:
