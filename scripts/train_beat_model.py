@@ -671,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
                     + (f"; sequenced MIDI from {args.extra_midi} (test-set works left out)" if args.extra_midi else "")
                     + ("; the training works' score MIDI, jittered" if args.score_midi else ""),
             "train_performances": len(train), "val_performances": len(val), "inner_val_percent": args.inner_val,
-            "extra_midi": str(args.extra_midi) if args.extra_midi else None, "score_midi": args.score_midi, "jitter": args.jitter, "steps": step,
+            "extra_midi": str(args.extra_midi) if args.extra_midi else None, "score_midi": args.score_midi,
+            "jitter": args.jitter, "steps": step,
             "cpu_minutes": round((time.process_time() - start) / 60, 1),
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,
             "val_every": args.val_every, "batch": args.batch, "length": args.length, "lr": args.lr, "seed": args.seed,

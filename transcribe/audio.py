@@ -259,7 +259,8 @@ class AudioStream:
         self.path, self.sample_rate = Path(path), sample_rate
         self.messages: list[str] = []
         self.samples = 0  # yielded so far
-        self._tally = [0, 0] if count_clipping else None  # plateau samples, samples read (the source's, every channel)
+        # plateau samples, samples read (the source's, every channel); None: not counted
+        self._tally = [0, 0] if count_clipping else None
 
     @property
     def clipped_share(self) -> float:
