@@ -60,6 +60,23 @@ def flat_samples(block: np.ndarray) -> int:
     return int(on.sum())
 
 
+class _Plateaus:
+    """The count behind :attr:`AudioStream.clipped_share`: samples on plateaus
+    (:func:`flat_samples`) and samples read, every channel's, added block by block as the source
+    is decoded."""
+
+    def __init__(self) -> None:
+        self.flat = self.total = 0
+
+    def add(self, block: np.ndarray) -> None:
+        self.flat += flat_samples(block)
+        self.total += block.size
+
+    @property
+    def share(self) -> float:
+        return self.flat / self.total if self.total else 0.0
+
+
 class _NotSndfile(Exception):
     """libsndfile cannot open the file; the message is its reason."""
 
@@ -139,12 +156,11 @@ def _open_sndfile(path: Path, messages: list[str]):
 
 
 def _stream_sndfile(path: Path, sample_rate: int, messages: list[str],
-                    tally: list[int] | None) -> Iterator[np.ndarray]:
+                    tally: _Plateaus | None) -> Iterator[np.ndarray]:
     """Decode with libsndfile block by block, mixing to mono and resampling each block, so a
     long multichannel file never sits in memory at its source rate. Raises :class:`_NotSndfile`
-    (before yielding anything) if libsndfile cannot open the file. ``tally`` ([plateau samples,
-    samples], every channel's; None: not counted) is added to as the source's samples are read
-    (:func:`flat_samples`)."""
+    (before yielding anything) if libsndfile cannot open the file. ``tally`` (None: not counted)
+    is added to as the source's samples are read."""
     import soundfile as sf
     import soxr
 
@@ -167,8 +183,7 @@ def _stream_sndfile(path: Path, sample_rate: int, messages: list[str],
                 break
             decoded += len(y)
             if tally is not None:  # a plateau straddling two 30 s blocks is missed: a few samples
-                tally[0] += flat_samples(y)
-                tally[1] += y.size
+                tally.add(y)
             y = _mono(y)
             if not np.all(np.isfinite(y)):
                 raise AudioError(path, "contains NaN or infinite samples")
@@ -183,7 +198,7 @@ def _stream_sndfile(path: Path, sample_rate: int, messages: list[str],
 NEEDS_FFMPEG = (".m4a", ".aac", ".mp4", ".opus", ".wma")
 
 
-def _decode_other(path: Path, sample_rate: int, sndfile_reason: str, tally: list[int] | None) -> np.ndarray:
+def _decode_other(path: Path, sample_rate: int, sndfile_reason: str, tally: _Plateaus | None) -> np.ndarray:
     """Formats libsndfile does not read (m4a/aac, opus in mp4, wma, some mp3): ffmpeg decodes
     the whole file to 32-bit float AU on a pipe (its own rate and channels), which soundfile
     reads; then mixed to mono and resampled with soxr as every other format is. ``sndfile_reason``
@@ -224,8 +239,7 @@ def _decode_other(path: Path, sample_rate: int, sndfile_reason: str, tally: list
     if not np.all(np.isfinite(y)):
         raise AudioError(path, "contains NaN or infinite samples")
     if tally is not None:
-        tally[0] += flat_samples(y)
-        tally[1] += y.size
+        tally.add(y)
     return to_mono_rate(y, sr, sample_rate)
 
 
@@ -250,24 +264,23 @@ class AudioStream:
     Iterate once. Raises :class:`AudioError` (naming the file) for a missing, empty,
     unreadable, corrupt or truncated file. What the C decoders print while reading it is
     collected in :attr:`messages` (not printed), so it can be reported with the file's name;
-    how much of it is clipped, in :attr:`clipped_share` (unless ``count_clipping`` is False: a pass
-    that only measures the level skips the count: 0.04 s a pass over 5 minutes of 44.1 kHz stereo, where
-    the whole transcription takes 5.5 s).
+    how much of it is clipped, in :attr:`clipped_share` (unless ``count_clipping`` is False: where
+    nobody reads it, as in the level pass and :func:`load_audio`, the count is skipped: 0.04 s a pass
+    over 5 minutes of 44.1 kHz stereo, where the whole transcription takes 5.5 s).
     """
 
     def __init__(self, path: str | Path, sample_rate: int, count_clipping: bool = True):
         self.path, self.sample_rate = Path(path), sample_rate
         self.messages: list[str] = []
         self.samples = 0  # yielded so far
-        # plateau samples, samples read (the source's, every channel); None: not counted
-        self._tally = [0, 0] if count_clipping else None
+        self._tally = _Plateaus() if count_clipping else None
 
     @property
     def clipped_share(self) -> float:
         """The share of the samples read so far (at the source's rate, every channel) that sit on
         plateaus (:func:`flat_samples`): 0 for a clean recording; a recording is called clipped
         from :data:`CLIPPED_SHARE`."""
-        return self._tally[0] / self._tally[1] if self._tally and self._tally[1] else 0.0
+        return self._tally.share if self._tally is not None else 0.0
 
     def __iter__(self) -> Iterator[np.ndarray]:
         _check_readable(self.path)
@@ -310,7 +323,7 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     Files that libsndfile reads (wav, flac, ogg, mp3, aiff, ...) are decoded in blocks, so memory
     stays near the size of the result however long the file and whatever its rate and channels.
     """
-    parts = list(AudioStream(path, sample_rate))
+    parts = list(AudioStream(path, sample_rate, count_clipping=False))  # the stream, and its count, are not kept
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 

@@ -256,7 +256,7 @@ class Studio:
             raise UploadRefused(f"{job.name}: the file is empty")
         from ..progress import audio_duration
 
-        blocks = iter(AudioStream(job.audio, sr))
+        blocks = iter(AudioStream(job.audio, sr, count_clipping=False))  # decodable? The clipping is counted later
         try:
             first = next(blocks, None)
             blocks.close()  # the first block (30 s) tells; the file is closed again
