@@ -42,6 +42,11 @@ def _rms(y: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
 
 
+def _at_rms_of(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``out`` scaled to the RMS level of ``ref`` (float32): an effect's change, not its loudness."""
+    return (out * (_rms(ref) / max(_rms(out), 1e-12))).astype(np.float32)
+
+
 def _fit(y: np.ndarray, n: int) -> np.ndarray:
     """``y`` cut or zero-padded to ``n`` samples."""
     return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
@@ -111,8 +116,7 @@ def apply_reverb(y: np.ndarray, ir: np.ndarray) -> np.ndarray:
     if len(y) == 0:
         return y
     wet = fftconvolve(y.astype(np.float64), ir)[: len(y)]
-    scale = _rms(y) / max(_rms(wet), 1e-12)
-    return (wet * scale).astype(np.float32)
+    return _at_rms_of(wet, y)
 
 
 def biquad(kind: str, freq: float, gain_db: float, q: float, sample_rate: int) -> np.ndarray:
@@ -209,7 +213,7 @@ def compress(y: np.ndarray, sample_rate: int, threshold_db: float, ratio: float,
     over = level - (level.max() + threshold_db)
     gain_db = -np.maximum(over, 0.0) * (1.0 - 1.0 / ratio)
     out = y * 10.0 ** (gain_db / 20.0)
-    return (out * (_rms(y) / max(_rms(out), 1e-12))).astype(np.float32)
+    return _at_rms_of(out, y)
 
 
 def overdrive(y: np.ndarray, drive_db: float) -> np.ndarray:
@@ -222,7 +226,7 @@ def overdrive(y: np.ndarray, drive_db: float) -> np.ndarray:
     if peak <= 0.0:
         return y
     out = np.clip(y * (10.0 ** (drive_db / 20.0) / peak), -1.0, 1.0)
-    return (out * (_rms(y) / max(_rms(out), 1e-12))).astype(np.float32)
+    return _at_rms_of(out, y)
 
 
 def mix_partner(y: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray:
