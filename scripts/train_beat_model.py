@@ -160,6 +160,34 @@ def score_files(performances: list[Path]) -> list[Path]:
             if (d / "midi_score.mid").is_file() and (d / "midi_score_annotations.txt").is_file()]
 
 
+def transcribed_side(performances: list[Path], folder: Path, asap: Path) -> list[dict]:
+    """Pieces of the ``performances`` as our transcriber heard them: the notes it wrote from a render of
+    each (``folder``/STEM.mid, STEM the render's name, :func:`transcribe.render.sources.render_stem`; the
+    renders play the performance MIDI from its first sample, so the annotations' times hold), labelled
+    from the performance's annotations as the performance is (beats, downbeats, intervals, metre, key).
+    The staff and note-value labels are unknown (-1): a transcribed note has no score counterpart. A
+    performance without a transcription is left out."""
+    from transcribe.beatmodel import sort_notes
+    from transcribe.data.asap import annotation_path, read_annotations
+    from transcribe.notefiles import read_midi
+    from transcribe.render.sources import render_stem
+
+    out = []
+    for f in performances:
+        midi = folder / (render_stem(Path(f), asap) + ".mid")
+        if not midi.is_file():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            notes = sort_notes(read_midi(midi))
+        if len(notes) == 0:
+            continue
+        labels = note_labels(notes, read_annotations(annotation_path(Path(f))))
+        labels["upper"] = labels["value"] = np.full(len(notes), -1, dtype=np.int64)
+        out.append({"file": str(midi), "notes": notes, "labels": labels})
+    return out
+
+
 def works_fold(files: list[Path], percent: float, salt: str = "inner") -> tuple[list[Path], list[Path]]:
     """(kept, held) of performance files: the works (the folder a performance is in, so all
     performances of a work fall on one side) whose salted hash falls into the first ``percent``
@@ -580,6 +608,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="also train on the score MIDI of every training work (ASAP's midi_score.mid: the work "
                          "played deadpan at its marked tempo), onsets jittered by --jitter; a player's timing is "
                          "all the model hears otherwise, and it halves the beat of evenly timed music (SCORE.md)")
+    ap.add_argument("--transcribed", type=Path, default=None,
+                    help="also train on our own transcriptions of training performances: a folder of the MIDI "
+                         "`transcribe` wrote from their renders (STEM.mid, the render's name), labelled from the "
+                         "performances' annotations; what the stage reads from audio has false, missing and "
+                         "mistimed notes that performance MIDI has not")
     ap.add_argument("--inner-val", type=float, default=0.0,
                     help="hold out the training side's works hashed into this percent and select on them "
                          "(the 41 held-out performances are then only reported, as heldout_*)")
@@ -619,6 +652,10 @@ def main(argv: list[str] | None = None) -> int:
         scores = [{**p, "jitter": args.jitter} for p in load_side(score_files(train_files), args.cache)]
         print(f"{len(scores)} score MIDI files of the training works (played deadpan)", flush=True)
         train = train + scores
+    if args.transcribed is not None:
+        heard = transcribed_side(train_files, args.transcribed, args.asap)
+        print(f"{len(heard)} transcribed performances from {args.transcribed}", flush=True)
+        train = train + heard
     outer = load_side(sides["val"], args.cache)
     val = load_side(inner_files, args.cache) if inner_files else outer
     if args.select.startswith("decoded") and not args.decoded_val:
@@ -669,9 +706,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the kept weights on the held-out performances: {json.dumps(heldout_decoded)}", flush=True)
     meta = {"data": "ASAP (fosfrancesco/asap-dataset), training side of the renders' split"
                     + (f"; sequenced MIDI from {args.extra_midi} (test-set works left out)" if args.extra_midi else "")
-                    + ("; the training works' score MIDI, jittered" if args.score_midi else ""),
+                    + ("; the training works' score MIDI, jittered" if args.score_midi else "")
+                    + (f"; transcriptions of training performances' renders ({args.transcribed})"
+                       if args.transcribed else ""),
             "train_performances": len(train), "val_performances": len(val), "inner_val_percent": args.inner_val,
             "extra_midi": str(args.extra_midi) if args.extra_midi else None, "score_midi": args.score_midi,
+            "transcribed": str(args.transcribed) if args.transcribed else None,
             "jitter": args.jitter, "steps": step,
             "cpu_minutes": round((time.process_time() - start) / 60, 1),
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,

@@ -520,6 +520,41 @@ def test_the_training_works_score_midi_read_as_deadpan_performances(tmp_path):
     assert labels["per_bar"].tolist() == [beatmodel.PER_BAR.index(3)] * 16
 
 
+def test_transcriptions_of_performances_labelled_from_their_annotations(tmp_path):
+    """train_beat_model.transcribed_side: the MIDI transcribed from a performance's render (named as
+    the render is) is read as a piece with the performance's beat labels and no staff or value
+    labels; a performance without a transcription is left out."""
+    import pretty_midi
+
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    asap, heard = tmp_path / "asap", tmp_path / "transcribed"
+    work = asap / "Composer" / "Work"
+    work.mkdir(parents=True)
+    heard.mkdir()
+    # the performance's annotations: 2/4, a beat every 0.5 s from 1 s
+    (work / "p1_annotations.txt").write_text("\n".join(
+        f"{1 + 0.5 * k}\t{1 + 0.5 * k}\t{'db,2/4,0' if k == 0 else ('db' if k % 2 == 0 else 'b')}" for k in range(8)) + "\n")
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    # what the transcriber heard: a note on each beat 12 ms late, a false note between two beats
+    for k in range(8):
+        inst.notes.append(pretty_midi.Note(velocity=70, pitch=60 + k, start=1.012 + 0.5 * k, end=1.3 + 0.5 * k))
+    inst.notes.append(pretty_midi.Note(velocity=30, pitch=84, start=1.25, end=1.4))
+    pm.instruments.append(inst)
+    pm.write(str(heard / "Composer_Work_p1.mid"))
+    performances = [work / "p1.mid", work / "p2.mid"]  # p2 was not transcribed
+    (piece,) = train.transcribed_side(performances, heard, asap)
+    labels = piece["labels"]
+    on = piece["notes"].onsets
+    assert len(on) == 9 and piece["file"] == str(heard / "Composer_Work_p1.mid")
+    assert labels["beat"].tolist() == [float(abs(t - 1.25) > 0.01) for t in on]
+    assert labels["downbeat"].tolist() == [float(round((t - 1.012) / 0.5) % 2 == 0 and abs(t - 1.25) > 0.01) for t in on]
+    assert labels["per_bar"].tolist() == [beatmodel.PER_BAR.index(2)] * 9
+    assert labels["upper"].tolist() == labels["value"].tolist() == [-1] * 9
+
+
 def test_score_staves_from_the_model(tiny_model, monkeypatch):
     """hands="model": every note goes to the staff the model's staff output gives it."""
     from music21 import converter
