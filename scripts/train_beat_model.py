@@ -188,6 +188,19 @@ def transcribed_side(performances: list[Path], folder: Path, asap: Path) -> list
     return out
 
 
+def patterns_side(n: int, seed: int) -> list[dict]:
+    """``n`` synthetic accompaniment pieces (:mod:`transcribe.data.patterns`) labelled as
+    performances are, their staff and value labels exact."""
+    from transcribe.data.patterns import synthetic_pieces
+
+    out = []
+    for p in synthetic_pieces(n, seed):
+        labels = note_labels(p["notes"], p["ann"])
+        labels["upper"], labels["value"] = p["upper"], p["value"]
+        out.append({"file": p["file"], "notes": p["notes"], "ann": p["ann"], "labels": labels})
+    return out
+
+
 def works_fold(files: list[Path], percent: float, salt: str = "inner") -> tuple[list[Path], list[Path]]:
     """(kept, held) of performance files: the works (the folder a performance is in, so all
     performances of a work fall on one side) whose salted hash falls into the first ``percent``
@@ -613,6 +626,9 @@ def main(argv: list[str] | None = None) -> int:
                          "`transcribe` wrote from their renders (STEM.mid, the render's name), labelled from the "
                          "performances' annotations; what the stage reads from audio has false, missing and "
                          "mistimed notes that performance MIDI has not")
+    ap.add_argument("--patterns", type=int, default=0,
+                    help="also train on this many synthetic pieces (transcribe/data/patterns.py: accompaniment "
+                         "textures under a melody, played evenly, annotated at the score's beat)")
     ap.add_argument("--inner-val", type=float, default=0.0,
                     help="hold out the training side's works hashed into this percent and select on them "
                          "(the 41 held-out performances are then only reported, as heldout_*)")
@@ -656,6 +672,9 @@ def main(argv: list[str] | None = None) -> int:
         heard = transcribed_side(train_files, args.transcribed, args.asap)
         print(f"{len(heard)} transcribed performances from {args.transcribed}", flush=True)
         train = train + heard
+    if args.patterns:
+        train = train + patterns_side(args.patterns, args.seed)
+        print(f"{args.patterns} synthetic accompaniment pieces", flush=True)
     outer = load_side(sides["val"], args.cache)
     val = load_side(inner_files, args.cache) if inner_files else outer
     if args.select.startswith("decoded") and not args.decoded_val:
@@ -708,10 +727,11 @@ def main(argv: list[str] | None = None) -> int:
                     + (f"; sequenced MIDI from {args.extra_midi} (test-set works left out)" if args.extra_midi else "")
                     + ("; the training works' score MIDI, jittered" if args.score_midi else "")
                     + (f"; transcriptions of training performances' renders ({args.transcribed})"
-                       if args.transcribed else ""),
+                       if args.transcribed else "")
+                    + (f"; {args.patterns} synthetic accompaniment pieces" if args.patterns else ""),
             "train_performances": len(train), "val_performances": len(val), "inner_val_percent": args.inner_val,
             "extra_midi": str(args.extra_midi) if args.extra_midi else None, "score_midi": args.score_midi,
-            "transcribed": str(args.transcribed) if args.transcribed else None,
+            "transcribed": str(args.transcribed) if args.transcribed else None, "patterns": args.patterns,
             "jitter": args.jitter, "steps": step,
             "cpu_minutes": round((time.process_time() - start) / 60, 1),
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,

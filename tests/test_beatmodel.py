@@ -555,6 +555,32 @@ def test_transcriptions_of_performances_labelled_from_their_annotations(tmp_path
     assert labels["upper"].tolist() == labels["value"].tolist() == [-1] * 9
 
 
+def test_synthetic_accompaniment_pieces_are_labelled_at_their_written_beat():
+    """train_beat_model.patterns_side: seeded pieces of every metre and texture; a note on a beat of
+    the piece's metre is labelled a beat (a downbeat on a bar's first), the bar's beats and the
+    compound beat follow the metre, and every note has its staff and written value."""
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    pieces = train.patterns_side(24, seed=3)
+    assert [p["file"] for p in pieces] == [p["file"] for p in train.patterns_side(24, seed=3)]
+    assert {p["file"].split(":")[3] for p in pieces} == {"2/4", "3/4", "4/4", "6/8"}
+    assert {p["file"].split(":")[2] for p in pieces} == {"bass-chords", "alberti", "block", "broken"}
+    for p in pieces:
+        notes, labels, ann = p["notes"], p["labels"], p["ann"]
+        metre = p["file"].split(":")[3]
+        per_bar = {"2/4": 2, "3/4": 3, "4/4": 4, "6/8": 2}[metre]
+        assert np.all(np.diff(notes.onsets) >= 0)
+        beat = np.diff(ann.beats).mean()
+        pos = (notes.onsets - ann.beats[0]) / beat  # in beats, with the timing noise
+        near = np.abs(pos - np.round(pos)) * beat <= 0.05
+        assert np.array_equal(labels["beat"] == 1, near)
+        assert np.all(labels["downbeat"] <= labels["beat"])
+        assert set(labels["per_bar"].tolist()) == {beatmodel.PER_BAR.index(per_bar)}
+        assert set(labels["ternary"].tolist()) == {int(metre == "6/8")}
+        assert np.all(labels["value"] >= 0) and set(labels["upper"].tolist()) == {0, 1}
+
+
 def test_score_staves_from_the_model(tiny_model, monkeypatch):
     """hands="model": every note goes to the staff the model's staff output gives it."""
     from music21 import converter
