@@ -365,6 +365,18 @@ def build_net(hidden: int = 64, outputs: int | None = None):
     return BeatNet()
 
 
+def keep_outputs(net, outputs: int, hidden: int = 64):
+    """The network with only its first ``outputs`` outputs (the head's other rows dropped; the rest
+    is the same, so those outputs are exactly the network's): a model exported so reads as one made
+    before an output was added, and a caller asking for the missing output gets the error that names
+    the file, where an output not yet trained well would answer."""
+    small = build_net(hidden, outputs)
+    state = dict(net.state_dict())
+    state["head.weight"], state["head.bias"] = state["head.weight"][:outputs], state["head.bias"][:outputs]
+    small.load_state_dict(state)
+    return small
+
+
 def load_onnx_weights(net, path: Path) -> None:
     """Start ``net`` from an exported model's weights (e.g. the shipped ``beats.onnx``): the ONNX
     file holds the convolutions and the head by name and the GRU as its two ``GRU`` nodes, whose
@@ -629,6 +641,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patterns", type=int, default=0,
                     help="also train on this many synthetic pieces (transcribe/data/patterns.py: accompaniment "
                          "textures under a melody, played evenly, annotated at the score's beat)")
+    ap.add_argument("--outputs", type=int, default=None,
+                    help="export only the first this many outputs (56: up to the staff output, leaving out the "
+                         "key and note-value outputs; transcribe/beatmodel.py's *_COLS)")
     ap.add_argument("--inner-val", type=float, default=0.0,
                     help="hold out the training side's works hashed into this percent and select on them "
                          "(the 41 held-out performances are then only reported, as heldout_*)")
@@ -739,6 +754,8 @@ def main(argv: list[str] | None = None) -> int:
             "warp": args.warp, "drop": args.drop, "select": args.select, "hidden": args.hidden,
             "init": str(args.init) if args.init else None, "decoded_val": args.decoded_val,
             "heldout_decoded": heldout_decoded}
+    if args.outputs:
+        net, meta["outputs"] = keep_outputs(net, args.outputs, args.hidden), args.outputs
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(net, args.out, meta)
     print(json.dumps(meta), flush=True)

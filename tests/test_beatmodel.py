@@ -581,6 +581,30 @@ def test_synthetic_accompaniment_pieces_are_labelled_at_their_written_beat():
         assert np.all(labels["value"] >= 0) and set(labels["upper"].tolist()) == {0, 1}
 
 
+def test_a_model_exported_with_its_first_outputs_only(tmp_path, monkeypatch):
+    """train_beat_model.keep_outputs: the exported model's outputs are exactly the network's first
+    ones, and the stage reads it as a model without the outputs left out (asking for the note values
+    is the error naming its file)."""
+    import torch
+
+    from .conftest import load_script
+    from transcribe.score import Beats, notes_to_score
+
+    train = load_script("train_beat_model")
+    torch.manual_seed(0)
+    net = train.build_net(16)
+    small = train.keep_outputs(net, beatmodel.STAFF_COL + 1, hidden=16)
+    x = torch.from_numpy(beatmodel.note_features(beatmodel.sort_notes(_march()[0])))[None]
+    with torch.no_grad():
+        assert torch.equal(small.eval()(x), net.eval()(x)[..., : beatmodel.STAFF_COL + 1])
+    train.export(small, tmp_path / "small.onnx", {"note": "test"})
+    notes, truth = _march(bars=4)
+    monkeypatch.setattr(beatmodel, "WEIGHTS", tmp_path / "small.onnx")
+    assert len(beatmodel.upper_staff(notes)) == len(notes)
+    with pytest.raises(ValueError, match="small.onnx: this beat model has no note-value output"):
+        notes_to_score(notes, Beats(truth, 100.0), key="C major", note_values="model")
+
+
 def test_score_staves_from_the_model(tiny_model, monkeypatch):
     """hands="model": every note goes to the staff the model's staff output gives it."""
     from music21 import converter
