@@ -65,9 +65,8 @@ def synthetic_piece(rng: np.random.Generator, index: int = 0) -> dict:
                 else:
                     for p in tones[1:]:
                         add(t, 1.0, p, mid, False, 0.8)
-            elif pattern == "alberti":  # low, high, middle, high in eighths (a compound beat: low, high, middle)
-                order = (0, 2) if sub == 2 else (0, 2, 1)
-                order = (0, 2, 1, 2)[2 * (b % 2): 2 * (b % 2) + 2] if sub == 2 else order
+            elif pattern == "alberti":  # low, high, middle, high in eighths over two beats (compound: low, high, middle)
+                order = ((0, 2), (1, 2))[b % 2] if sub == 2 else (0, 2, 1)
                 for j, k in enumerate(order):
                     add(t + j / sub, 1.0 / sub, tones[k], mid + (loud if j == 0 else 0), False)
             elif pattern == "block":
