@@ -9,6 +9,11 @@
 #   scripts/longrun.sh curve      # the validation rows so far
 #   scripts/longrun.sh pedal CKPT # the pedal head for a checkpoint of it (the note network frozen), as
 #                                 # runs/longrun_D_pedal: what shipping a step needs (STEPS, default 1000)
+#   scripts/longrun.sh fork NAME STEP OVERRIDE...
+#                                 # a branch of the run from its checkpoint of STEP (runs/longrun_D/checkpoints/
+#                                 # stepSTEP.pt, with its optimizer state and curve) as runs/NAME, trained with
+#                                 # the run's settings plus the OVERRIDEs: a change of recipe raced against the
+#                                 # run itself at equal CPU time; run again to resume it
 #
 # The recipe is run D of the model card (the harmonic network of conf/model/harmonic.yaml with C1's
 # learning rate and schedule, plus the pedal's ring, Kong's BCE velocity loss and quiet onsets weighted
@@ -37,6 +42,10 @@ COMMON=(experiment=sampled model=harmonic
   "train.num_threads=${THREADS:-1}" train.loader_workers=0 train.num_workers=2
   train.checkpoint_every=50 train.log_every=10
   "data.extra_val_roots=[data/renders_heldout,data/rooms/sptk,data/rooms/headroom]" train.val_max_files=16)
+# The note network's training: its learning rate and schedule, losses, length and validation.
+RECIPE=(train.learning_rate=6e-4 train.lr_decay_steps=2000 train.lr_decay_rate=0.9 "train.lr_drops=[[3200,0.3]]"
+  train.velocity_loss=bce train.soft_onset_gain=1.0 train.max_steps=100000 train.val_every=200
+  "train.val_octave=[0.5]")
 
 case "${1:-train}" in
   keep)
@@ -71,6 +80,21 @@ EOF
       train.select_by=pedal_onset_f1 train.learning_rate=1e-3 train.lr_decay_steps=1000 \
       "train.max_steps=${STEPS:-1000}" train.val_every=250
     ;;
+  fork)
+    [ $# -ge 3 ] || { echo "usage: scripts/longrun.sh fork NAME STEP OVERRIDE..." >&2; exit 2; }
+    NAME=$2 STEP=$3
+    shift 3
+    if [ ! -f "runs/$NAME/checkpoints/last.pt" ]; then
+      [ -f "$DIR/checkpoints/step$STEP.pt" ] || { echo "$DIR/checkpoints/step$STEP.pt: no such checkpoint" >&2; exit 2; }
+      mkdir -p "runs/$NAME/checkpoints"
+      cp "$DIR/checkpoints/step$STEP.pt" "runs/$NAME/checkpoints/last.pt"
+      python -c 'import json, sys; open(sys.argv[2], "w").writelines(
+          l for l in open(sys.argv[1]) if json.loads(l).get("step", 0) <= int(sys.argv[3]))' \
+        "$DIR/metrics.jsonl" "runs/$NAME/metrics.jsonl" "$STEP"
+      echo "forked runs/$NAME from $DIR at step $STEP"
+    fi
+    exec python -m transcribe.train run_name=$NAME "${COMMON[@]}" "${RECIPE[@]}" "$@"
+    ;;
   train)
     if [ ! -f "$DIR/checkpoints/last.pt" ] && [ -f "$KEPT/last.pt" ]; then
       mkdir -p "$DIR/checkpoints"
@@ -78,13 +102,10 @@ EOF
       cp "$KEPT/metrics.jsonl" "$DIR/metrics.jsonl"
       echo "resuming from the kept copy $KEPT/last.pt"
     fi
-    exec python -m transcribe.train run_name=$RUN "${COMMON[@]}" \
-      train.learning_rate=6e-4 train.lr_decay_steps=2000 train.lr_decay_rate=0.9 "train.lr_drops=[[3200,0.3]]" \
-      train.velocity_loss=bce train.soft_onset_gain=1.0 train.max_steps=100000 train.val_every=200 \
-      "train.val_octave=[0.5]"
+    exec python -m transcribe.train run_name=$RUN "${COMMON[@]}" "${RECIPE[@]}"
     ;;
   *)
-    echo "usage: scripts/longrun.sh [train|keep|curve|pedal CHECKPOINT]" >&2
+    echo "usage: scripts/longrun.sh [train|keep|curve|pedal CHECKPOINT|fork NAME STEP OVERRIDE...]" >&2
     exit 2
     ;;
 esac
