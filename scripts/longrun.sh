@@ -12,8 +12,9 @@
 #   scripts/longrun.sh fork NAME STEP OVERRIDE...
 #                                 # a branch of the run from its checkpoint of STEP (runs/longrun_D/checkpoints/
 #                                 # stepSTEP.pt, with its optimizer state and curve) as runs/NAME, trained with
-#                                 # the run's settings plus the OVERRIDEs: a change of recipe raced against the
-#                                 # run itself at equal CPU time; run again to resume it
+#                                 # the run's settings plus the OVERRIDEs (kept in runs/NAME/overrides.txt): a change
+#                                 # of recipe raced against the run itself at equal CPU time; `fork NAME STEP` again
+#                                 # resumes it with them
 #
 # The recipe is run D of the model card (the harmonic network of conf/model/harmonic.yaml with C1's
 # learning rate and schedule, plus the pedal's ring, Kong's BCE velocity loss and quiet onsets weighted
@@ -91,9 +92,12 @@ EOF
       python -c 'import json, sys; open(sys.argv[2], "w").writelines(
           l for l in open(sys.argv[1]) if json.loads(l).get("step", 0) <= int(sys.argv[3]))' \
         "$DIR/metrics.jsonl" "runs/$NAME/metrics.jsonl" "$STEP"
+      printf '%s\n' "$@" > "runs/$NAME/overrides.txt"
       echo "forked runs/$NAME from $DIR at step $STEP"
     fi
-    exec python -m transcribe.train run_name=$NAME "${COMMON[@]}" "${RECIPE[@]}" "$@"
+    ARGS=("$@")
+    [ $# -gt 0 ] || mapfile -t ARGS < "runs/$NAME/overrides.txt"   # resumed with no overrides: the fork's own
+    exec python -m transcribe.train run_name=$NAME "${COMMON[@]}" "${RECIPE[@]}" "${ARGS[@]}"
     ;;
   train)
     if [ ! -f "$DIR/checkpoints/last.pt" ] && [ -f "$KEPT/last.pt" ]; then
