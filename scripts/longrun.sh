@@ -11,7 +11,8 @@
 #                                 # runs/longrun_D_pedal: what shipping a step needs (STEPS, default 1000)
 #   scripts/longrun.sh fork NAME STEP OVERRIDE...
 #                                 # a branch of the run from its checkpoint of STEP (runs/longrun_D/checkpoints/
-#                                 # stepSTEP.pt, with its optimizer state and curve) as runs/NAME, trained with
+#                                 # stepSTEP.pt, which the run keeps at every validation, train.keep_validated;
+#                                 # with its optimizer state and curve) as runs/NAME, trained with
 #                                 # the run's settings plus the OVERRIDEs (kept in runs/NAME/overrides.txt): a change
 #                                 # of recipe raced against the run itself at equal CPU time; `fork NAME STEP` again
 #                                 # resumes it with them
@@ -41,7 +42,7 @@ COMMON=(experiment=sampled model=harmonic
   augment.resonance.p=0.5 augment.pitch_shift.p=0.5 augment.detune.p=0.5 augment.room.measured_dir=data/irs
   augment.clip.p=0.1 augment.room.p=0.8
   "train.num_threads=${THREADS:-1}" train.loader_workers=0 train.num_workers=2
-  train.checkpoint_every=50 train.log_every=10
+  train.checkpoint_every=50 train.keep_validated=true train.log_every=10
   "data.extra_val_roots=[data/renders_heldout,data/rooms/sptk,data/rooms/headroom]" train.val_max_files=16)
 # The note network's training: its learning rate and schedule, losses, length and validation.
 RECIPE=(train.learning_rate=6e-4 train.lr_decay_steps=2000 train.lr_decay_rate=0.9 "train.lr_drops=[[3200,0.3]]"

@@ -68,7 +68,8 @@ def trained(tmp_path_factory, request) -> dict[str, Path]:
               "train.val_every=100", f"hydra.run.dir={run_dir}", *TINY, *LEARN]
     first = run(*common, "train.max_steps=300")
     second = run(*common, "train.max_steps=320", "train.val_thresholds.onset=[0.1,0.3]",  # validation changed
-                 "train.lr_drops=[[310,0.1]]")  # and the learning rate lowered for its last 10 steps
+                 "train.lr_drops=[[310,0.1]]",  # and the learning rate lowered for its last 10 steps
+                 "train.keep_validated=true")  # its validated step kept, resumable
     return {"folder": folder, "run_dir": run_dir, "first": first, "second": second}
 
 
@@ -182,6 +183,11 @@ def test_restart_resumes_from_last_checkpoint(trained):
     # is forgotten, so best.pt is the second run's, whatever the scores
     assert log.count("validation changed since best.pt was chosen") == 1
     assert torch.load(trained["run_dir"] / "checkpoints" / "best.pt", weights_only=False)["step"] == 320
+    # train.keep_validated (the second run only): its validated step kept as a resumable checkpoint
+    ckpts = trained["run_dir"] / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("step*.pt")) == ["step320.pt"]
+    kept = torch.load(ckpts / "step320.pt", weights_only=False)
+    assert kept["step"] == 320 and kept["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(1.25e-4)
 
 
 def test_restart_with_other_model_config_is_refused(trained, tmp_path):

@@ -487,9 +487,10 @@ def _train(cfg: DictConfig, run_dir: Path, dist: Dist, device: torch.device) -> 
 def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, features: FeatureConfig,
                        decode: DecodeConfig, infer: InferConfig, metrics: MetricsLog, checkpoint, dist: Dist
                        ) -> dict[str, float] | None:
-    """After a step: validate every ``train.val_every`` steps (keeping ``best.pt``) and write
-    ``last.pt`` every ``train.checkpoint_every`` steps (both at the last step). Returns the
-    validation metrics when it validated."""
+    """After a step: validate every ``train.val_every`` steps (keeping ``best.pt``, and with
+    ``train.keep_validated`` a resumable ``step<N>.pt`` of each validated step) and write ``last.pt``
+    every ``train.checkpoint_every`` steps (both at the last step). Returns the validation metrics
+    when it validated."""
     last_step = st.step == t.max_steps
     validating = data.val is not None and (st.step % t.val_every == 0 or last_step)
     checkpointing = st.step % t.checkpoint_every == 0 or last_step
@@ -511,9 +512,12 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
         if selected > st.best_f1:
             st.best_f1 = selected
             checkpoint("best.pt", val_metrics=val_metrics)
+    resumable = {"optimizer_state": st.optimizer.state_dict(), "scheduler_state": st.scheduler.state_dict(),
+                 "world_size": dist.world_size}
     if checkpointing and dist.is_main:  # batches depend on (seed, rank, step) only: no sampler state
-        checkpoint("last.pt", optimizer_state=st.optimizer.state_dict(),
-                   scheduler_state=st.scheduler.state_dict(), world_size=dist.world_size)
+        checkpoint("last.pt", **resumable)
+    if validating and t.get("keep_validated") and dist.is_main:  # a step a branch can start from
+        checkpoint(f"step{st.step}.pt", **resumable)
     dist.barrier()  # the others wait while rank 0 validates and writes
     return val_metrics
 
