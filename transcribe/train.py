@@ -512,12 +512,14 @@ def _validate_and_save(st: TrainingState, data: TrainingData, t: DictConfig, fea
         if selected > st.best_f1:
             st.best_f1 = selected
             checkpoint("best.pt", val_metrics=val_metrics)
-    resumable = {"optimizer_state": st.optimizer.state_dict(), "scheduler_state": st.scheduler.state_dict(),
-                 "world_size": dist.world_size}
-    if checkpointing and dist.is_main:  # batches depend on (seed, rank, step) only: no sampler state
-        checkpoint("last.pt", **resumable)
-    if validating and t.get("keep_validated") and dist.is_main:  # a step a branch can start from
-        checkpoint(f"step{st.step}.pt", **resumable)
+    keeping = validating and t.get("keep_validated")  # a step a branch can start from
+    if dist.is_main and (checkpointing or keeping):  # batches depend on (seed, rank, step) only: no sampler state
+        resumable = {"optimizer_state": st.optimizer.state_dict(), "scheduler_state": st.scheduler.state_dict(),
+                     "world_size": dist.world_size}
+        if checkpointing:
+            checkpoint("last.pt", **resumable)
+        if keeping:
+            checkpoint(f"step{st.step}.pt", **resumable)
     dist.barrier()  # the others wait while rank 0 validates and writes
     return val_metrics
 
