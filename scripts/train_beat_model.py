@@ -647,9 +647,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inner-val", type=float, default=0.0,
                     help="hold out the training side's works hashed into this percent and select on them "
                          "(the 41 held-out performances are then only reported, as heldout_*)")
+    ap.add_argument("--no-asap-training", action="store_true",
+                    help="train on no ASAP performance (only the --extra-midi and --patterns pieces), so that the "
+                         "weights carry no data under ASAP's non-commercial licence; ASAP still validates (the "
+                         "--inner-val works and the held-out ones)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="an .npz of the performances' notes, read from and added to (saves re-reading the MIDI)")
     args = ap.parse_args(argv)
+    if args.no_asap_training and (args.score_midi or args.transcribed is not None):
+        ap.error("--no-asap-training excludes --score-midi and --transcribed (both are ASAP's works)")
+    if args.no_asap_training and args.extra_midi is None and not args.patterns:
+        ap.error("--no-asap-training needs training pieces from --extra-midi or --patterns")
 
     import torch
 
@@ -665,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     inner_files: list[Path] = []
     if args.inner_val > 0:
         train_files, inner_files = works_fold(train_files, args.inner_val)
-    train = load_side(train_files, args.cache)
+    train = [] if args.no_asap_training else load_side(train_files, args.cache)
     if args.extra_midi is not None:
         if args.shared_data is None:
             ap.error("--extra-midi needs --shared-data (the test set's works are left out by its test_pieces.csv)")
@@ -738,7 +746,8 @@ def main(argv: list[str] | None = None) -> int:
     heldout_decoded = validate_decoded(net, outer) if decoded and inner_files else None
     if heldout_decoded:
         print(f"the kept weights on the held-out performances: {json.dumps(heldout_decoded)}", flush=True)
-    meta = {"data": "ASAP (fosfrancesco/asap-dataset), training side of the renders' split"
+    meta = {"data": ("no ASAP performance (ASAP validates only)" if args.no_asap_training
+                     else "ASAP (fosfrancesco/asap-dataset), training side of the renders' split")
                     + (f"; sequenced MIDI from {args.extra_midi} (test-set works left out)" if args.extra_midi else "")
                     + ("; the training works' score MIDI, jittered" if args.score_midi else "")
                     + (f"; transcriptions of training performances' renders ({args.transcribed})"
@@ -747,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_performances": len(train), "val_performances": len(val), "inner_val_percent": args.inner_val,
             "extra_midi": str(args.extra_midi) if args.extra_midi else None, "score_midi": args.score_midi,
             "transcribed": str(args.transcribed) if args.transcribed else None, "patterns": args.patterns,
+            "asap_training": not args.no_asap_training,
             "jitter": args.jitter, "steps": step,
             "cpu_minutes": round((time.process_time() - start) / 60, 1),
             "wall_minutes": round((time.time() - wall0) / 60, 1), "best": best[2] if best else None,

@@ -3,6 +3,9 @@ the beats it gives, on synthetic material."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -862,3 +865,60 @@ def test_decoded_validation_scores_what_the_score_stage_would_write():
     assert [got[k] for k in ("decoded_beat_f", "decoded_downbeat_f", "decoded_ts_acc", "decoded_tempo_acc")] == \
         pytest.approx(list(want), abs=1e-3)
     assert got["decoded_beat_f"] > 0.5  # beats found (the shipped model reads this march in eighths: every beat, F 0.67)
+
+
+def _tiny_asap(root, works: range = range(100, 140)):
+    """An ASAP-like folder: the ``works`` (numbers; 124 hashes into the held-out side) of one performance each (a 4/4 march, annotated), with
+    metadata.csv, and a test_pieces.csv that names none of them; returns (asap, shared_data)."""
+    import zlib
+
+    from transcribe.data.asap import annotation_path
+    from transcribe.notefiles import write_midi
+
+    asap, shared = root / "asap", root / "shared"
+    shared.mkdir(parents=True)
+    (shared / "test_pieces.csv").write_text("maps_code,composer,work\nx_test,Nobody,Sonata op. 999\n")
+    notes, beats = _march(bars=8)
+    rows = ["composer,title,folder,midi_performance"]
+    for w in works:
+        folder = f"Haydn/Marches/m{w}"
+        (asap / folder).mkdir(parents=True)
+        midi = asap / folder / "p.mid"
+        write_midi(Notes(notes.onsets, notes.offsets, notes.pitches + w % 5, notes.velocities), midi)  # not identical:
+        # the split keeps one of byte-identical files
+        annotation_path(midi).write_text("".join(f"{t}\t{t}\t{'db' if k % 4 == 0 else 'b'}{',4/4,2' if k == 0 else ''}\n"
+                                                 for k, t in enumerate(beats)))
+        rows.append(f"Haydn,March {w},{folder},{folder}/p.mid")
+    (asap / "metadata.csv").write_text("\n".join(rows) + "\n")
+    held = [w for w in works if zlib.crc32(f"Haydn/Marches/m{w}".encode()) % 10000 < 300]
+    assert held, "no work of the fixture on the held-out side: add works"
+    return asap, shared
+
+
+def test_a_beat_model_trained_on_no_asap_performance(tmp_path, capsys, monkeypatch):
+    """--no-asap-training: a real (tiny) run trains on the synthetic pieces only, ASAP still
+    validating; without the flag the ASAP training performances are trained on as well; the
+    flag refuses the ASAP-made sides."""
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    monkeypatch.chdir(tmp_path)  # relative paths: the inner fold hashes the work's path as given
+    asap, shared = _tiny_asap(Path("."))
+    common = ["--asap", str(asap), "--shared-data", str(shared), "--patterns", "3", "--minutes", "0.02",
+              "--val-every", "2", "--hidden", "8", "--batch", "2", "--length", "32", "--inner-val", "15"]
+
+    def run(*extra) -> dict:
+        assert train.main(common + ["--out", f"m{len(extra)}.onnx", *extra]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    open_meta = run("--no-asap-training")
+    assert open_meta["train_performances"] == 3 and open_meta["asap_training"] is False
+    assert open_meta["data"].startswith("no ASAP performance") and open_meta["val_performances"] > 0
+    assert (tmp_path / "m1.onnx").is_file()
+    full = run()
+    asap_train = full["train_performances"] - 3
+    assert asap_train > 0 and asap_train + full["val_performances"] < 40  # the held-out works neither
+    assert full["asap_training"] is True
+    with pytest.raises(SystemExit):
+        train.main(common + ["--no-asap-training", "--score-midi"])
+    assert "excludes --score-midi" in capsys.readouterr().err
