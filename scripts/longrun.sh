@@ -7,6 +7,7 @@
 #   scripts/longrun.sh keep       # copy last.pt, best.pt and metrics.jsonl to runs/kept/longrun_D/ (tracked by git:
 #                                 # about 1 MB, the 88k-parameter network with its optimizer state); commit it
 #   scripts/longrun.sh curve      # the validation rows so far
+#   scripts/longrun.sh card [FROM]  # those from step FROM on as the model card's table rows (Markdown)
 #   scripts/longrun.sh pedal CKPT # the pedal head for a checkpoint of it (the note network frozen), as
 #                                 # runs/longrun_D_pedal: what shipping a step needs (STEPS, default 1000)
 #   scripts/longrun.sh fork NAME STEP OVERRIDE...
@@ -73,6 +74,19 @@ for line in open(sys.argv[1]):
               + (f"  with octave suppression 0.5: {octave:.3f}" if octave is not None else "")
               + "  sets " + " ".join(f"{v:.3f}" for v in sets)
               + f"  +offset+velocity {r['val_tuned_note_offset_velocity_f1']:.3f}")
+EOF
+    ;;
+  card)
+    python - "$DIR/metrics.jsonl" "${2:-0}" "$RUN" <<'EOF'
+import json, sys
+sets = ["../shared/data/maps", "data/renders_heldout", "data/rooms/sptk", "data/rooms/headroom"]
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if "val_tuned_note_f1" not in r or r["step"] < int(sys.argv[2]):
+        continue
+    pairs = " | ".join(f"{r[f'val_set[{s}]_note_f1']:.3f} / {r[f'val_octave[0.5]_set[{s}]_note_f1']:.3f}" for s in sets)
+    print(f"| {sys.argv[3]} | {r['step']} | {r['cpu_s'] / 3600:.2f} | {r['val_tuned_note_f1']:.3f} | "
+          f"{r['val_octave[0.5]_tuned_note_f1']:.3f} | {pairs} | {r['val_tuned_note_offset_velocity_f1']:.3f} |")
 EOF
     ;;
   pedal)
