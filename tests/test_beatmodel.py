@@ -868,8 +868,9 @@ def test_decoded_validation_scores_what_the_score_stage_would_write():
 
 
 def _tiny_asap(root, works: range = range(100, 140)):
-    """An ASAP-like folder: the ``works`` (numbers; 124 hashes into the held-out side) of one performance each (a 4/4 march, annotated), with
-    metadata.csv, and a test_pieces.csv that names none of them; returns (asap, shared_data)."""
+    """An ASAP-like folder: the ``works`` (numbers; 124 hashes into the held-out side), one performance
+    each (a 4/4 march, annotated), with metadata.csv, and a test_pieces.csv that names none of them;
+    returns (asap, shared_data)."""
     import zlib
 
     from transcribe.data.asap import annotation_path
