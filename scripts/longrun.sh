@@ -119,12 +119,13 @@ EOF
       mkdir -p "$DIR/checkpoints"
       cp "$KEPT/last.pt" "$DIR/checkpoints/last.pt"
       cp "$KEPT/metrics.jsonl" "$DIR/metrics.jsonl"
+      [ -f "$KEPT/best.pt" ] && cp "$KEPT/best.pt" "$DIR/checkpoints/best.pt"   # what `keep` copies back next time
       echo "resuming from the kept copy $KEPT/last.pt"
     fi
     exec python -m transcribe.train run_name=$RUN "${COMMON[@]}" "${RECIPE[@]}"
     ;;
   *)
-    echo "usage: scripts/longrun.sh [train|keep|curve|pedal CHECKPOINT|fork NAME STEP OVERRIDE...]" >&2
+    echo "usage: scripts/longrun.sh [train|keep|curve|card [FROM]|pedal CHECKPOINT|fork NAME STEP OVERRIDE...]" >&2
     exit 2
     ;;
 esac
