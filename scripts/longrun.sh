@@ -79,11 +79,11 @@ EOF
   card)
     python - "$DIR/metrics.jsonl" "${2:-0}" "$RUN" <<'EOF'
 import json, sys
-sets = ["../shared/data/maps", "data/renders_heldout", "data/rooms/sptk", "data/rooms/headroom"]
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if "val_tuned_note_f1" not in r or r["step"] < int(sys.argv[2]):
         continue
+    sets = [k[len("val_set["):-len("]_note_f1")] for k in r if k.startswith("val_set[") and k.endswith("]_note_f1")]
     pairs = " | ".join(f"{r[f'val_set[{s}]_note_f1']:.3f} / {r[f'val_octave[0.5]_set[{s}]_note_f1']:.3f}" for s in sets)
     print(f"| {sys.argv[3]} | {r['step']} | {r['cpu_s'] / 3600:.2f} | {r['val_tuned_note_f1']:.3f} | "
           f"{r['val_octave[0.5]_tuned_note_f1']:.3f} | {pairs} | {r['val_tuned_note_offset_velocity_f1']:.3f} |")
