@@ -565,14 +565,14 @@ def test_synthetic_accompaniment_pieces_are_labelled_at_their_written_beat():
     from .conftest import load_script
 
     train = load_script("train_beat_model")
-    pieces = train.patterns_side(40, seed=3)
-    assert [p["file"] for p in pieces] == [p["file"] for p in train.patterns_side(40, seed=3)]
-    assert {p["file"].split(":")[3] for p in pieces} == {"2/4", "3/4", "4/4", "6/8", "9/8", "12/8"}
-    assert {p["file"].split(":")[2] for p in pieces} == {"bass-chords", "alberti", "block", "broken", "running"}
+    pieces = train.patterns_side(24, seed=3)
+    assert [p["file"] for p in pieces] == [p["file"] for p in train.patterns_side(24, seed=3)]
+    assert {p["file"].split(":")[3] for p in pieces} == {"2/4", "3/4", "4/4", "6/8"}
+    assert {p["file"].split(":")[2] for p in pieces} == {"bass-chords", "alberti", "block", "broken"}
     for p in pieces:
         notes, labels, ann = p["notes"], p["labels"], p["ann"]
         metre = p["file"].split(":")[3]
-        per_bar = {"2/4": 2, "3/4": 3, "4/4": 4, "6/8": 2, "9/8": 3, "12/8": 4}[metre]
+        per_bar = {"2/4": 2, "3/4": 3, "4/4": 4, "6/8": 2}[metre]
         assert np.all(np.diff(notes.onsets) >= 0)
         beat = np.diff(ann.beats).mean()
         pos = (notes.onsets - ann.beats[0]) / beat  # in beats, with the timing noise
@@ -580,11 +580,8 @@ def test_synthetic_accompaniment_pieces_are_labelled_at_their_written_beat():
         assert np.array_equal(labels["beat"] == 1, near)
         assert np.all(labels["downbeat"] <= labels["beat"])
         assert set(labels["per_bar"].tolist()) == {beatmodel.PER_BAR.index(per_bar)}
-        assert set(labels["ternary"].tolist()) == {int(metre.endswith("/8"))}
+        assert set(labels["ternary"].tolist()) == {int(metre == "6/8")}
         assert np.all(labels["value"] >= 0) and set(labels["upper"].tolist()) == {0, 1}
-        if p["file"].split(":")[2] == "running":  # four notes a beat (six in compound metre), one on it
-            lower = labels["upper"] == 0
-            assert np.sum(lower) == np.sum(near & lower) * (6 if metre.endswith("/8") else 4)
 
 
 def test_a_model_exported_with_its_first_outputs_only(tmp_path, monkeypatch):

@@ -16,12 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 # metre: (name, beats a bar, eighths a beat: 2 simple, 3 compound), drawn with these weights
-# (9/8 and 12/8 since round 19: the ASAP-free model read compound music at its eighths)
-METRES = (("2/4", 2, 2), ("3/4", 3, 2), ("4/4", 4, 2), ("6/8", 2, 3), ("9/8", 3, 3), ("12/8", 4, 3))
-METRE_P = (0.12, 0.22, 0.26, 0.16, 0.1, 0.14)
-# "running": the chord broken in sixteenths (4 a beat, 6 in compound metre), the texture of the
-# fast pieces whose beat the model doubled (round 18: Prokofiev's Toccata)
-PATTERNS = ("bass-chords", "alberti", "block", "broken", "running")
+METRES = (("2/4", 2, 2), ("3/4", 3, 2), ("4/4", 4, 2), ("6/8", 2, 3))
+METRE_P = (0.15, 0.3, 0.35, 0.2)
+PATTERNS = ("bass-chords", "alberti", "block", "broken")
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 PROGRESSION = ((0, 4, 7), (5, 9, 12), (7, 11, 14), (9, 12, 16), (2, 5, 9))  # I IV V vi ii above the tonic
 
@@ -75,11 +72,6 @@ def synthetic_piece(rng: np.random.Generator, index: int = 0) -> dict:
             elif pattern == "block":
                 for p in (root, *tones[1:]):
                     add(t, 1.0, p, mid + loud, False)
-            elif pattern == "running":  # the chord up and down in sixteenths, the beat's first accented
-                shape = (root, *tones, tones[0] + 12, *tones[::-1])
-                for j in range(2 * sub):
-                    add(t + j / (2 * sub), 1.0 / (2 * sub), shape[(2 * sub * b + j) % len(shape)],
-                        mid + (loud + 8 if j == 0 else 0), False, 0.7)
             else:  # broken: the chord rising in eighths from the bass
                 for j in range(sub):
                     add(t + j / sub, 1.0 / sub, (root, *tones)[j % 4], mid + (loud + 8 if j == 0 else 0), False)
@@ -88,16 +80,12 @@ def synthetic_piece(rng: np.random.Generator, index: int = 0) -> dict:
         pitch = 67 + tonic
         while pos < end - 1e-6:
             choices = (1 / sub, 2 / sub, 1.0, 2.0) if sub == 2 else (1 / 3, 2 / 3, 1.0)
-            if sub == 3 and abs(pos - round(pos)) < 1e-6 and end - pos >= 1 and rng.random() < 0.2:
-                figure = (0.5, 1 / 6, 1 / 3)  # the siciliano's dotted eighth, sixteenth, eighth
-            else:
-                figure = (min(float(rng.choice(choices)), end - pos),)
-            for value in figure:
-                pitch = int(np.clip(pitch + rng.integers(-2, 3) * 2, 62, 86))
-                pitch -= 1 if (pitch - tonic) % 12 not in MAJOR else 0
-                on_beat = abs(pos - round(pos)) < 1e-6
-                add(pos, value, pitch, low + 10 + (loud if on_beat else 0), True, rng.uniform(0.6, 0.95))
-                pos += value
+            value = min(float(rng.choice(choices)), end - pos)
+            pitch = int(np.clip(pitch + rng.integers(-2, 3) * 2, 62, 86))
+            pitch -= 1 if (pitch - tonic) % 12 not in MAJOR else 0
+            on_beat = abs(pos - round(pos)) < 1e-6
+            add(pos, value, pitch, low + 10 + (loud if on_beat else 0), True, rng.uniform(0.6, 0.95))
+            pos += value
     a = np.array([r[:5] for r in rows], dtype=np.float64)
     upper = np.array([r[5] for r in rows], dtype=bool)
     t0 = 0.5
