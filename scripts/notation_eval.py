@@ -41,7 +41,7 @@ def beats_of(ann) -> "Beats":  # noqa: F821
 
 
 def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float | None,
-                 model: Path | None = None, note_window: int = 0) -> dict | None:
+                 model: Path | None = None, note_window: int = 0, voice_gains: tuple[float, ...] = ()) -> dict | None:
     """Counts of one performance: staves right (``staff_split``: :func:`transcribe.score.split_hands`;
     ``staff_model``: the beat model at ``model``, when given, run over windows of ``note_window``
     notes as the score stage runs it) over ``staff_counted`` notes, and, in a
@@ -87,12 +87,12 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
         right = np.isfinite(target) & np.isfinite(qpos) & (np.abs(qpos - target) < 1e-3)
         out[f"{cost:g}"] = {"right": int(right.sum()), "right_thirds": int((right & third).sum()),
                             "triplet_notes": int(np.sum(_thirds(q.onsets / beats.beat_ql)))}
-    out.update(_note_values(notes, beats, divisions, score, score_ann, match, model, note_window))
+    out.update(_note_values(notes, beats, divisions, score, score_ann, match, model, note_window, voice_gains))
     return out
 
 
 def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarray, model: Path | None = None,
-                 note_window: int = 0) -> dict:
+                 note_window: int = 0, voice_gains: tuple[float, ...] = ()) -> dict:
     """Note values as written (the configured triplet cost, staves by the split point), against
     the counterparts' in the score, in beats: ``values_counted`` notes whose counterpart's position
     is right, ``values_right`` of them written with the score's value, ``values_cut`` written
@@ -100,9 +100,10 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     staff cuts them), ``values_cut_score`` of those whose quantised duration is the score's (what
     a second voice would write right); with a ``model`` that has the note-value output,
     ``values_right_model``: written with the score's value from the model's values
-    (``note_values: model``)."""
+    (``note_values: model``); per ``voice_gains`` (quarter notes, :func:`transcribe.score.second_voice`),
+    ``voices``: the values right and the notes written in a second voice when bars get one."""
     from transcribe.beats import Beats
-    from transcribe.score import configured_triplet_cost, quantise, split_hands, written_lengths
+    from transcribe.score import configured_triplet_cost, quantise, split_hands, staff_voices, written_lengths
 
     q = quantise(notes, beats, divisions, triplet_cost=configured_triplet_cost())
     score_beats = Beats(score_ann.beats, 60.0)
@@ -122,6 +123,11 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     same = lambda a: np.abs(a - target_len) < 1e-3  # noqa: E731
     out = {"values_counted": int(ok.sum()), "values_right": int(np.sum(ok & same(written))),
            "values_cut": int(cut.sum()), "values_cut_score": int(np.sum(cut & same(held)))}
+    out["voices"] = {}
+    for gain in voice_gains:
+        by_voices = written_lengths(q, upper, voice_gain=gain) / beats.beat_ql
+        second = int(staff_voices(q, upper, gain).sum())
+        out["voices"][f"{gain:g}"] = {"right": int(np.sum(ok & same(by_voices))), "second": second, "notes": len(q)}
     if model is not None:
         from transcribe.beatmodel import note_values
 
@@ -157,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note-window", type=int, default=None,
                     help="run --model over windows of this many notes (0: one pass; default: conf/score's "
                          "model_note_window, as the score stage runs it)")
+    ap.add_argument("--voice-gains", default="",
+                    help="comma-separated score.second_voice gains (quarter notes; inf: one voice per staff) "
+                         "whose note values to report beside the configured writing")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     from transcribe.data.asap import split
@@ -165,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     note_window = configured_model_note_window() if args.note_window is None else args.note_window
 
     costs = [float(c) for c in args.costs.split(",")]
+    gains = tuple(float(g) for g in args.voice_gains.split(",") if g.strip())
     files = sorted(args.files) if args.files else sorted(split(args.asap, args.shared_data)[args.side])
     if args.sample is not None and args.sample < len(files):
         rng = np.random.default_rng(0)
@@ -172,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, skipped = [], 0
     for i, f in enumerate(files, 1):
         try:
-            row = evaluate_one(Path(f), costs, args.divisions, args.seconds, args.model, note_window)
+            row = evaluate_one(Path(f), costs, args.divisions, args.seconds, args.model, note_window, gains)
         except (OSError, ValueError) as err:
             print(f"{f}: skipped: {err}", file=sys.stderr)
             row = None
@@ -225,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     if "values_right_model" in summary["values"]:
         print(f"Note values from the model's output ({args.model}): written as the score writes them "
               f"{summary['values']['values_right_model'] / max(vc, 1):.3f}")
+    for g in gains:
+        k = f"{g:g}"
+        right = sum(r["voices"][k]["right"] for r in simple)
+        second = sum(r["voices"][k]["second"] for r in simple)
+        total = sum(r["voices"][k]["notes"] for r in simple)
+        summary.setdefault("voices", {})[k] = {"values_right": right / max(vc, 1), "second_voice": second / max(total, 1)}
+        print(f"Second voice where a note gains {k} quarter notes: values as the score writes them "
+              f"{right / max(vc, 1):.3f}, notes in a second voice {second / max(total, 1):.3f}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))

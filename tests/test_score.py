@@ -723,3 +723,78 @@ def test_the_beat_models_metre_method_is_read_from_the_score_group(monkeypatch):
     monkeypatch.setattr(config, "group_defaults", lambda group: {"model_metre": "bars"})
     with pytest.raises(ValueError, match="model_metre"):
         score.configured_model_metre()
+
+
+def _held_melody(bars: int = 4, period: float = 0.5) -> tuple[Notes, "Beats"]:
+    """4/4 in C: a melody in half notes (E5/F♯5, held) over eighths G4-C5 (F♯4 in bar 3) on the upper staff,
+    a whole-note C3 below; the melody's F♯5 then F5 in bar 4 (a natural the reader needs)."""
+    from transcribe.score import Beats
+
+    rows = []
+    for bar in range(bars):
+        t0 = bar * 4 * period
+        for h in range(2):
+            pitch = (76, 78)[bar % 2] - (1 if bar == 3 and h else 0)
+            rows.append((t0 + 2 * h * period, t0 + 2 * h * period + 1.9 * period, pitch, 90))
+        for e in range(8):
+            low = 66 if bar == 2 else 67
+            rows.append((t0 + e * period / 2, t0 + e * period / 2 + 0.2, (low, 72)[e % 2], 55))
+        rows.append((t0, t0 + 4 * period - 0.05, 48, 80))
+    return _notes(rows), Beats(period * np.arange(4 * bars + 1), 60 / period, 4, 4)
+
+
+def test_a_melody_held_over_moving_notes_gets_a_second_voice():
+    """With a second voice (voice_gain 1 quarter note) the held melody is written in half notes over the
+    eighths, in every bar of the upper staff, and read back with every accidental where a reader needs it;
+    one voice per staff (inf) writes the melody as eighths inside the chords, as before."""
+    from music21 import converter, stream
+
+    from transcribe.score import score_bytes, written_lengths, quantise, split_hands
+
+    notes, beats = _held_melody()
+    for gain, voices, melody in ((float("inf"), 0, 0.5), (1.0, 2, 2.0)):
+        xml = score_bytes(notes_to_score(notes, beats, key="C major", voice_gain=gain))
+        got = _accidentals(xml)
+        assert got["missing"] == 0 and got["redundant"] == 0 and got["notes"] == len(notes)
+        upper, lower = converter.parse(xml, format="musicxml").parts
+        for m in upper.getElementsByClass(stream.Measure):
+            assert len(m.voices) == voices
+            tops = [n for n in m.recurse().notes if max(p.midi for p in n.pitches) >= 76]
+            assert len(tops) == 2 and all(n.quarterLength == melody for n in tops)
+            if voices:
+                assert all(len(n.pitches) == 1 for n in m.voices[1].notes)  # the eighths, one voice below
+        assert all(not m.voices for m in lower.getElementsByClass(stream.Measure))  # nothing held over there
+        q = quantise(notes, beats)
+        written = written_lengths(q, split_hands(q), voice_gain=gain)
+        assert np.allclose(written[q.pitches >= 76], melody)  # notation_eval's measure agrees with the MusicXML
+    shown = [p.nameWithOctave for p in converter.parse(score_bytes(notes_to_score(
+        notes, beats, key="C major", voice_gain=1.0)), format="musicxml").flatten().pitches
+        if p.accidental is not None and p.accidental.displayStatus]
+    assert shown == ["F#5", "F#4", "F#5", "F5"]  # each once in its bar, across the two voices
+
+
+def test_chords_that_move_together_keep_one_voice():
+    """A hymn (four-part chords struck together on every beat, each held to the next) gets no second voice,
+    while the waltz's bass held under the chords of beats 2 and 3 on its own staff does."""
+    from transcribe.score import Beats, quantise, split_hands, staff_voices
+
+    chords = [(48, 64, 67, 72), (53, 65, 69, 72), (55, 62, 67, 71), (48, 64, 67, 72)]
+    rows = [(0.6 * k, 0.6 * k + 0.57, p, 70) for k in range(16) for p in chords[k % 4]]
+    q = quantise(_notes(rows), Beats(0.6 * np.arange(17), 100.0, 4, 4))
+    assert not staff_voices(q, split_hands(q), 1.0).any()
+    notes, times = waltz()
+    q = quantise(notes, Beats(times, 100.0, 3, 4))
+    second = staff_voices(q, split_hands(q), 1.0)
+    assert second.any() and set(q.pitches[second]) <= {62}  # the chord's D4 on the bass staff, over the held G3
+
+
+def test_a_chord_held_under_a_moving_melody_goes_to_the_second_voice():
+    """A held triad under a melody in quarters: the melody stays the first voice, the triad the second."""
+    from transcribe.score import second_voice
+
+    on = np.array([0.0, 0, 0, 0, 1, 2, 3])
+    dur = np.array([4.0, 4, 4, 1, 1, 1, 1])
+    pitch = np.array([60, 64, 67, 72, 74, 76, 77])
+    second = second_voice(on, dur, pitch, True, 0.25, 4.0, 4.0, 1.0)
+    assert second.tolist() == [True, True, True, False, False, False, False]
+    assert not second_voice(on, dur, pitch, True, 0.25, 4.0, 4.0, float("inf")).any()

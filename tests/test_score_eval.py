@@ -219,6 +219,9 @@ def test_notation_eval_scores_positions_triplets_and_staves(tmp_path):
     assert row["staff_counted"] == 44 and row["staff_split"] == 44
     # played at 90 % of their values, every note is written with the score's value (the gaps absorbed)
     assert row["values_counted"] == 44 and row["values_right"] == 44 and row["values_cut"] == 0
+    # --voice-gains: nothing held over another onset of its staff, so no bar gets a second voice
+    row = ev.evaluate_one(perf, [0.05], 4, None, voice_gains=(float("inf"), 1.0))
+    assert row["voices"] == {g: {"right": 44, "second": 0, "notes": 44} for g in ("inf", "1")}
     # a performance whose beats do not correspond to the score's is skipped
     lines = (tmp_path / "work" / "p_annotations.txt").read_text().splitlines()
     (tmp_path / "work" / "p_annotations.txt").write_text("\n".join(lines[:-2]) + "\n")

@@ -534,6 +534,12 @@ def configured_chord_tolerance() -> float:
     return _configured_number("chord_tolerance", CHORD_TOLERANCE, 0.2)
 
 
+def configured_voice_gain() -> float:
+    """``voice_gain`` of ``conf/score/default.yaml`` (quarter notes; see :func:`second_voice`;
+    ``.inf``: one voice per staff)."""
+    return _configured_number("voice_gain", float("inf"), float("inf"), positive=True)
+
+
 def configured_triplet_cost() -> float:
     """``triplet_cost`` of ``conf/score/default.yaml`` (see :func:`quantise`; ``.inf``: no triplets)."""
     return _configured_number("triplet_cost", float("inf"), float("inf"))
@@ -720,6 +726,66 @@ def _staff_events(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray
     return events
 
 
+def _event_lengths(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray, step: float, end_ql: float,
+                   values: np.ndarray | None = None) -> np.ndarray:
+    """Per note, the length :func:`_staff_events` writes its chord with (one voice)."""
+    out = np.zeros(len(onsets))
+    for off, length, ps, _ in _staff_events(onsets, durations, pitches, step, end_ql, values):
+        if ps:
+            out[np.abs(onsets - off) < 1e-9] = length
+    return out
+
+
+def _voice_lengths(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray, second: np.ndarray,
+                   step: float, end_ql: float, values: np.ndarray | None = None) -> np.ndarray:
+    """Per note of one staff, the length it is written with when the notes of ``second`` form a
+    voice of their own (each voice by :func:`_staff_events`)."""
+    out = np.zeros(len(onsets))
+    for mask in (~second, second):
+        if mask.any():
+            out[mask] = _event_lengths(onsets[mask], durations[mask], pitches[mask], step, end_ql,
+                                       None if values is None else values[mask])
+    return out
+
+
+def second_voice(onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray, top: bool, step: float,
+                 end_ql: float, bar: float, gain: float, values: np.ndarray | None = None) -> np.ndarray:
+    """Per note of one staff (quarter lengths; ``top``: the upper staff), whether it is written in a
+    second voice. One voice per staff writes a chord as long as its longest note, cut at the next
+    onset, so a melody note held over a moving accompaniment (or a chord held under a moving
+    melody) is cut short. A bar gets two voices where splitting it lets some note of the bar be
+    written at least ``gain`` quarter lengths longer: the staff's outer line (the highest note of
+    each onset on the upper staff, the lowest on the lower one) stays in the first voice, the other
+    notes of the bar go to the second (an onset's outermost note joins the outer line unless a note struck
+    before and still held lies beyond it). ``gain`` ``inf``: one voice everywhere."""
+    n = len(onsets)
+    second = np.zeros(n, dtype=bool)
+    if n < 2 or not np.isfinite(gain):
+        return second
+    # the outer line: the outermost note of an onset, unless a note still sounding from before lies beyond it
+    side = pitches if top else -pitches
+    ends = onsets + durations
+    outer = np.zeros(n, dtype=bool)
+    for s in np.unique(onsets):
+        members = np.flatnonzero(np.abs(onsets - s) < 1e-9)
+        edge = members[np.argmax(side[members])]
+        held = (onsets < s - 1e-9) & (ends > s + 1e-9)
+        outer[edge] = not held.any() or side[edge] > side[held].max()
+    one = _event_lengths(onsets, durations, pitches, step, end_ql, values)
+    bars = np.floor(onsets / bar + 1e-9)
+    for b in np.unique(bars[~outer]):
+        in_bar = bars == b
+        trial = second | (in_bar & ~outer)
+        # what the split changes is local: the bar and the notes up to a bar past where its notes end
+        hi = float((onsets[in_bar] + durations[in_bar]).max()) + bar
+        win = (onsets >= b * bar - 1e-9) & (onsets <= hi + 1e-9)
+        lengths = _voice_lengths(onsets[win], durations[win], pitches[win], trial[win], step, end_ql,
+                                 None if values is None else values[win])
+        if np.any((lengths - one[win])[in_bar[win]] >= gain - 1e-9):
+            second = trial
+    return second
+
+
 def _end_ql(q: Quantised) -> float:
     """Where the staves end (quarter notes): the bar line at or after the last note's end, at
     least one bar."""
@@ -727,21 +793,38 @@ def _end_ql(q: Quantised) -> float:
     return max(q.bar_ql, q.bar_ql * np.ceil(end / q.bar_ql - 1e-9))
 
 
-def written_lengths(q: Quantised, upper: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+def staff_voices(q: Quantised, upper: np.ndarray, voice_gain: float, values: np.ndarray | None = None) -> np.ndarray:
+    """Per quantised note, True where :func:`second_voice` writes it in its staff's second voice
+    (``upper``: True for the upper staff; ``values`` as :func:`written_lengths` takes them)."""
+    second = np.zeros(len(q), dtype=bool)
+    if not len(q) or not np.isfinite(voice_gain):
+        return second
+    step, end_ql = 1.0 / q.divisions, _end_ql(q)
+    for mask, top in ((upper, True), (~upper, False)):
+        idx = np.flatnonzero(mask)
+        if len(idx):
+            second[idx] = second_voice(q.onsets[idx], q.durations[idx], q.pitches[idx], top, step, end_ql, q.bar_ql,
+                                       voice_gain, None if values is None else values[idx])
+    return second
+
+
+def written_lengths(q: Quantised, upper: np.ndarray, values: np.ndarray | None = None,
+                    voice_gain: float = float("inf")) -> np.ndarray:
     """Per quantised note, the length (quarter notes) :func:`notes_to_score` writes it with: its
-    chord's event on its staff (``upper``: True for the upper staff) by :func:`_staff_events`,
-    one voice per staff, so a note held past the next onset on its staff is cut there;
+    chord's event in its voice on its staff (``upper``: True for the upper staff) by :func:`_staff_events`,
+    so a note held past the next onset in its voice is cut there; a bar of a staff has a second voice
+    where :func:`second_voice` gives it one (``voice_gain``; ``inf``, the default: one voice per staff);
     ``values``: per quantised note, the value to write (quarter notes; see :func:`_staff_events`)."""
     out = np.zeros(len(q))
     if not len(q):
         return out
     step, end_ql = 1.0 / q.divisions, _end_ql(q)
+    second = staff_voices(q, upper, voice_gain, values)
     for mask in (upper, ~upper):
         idx = np.flatnonzero(mask)
-        for off, length, ps, _ in _staff_events(q.onsets[idx], q.durations[idx], q.pitches[idx], step, end_ql,
-                                                None if values is None else values[idx]):
-            if ps:
-                out[idx[np.abs(q.onsets[idx] - off) < 1e-9]] = length
+        if len(idx):
+            out[idx] = _voice_lengths(q.onsets[idx], q.durations[idx], q.pitches[idx], second[idx], step, end_ql,
+                                      None if values is None else values[idx])
     return out
 
 
@@ -798,7 +881,7 @@ def _mark_accidentals(part, key) -> None:
             ties = getTiePitchSet(previous[-1]) if previous else None
         m.makeAccidentals(useKeySignature=key, searchKeySignatureByContext=False, cautionaryPitchClass=False,
                           cautionaryNotImmediateRepeat=False, overrideStatus=True, inPlace=True, tiePitchSet=ties)
-        _print_needed_naturals(m, key)
+        _print_needed_naturals(m, key, exact=m.hasVoices())
     part.streamStatus.accidentals = True
 
 
@@ -814,8 +897,9 @@ def read_bar(measure, signature, state: dict):
     music21 KeySignature or Key) and the bar's earlier signs give its letter in its octave (a sign holds for
     its own octave only), and whether it is the first of its letter and octave in the bar. ``state`` (empty
     when called) is filled as the bar is read with (letter, octave) → the alteration of the last sign printed
-    there, read after the caller's turn with each pitch (so a sign the caller prints counts)."""
-    for el in measure.recurse().notes:
+    there, read after the caller's turn with each pitch (so a sign the caller prints counts). Notes are read in
+    time order, across the bar's voices."""
+    for el in sorted(measure.recurse().notes, key=lambda el: el.getOffsetInHierarchy(measure)):
         for p in getattr(el, "pitches", ()):
             tie = el.tie if len(el.pitches) == 1 else el.getTie(p)
             if tie is not None and tie.type in ("stop", "continue"):
@@ -831,17 +915,21 @@ def read_bar(measure, signature, state: dict):
                 state[where] = alter
 
 
-def _print_needed_naturals(measure, key) -> None:
+def _print_needed_naturals(measure, key, exact: bool = False) -> None:
     """Print the accidentals music21's ``makeAccidentals`` leaves out. An accidental holds for its own
     octave only, but music21 (9.x) lets a natural hold for every octave of its letter: in F minor, E5♮ then
     E4♮ in one bar comes out with no sign on the E4, which a reader plays as E♭4. On the 41 held-out ASAP
     performances (whole, `scripts/score_eval.py`) 1.9 % of the written notes lacked a needed sign, nearly
-    all of them such naturals; so the bar is read again here as a reader reads it (:func:`read_bar`)."""
+    all of them such naturals; so the bar is read again here as a reader reads it (:func:`read_bar`).
+    ``exact``: also hide every sign the reader does not need (a bar with two voices, which music21 reads
+    voice by voice rather than in time order)."""
     from music21 import pitch as m21pitch
 
     for p, given, _ in read_bar(measure, key, {}):
         alter, shown = written_sign(p)
-        if alter != given and not shown:
+        if exact and shown and alter == given:
+            p.accidental.displayStatus = False
+        elif alter != given and not shown:
             if p.accidental is None:
                 p.accidental = m21pitch.Accidental("natural")
             p.accidental.displayStatus = True
@@ -849,15 +937,16 @@ def _print_needed_naturals(measure, key) -> None:
 
 def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str | None = None,
                    key=None, triplet_cost: float | None = None, hands: str | None = None,
-                   key_source: str | None = None, note_values: str | None = None):
+                   key_source: str | None = None, note_values: str | None = None, voice_gain: float | None = None):
     """A music21 ``Score`` for piano: two staves (treble: right hand, bass: left hand) joined
     by a brace, the estimated meter, tempo mark and key (``key``: a music21 Key, a name like
     ``"G major"``, or None to estimate it), notes quantised by :func:`quantise` and split by
-    :func:`split_hands` (``hands="split"``) or the beat model (``"model"``), one voice per staff;
+    :func:`split_hands` (``hands="split"``) or the beat model (``"model"``), a second voice in a
+    staff's bars where :func:`second_voice` gives one (``voice_gain``, quarter notes; ``inf``: one voice per staff);
     ``triplet_cost`` says when a beat is written in triplets (:func:`quantise`); None takes
     either from ``conf/score/default.yaml``, as ``key_source`` does where the key is estimated
     (:func:`configured_key_source`) and ``note_values`` (``rules`` or ``model``,
-    :func:`configured_note_values`)."""
+    :func:`configured_note_values`) and ``voice_gain`` (:func:`configured_voice_gain`)."""
     from music21 import (articulations, chord, clef, instrument, key as m21key, layout, metadata, meter, note,
                          stream, tempo as m21tempo)
 
@@ -887,6 +976,9 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
         from .beatmodel import note_values as model_values
 
         values = model_values(notes, note_window=configured_model_note_window())[q.index] * beats.beat_ql
+    if voice_gain is None:
+        voice_gain = configured_voice_gain()
+    second = staff_voices(q, right, voice_gain, values)
     step = 1.0 / divisions
     bar = q.bar_ql
     end_ql = _end_ql(q)
@@ -912,30 +1004,42 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
             mark = m21tempo.MetronomeMark(number=int(round(beats.tempo)),
                                           referent=note.Note(type="quarter", dots=1 if beats.compound else 0))
             part.insert(0, mark)
-        for off, length, ps, staccato in _staff_events(q.onsets[mask], q.durations[mask], q.pitches[mask],
-                                                       step, end_ql, None if values is None else values[mask]):
-            if not ps:
-                for r_off, r_len in _rest_pieces(off, off + length, beat, bar):
-                    rest = note.Rest(quarterLength=float(r_len))
-                    rest.fullMeasure = abs(r_len - bar) < 1e-9
-                    part.insert(float(r_off), rest)
-                continue
-            spelt = [names[(off, p)] for p in ps]
-            el = note.Note(spelt[0]) if len(ps) == 1 else chord.Chord(spelt)
-            el.quarterLength = float(length)
-            if staccato:
-                el.articulations.append(articulations.Staccato())
-            part.insert(float(off), el)
+        sec = second[mask]
+        # one voice, or two: the first (the outer line where there are two, everything elsewhere) with its
+        # rests, the second with its notes only (no rests where it is silent: MusicXML skips that time)
+        voices = [(~sec, stream.Voice(id="1"), True), (sec, stream.Voice(id="2"), False)] if sec.any() else \
+            [(np.ones(len(sec), dtype=bool), part, True)]
+        for sel, dest, rests in voices:
+            idx = np.flatnonzero(mask)[sel]
+            for off, length, ps, staccato in _staff_events(q.onsets[idx], q.durations[idx], q.pitches[idx], step,
+                                                           end_ql, None if values is None else values[idx]):
+                if not ps:
+                    for r_off, r_len in _rest_pieces(off, off + length, beat, bar) if rests else ():
+                        rest = note.Rest(quarterLength=float(r_len))
+                        rest.fullMeasure = abs(r_len - bar) < 1e-9
+                        dest.insert(float(r_off), rest)
+                    continue
+                spelt = [names[(off, p)] for p in ps]
+                el = note.Note(spelt[0]) if len(ps) == 1 else chord.Chord(spelt)
+                el.quarterLength = float(length)
+                if staccato:
+                    el.articulations.append(articulations.Staccato())
+                dest.insert(float(off), el)
+            if dest is not part:
+                part.insert(0, dest)
         part.makeMeasures(inPlace=True)
         part.makeTies(inPlace=True)
         measures = list(part.getElementsByClass(stream.Measure))
+        for m in measures:  # a bar whose second voice is empty is written with one
+            m.flattenUnnecessaryVoices(inPlace=True)
         if pickup > 0 and measures:  # an anacrusis: the first bar starts with the first note
             m0 = measures[0]
-            for el in list(m0.notesAndRests):
-                if el.offset < pickup - 1e-9:
-                    m0.remove(el)
-            for el in list(m0.notesAndRests):
-                m0.setElementOffset(el, el.getOffsetBySite(m0) - pickup)
+            for box in (list(m0.voices) or [m0]):
+                for el in list(box.notesAndRests):
+                    if el.offset < pickup - 1e-9:
+                        box.remove(el)
+                for el in list(box.notesAndRests):
+                    box.setElementOffset(el, el.getOffsetBySite(box) - pickup)
             m0.paddingLeft = pickup
             for i, m in enumerate(measures):
                 m.number = i
