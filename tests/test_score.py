@@ -7,6 +7,8 @@ tempo within 3 %; a doubled or halved tempo is a failure here.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -764,6 +766,12 @@ def test_a_melody_held_over_moving_notes_gets_a_second_voice():
             if voices:
                 assert all(len(n.pitches) == 1 for n in m.voices[1].notes)  # the eighths, one voice below
         assert all(not m.voices for m in lower.getElementsByClass(stream.Measure))  # nothing held over there
+        # MusicXML numbers voices from 1 (makeMeasures numbered them from 0, which verovio engraved one after
+        # the other): the upper staff's 1 (stems up) and 2 (stems down), the lower staff's after them
+        flat = re.sub(rb"\s+", b"", xml)
+        staff_voices = set(re.findall(rb"<voice>(\d+)</voice>(?:<type>\w+</type>)?(?:<stem>(\w+)</stem>)?<staff>(\d)", flat))
+        want = {(b"1", b"up", b"1"), (b"2", b"down", b"1"), (b"3", b"", b"2")} if voices else {(b"1", b"", b"1"), (b"2", b"", b"2")}
+        assert {(v, st if voices and sf == b"1" else b"", sf) for v, st, sf in staff_voices} == want
         q = quantise(notes, beats)
         written = written_lengths(q, split_hands(q), voice_gain=gain)
         assert np.allclose(written[q.pitches >= 76], melody)  # notation_eval's measure agrees with the MusicXML

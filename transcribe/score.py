@@ -1007,7 +1007,7 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
         sec = second[mask]
         # one voice, or two: the first (the outer line where there are two, everything elsewhere) with its
         # rests, the second with its notes only (no rests where it is silent: MusicXML skips that time)
-        voices = [(~sec, stream.Voice(id="1"), True), (sec, stream.Voice(id="2"), False)] if sec.any() else \
+        voices = [(~sec, stream.Voice(), True), (sec, stream.Voice(), False)] if sec.any() else \
             [(np.ones(len(sec), dtype=bool), part, True)]
         for sel, dest, rests in voices:
             idx = np.flatnonzero(mask)[sel]
@@ -1032,6 +1032,10 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
         measures = list(part.getElementsByClass(stream.Measure))
         for m in measures:  # a bar whose second voice is empty is written with one
             m.flattenUnnecessaryVoices(inPlace=True)
+            for i, v in enumerate(m.voices, 1):  # makeMeasures numbers them from 0; MusicXML's voices count from 1
+                v.id = i
+                for el in v.notes:  # the first voice's stems up, the second's down
+                    el.stemDirection = "up" if i == 1 else "down"
         if pickup > 0 and measures:  # an anacrusis: the first bar starts with the first note
             m0 = measures[0]
             for box in (list(m0.voices) or [m0]):
