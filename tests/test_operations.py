@@ -215,7 +215,10 @@ def test_same_stem_different_extension_keeps_both(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["a.flac.mid", "a.wav.mid", "b.mid"]
     low, high = read_midi(out / "a.wav.mid"), read_midi(out / "a.flac.mid")
-    assert len(low) and len(high) and low.pitches.max() < high.pitches.min()  # each from its own input
+    # each from its own input (40-60 and 70-90): most of its notes in its input's range (a synthetic tone's upper
+    # partial may add a false note an octave or two up)
+    assert np.mean((low.pitches >= 40) & (low.pitches <= 60)) > 0.5 and np.mean(high.pitches >= 70) > 0.5
+    assert np.median(low.pitches) < np.median(high.pitches)
     again = cli(src, "-o", out)
     assert again.returncode == 0 and "3 skipped" in again.stdout
 
