@@ -96,8 +96,8 @@ def write_conditions(name: str, y: np.ndarray, labels: Path, out: Path) -> None:
         sf.write(audio, z / peak * 0.95 if peak > 0.95 else z, SR, subtype="PCM_16")
 
 
-def build(maps: Path, glob: str, piano_name: str, out: Path) -> list[str]:
-    """Make the real and rendered condition folders; returns the sets made."""
+def build(maps: Path, glob: str, piano_name: str, out: Path, render: bool = True) -> list[str]:
+    """Make the real and (``render``) rendered condition folders; returns the sets made."""
 
 
     from transcribe.config import compose
@@ -111,6 +111,8 @@ def build(maps: Path, glob: str, piano_name: str, out: Path) -> list[str]:
     for audio, labels in pairs:
         write_conditions(audio.stem, load_audio(audio, SR), labels, out / "real")
     sets = ["real"]
+    if not render:
+        return sets
     cfg = compose("render")
     if fluidsynth_binary(cfg.synth.binary) is None:
         print("FluidSynth not found: only the real recordings are degraded", file=sys.stderr)
@@ -139,11 +141,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("data/robustness"))
     ap.add_argument("--json", type=Path, help="write all scores here")
     ap.add_argument("--threads", type=int, help="CPU threads for the network (default: the runtime's choice)")
+    ap.add_argument("--real-only", action="store_true",
+                    help="the real recordings' conditions only (no SoundFont render: half the time)")
     args = ap.parse_args()
 
     from transcribe.infer import Transcriber
 
-    sets = build(args.maps, args.glob, args.piano, args.out)
+    sets = build(args.maps, args.glob, args.piano, args.out, render=not args.real_only)
     report: dict = {"conditions": {k: list(v) for k, v in CONDITIONS.items()},
                     "parameters": {"reverb": REVERB, "noise": NOISE, "mp3": MP3, "gains": GAINS,
                                    "piano": args.piano}, "scores": {}}

@@ -47,3 +47,17 @@ def test_gain_files_are_written_clipped_and_quiet(tmp_path, monkeypatch):
 def test_an_unknown_effect_is_an_error():
     with pytest.raises(ValueError, match="gain x3"):
         load_script("robustness_eval").degrade(_tone(), ("gain x3",), seed=0)
+
+
+def test_real_only_builds_no_render(tmp_path, monkeypatch):
+    """--real-only (build(render=False)): the real recording's conditions are written, no SoundFont render."""
+    rb = load_script("robustness_eval")
+    monkeypatch.setattr(rb, "CONDITIONS", {k: rb.CONDITIONS[k] for k in ("clean", "gain x30")})
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    sf.write(maps / "MAPS_MUS-x_SptkBGCl.flac", _tone(), 16000)
+    (maps / "MAPS_MUS-x_SptkBGCl.tsv").write_text("onset\toffset\tnote\tvelocity\n0.1\t0.5\t69\t64\n")
+    out = tmp_path / "out"
+    assert rb.build(maps, "*_SptkBGCl*", "musescore-mellow", out, render=False) == ["real"]
+    assert sorted(p.name for p in (out / "real").iterdir()) == ["clean", "gain x30"]
+    assert (out / "real" / "gain x30" / "MAPS_MUS-x_SptkBGCl.flac").is_file() and not (out / "render").exists()
