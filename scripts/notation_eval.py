@@ -103,7 +103,8 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     (``note_values: model``); per ``voice_gains`` (quarter notes, :func:`transcribe.score.second_voice`),
     ``voices``: the values right and the notes written in a second voice when bars get one."""
     from transcribe.beats import Beats
-    from transcribe.score import configured_triplet_cost, quantise, split_hands, staff_voices, written_lengths
+    from transcribe.score import (configured_triplet_cost, configured_voice_gain, quantise, split_hands, staff_voices,
+                                  written_lengths)
 
     q = quantise(notes, beats, divisions, triplet_cost=configured_triplet_cost())
     score_beats = Beats(score_ann.beats, 60.0)
@@ -114,7 +115,7 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     on = q.origin + q.onsets / beats.beat_ql
     ok = has & (np.abs(on - target_on) < 1e-3)  # position right: its value can be judged
     upper = split_hands(q)
-    written = written_lengths(q, upper) / beats.beat_ql
+    written = written_lengths(q, upper, voice_gain=configured_voice_gain()) / beats.beat_ql  # as the stage writes
     held = q.durations / beats.beat_ql
     cut = ok & (written < held - 1e-6)
     # the score MIDI's notes end a little before their value (0.248 beats for 0.25): its value is
