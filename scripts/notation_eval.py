@@ -115,7 +115,7 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     on = q.origin + q.onsets / beats.beat_ql
     ok = has & (np.abs(on - target_on) < 1e-3)  # position right: its value can be judged
     upper = split_hands(q)
-    written = written_lengths(q, upper, voice_gain=configured_voice_gain()) / beats.beat_ql  # as the stage writes
+    written = written_lengths(q, upper, second=staff_voices(q, upper, configured_voice_gain())) / beats.beat_ql
     held = q.durations / beats.beat_ql
     cut = ok & (written < held - 1e-6)
     # the score MIDI's notes end a little before their value (0.248 beats for 0.25): its value is
@@ -126,9 +126,10 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
            "values_cut": int(cut.sum()), "values_cut_score": int(np.sum(cut & same(held)))}
     out["voices"] = {}
     for gain in voice_gains:
-        by_voices = written_lengths(q, upper, voice_gain=gain) / beats.beat_ql
-        second = int(staff_voices(q, upper, gain).sum())
-        out["voices"][f"{gain:g}"] = {"right": int(np.sum(ok & same(by_voices))), "second": second, "notes": len(q)}
+        second = staff_voices(q, upper, gain)
+        by_voices = written_lengths(q, upper, second=second) / beats.beat_ql
+        out["voices"][f"{gain:g}"] = {"right": int(np.sum(ok & same(by_voices))), "second": int(second.sum()),
+                                      "notes": len(q)}
     if model is not None:
         from transcribe.beatmodel import note_values
 

@@ -751,7 +751,7 @@ def test_a_melody_held_over_moving_notes_gets_a_second_voice():
     one voice per staff (inf) writes the melody as eighths inside the chords, as before."""
     from music21 import converter, stream
 
-    from transcribe.score import score_bytes, written_lengths, quantise, split_hands
+    from transcribe.score import score_bytes, written_lengths, quantise, split_hands, staff_voices
 
     notes, beats = _held_melody()
     for gain, voices, melody in ((float("inf"), 0, 0.5), (1.0, 2, 2.0)):
@@ -769,11 +769,11 @@ def test_a_melody_held_over_moving_notes_gets_a_second_voice():
         # MusicXML numbers voices from 1 (makeMeasures numbered them from 0, which verovio engraved one after
         # the other): the upper staff's 1 (stems up) and 2 (stems down), the lower staff's after them
         flat = re.sub(rb"\s+", b"", xml)
-        staff_voices = set(re.findall(rb"<voice>(\d+)</voice>(?:<type>\w+</type>)?(?:<stem>(\w+)</stem>)?<staff>(\d)", flat))
+        marks = set(re.findall(rb"<voice>(\d+)</voice>(?:<type>\w+</type>)?(?:<stem>(\w+)</stem>)?<staff>(\d)", flat))
         want = {(b"1", b"up", b"1"), (b"2", b"down", b"1"), (b"3", b"", b"2")} if voices else {(b"1", b"", b"1"), (b"2", b"", b"2")}
-        assert {(v, st if voices and sf == b"1" else b"", sf) for v, st, sf in staff_voices} == want
+        assert {(v, st if voices and sf == b"1" else b"", sf) for v, st, sf in marks} == want
         q = quantise(notes, beats)
-        written = written_lengths(q, split_hands(q), voice_gain=gain)
+        written = written_lengths(q, split_hands(q), second=staff_voices(q, split_hands(q), gain))
         assert np.allclose(written[q.pitches >= 76], melody)  # notation_eval's measure agrees with the MusicXML
     shown = [p.nameWithOctave for p in converter.parse(score_bytes(notes_to_score(
         notes, beats, key="C major", voice_gain=1.0)), format="musicxml").flatten().pitches

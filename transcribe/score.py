@@ -809,17 +809,18 @@ def staff_voices(q: Quantised, upper: np.ndarray, voice_gain: float, values: np.
 
 
 def written_lengths(q: Quantised, upper: np.ndarray, values: np.ndarray | None = None,
-                    voice_gain: float = float("inf")) -> np.ndarray:
+                    second: np.ndarray | None = None) -> np.ndarray:
     """Per quantised note, the length (quarter notes) :func:`notes_to_score` writes it with: its
     chord's event in its voice on its staff (``upper``: True for the upper staff) by :func:`_staff_events`,
-    so a note held past the next onset in its voice is cut there; a bar of a staff has a second voice
-    where :func:`second_voice` gives it one (``voice_gain``; ``inf``, the default: one voice per staff);
+    so a note held past the next onset in its voice is cut there; ``second``: the notes in their staff's
+    second voice (:func:`staff_voices`; None, the default: one voice per staff);
     ``values``: per quantised note, the value to write (quarter notes; see :func:`_staff_events`)."""
     out = np.zeros(len(q))
     if not len(q):
         return out
     step, end_ql = 1.0 / q.divisions, _end_ql(q)
-    second = staff_voices(q, upper, voice_gain, values)
+    if second is None:
+        second = np.zeros(len(q), dtype=bool)
     for mask in (upper, ~upper):
         idx = np.flatnonzero(mask)
         if len(idx):
