@@ -104,6 +104,27 @@ def test_waltz_tempo_beats_meter_and_downbeats_from_notes():
     assert _near(truth[::3], downbeats, 0.05) == 1.0  # every estimated bar line is a true one
 
 
+def test_meter_ratios_and_tempo_prior_are_the_callers():
+    """estimate_meter's triple and duple ratios and track_beats' tempo prior are parameters (docs/SCORE.md round
+    21 measured them on ASAP): the waltz's triple grouping loses to the 4/4 fallback when triple must win by more than it does, and a
+    narrow prior at half the march's tempo tracks its half notes."""
+    from transcribe.score import ENVELOPE_FPS, estimate_meter, track_beats
+
+    notes, _ = waltz(jitter=0.01, seed=1)
+    beats = estimate_beats(None, None, notes)
+    assert beats.time_signature == "3/4"
+    contrast = beats.meter_scores["contrast"]
+    ratio = contrast[3] / max(contrast[2], contrast[4])  # rounded to 3 decimals; groupings by 2, 4 hardly stand out
+    assert ratio > 1.2
+    assert estimate_meter(notes, beats, triple_ratio=0.5 * ratio).numerator == 3
+    assert estimate_meter(notes, beats, triple_ratio=2.0 * ratio).numerator == 4
+    notes, _ = march(bpm=112.0, bars=16)
+    env = note_onset_envelope(notes, int((notes.end + 1) * ENVELOPE_FPS))
+    at = lambda times: 60.0 / float(np.median(np.diff(times)))  # noqa: E731
+    assert at(track_beats(env)) == pytest.approx(112.0, rel=0.03)
+    assert at(track_beats(env, start_bpm=56.0, prior_octaves=0.2)) == pytest.approx(56.0, rel=0.03)
+
+
 def test_march_tempo_from_audio_and_combined():
     notes, truth = march(bpm=112.0, bars=10)
     audio = synth(notes)

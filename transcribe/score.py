@@ -90,13 +90,16 @@ def audio_onset_envelope(audio: np.ndarray, sample_rate: int, n_frames: int | No
     return np.interp(np.arange(n_frames) / fps, src_t, env, right=0.0)
 
 
-def track_beats(envelope: np.ndarray, fps: int = ENVELOPE_FPS, start_bpm: float = DEFAULT_TEMPO) -> np.ndarray:
-    """Beat times (s) that librosa's beat tracker finds in an onset-strength curve."""
+def track_beats(envelope: np.ndarray, fps: int = ENVELOPE_FPS, start_bpm: float = DEFAULT_TEMPO,
+                prior_octaves: float = 1.0, lags: str = "windowed") -> np.ndarray:
+    """Beat times (s) that librosa's beat tracker finds in an onset-strength curve, at the global
+    tempo :func:`transcribe.beats.global_tempo` reads from it (a prior of ``prior_octaves`` around
+    ``start_bpm``, ``lags`` as there)."""
     librosa = _librosa()
 
     env = np.asarray(envelope, dtype=np.float64)
-    _, beats = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, bpm=global_tempo(env, fps, start_bpm),
-                                       units="time", trim=True)
+    bpm = global_tempo(env, fps, start_bpm, prior_octaves, lags)
+    _, beats = librosa.beat.beat_track(onset_envelope=env, sr=fps, hop_length=1, bpm=bpm, units="time", trim=True)
     return np.unique(np.asarray(beats, dtype=np.float64))
 
 
@@ -282,21 +285,23 @@ def subdivision(notes: Notes, beats: Beats) -> tuple[int, float, float]:
     return (3 if ternary > 1.5 * binary and ternary > 0.2 else 2), binary, ternary
 
 
-def estimate_meter(notes: Notes, beats: Beats, threshold: float = 0.25) -> Beats:
+def estimate_meter(notes: Notes, beats: Beats, threshold: float = 0.25, triple_ratio: float = 1.2,
+                   duple_ratio: float = 1.25) -> Beats:
     """``beats`` with a time signature and first downbeat read from the notes.
 
     Groupings of 2, 3 and 4 beats are scored by :func:`meter_contrast` of the
-    :func:`beat_accents`. 3 wins when it is the strongest by 20 %; 2 rather than 4 when the
-    grouping by 2 is 25 % stronger than by 4 (a 4/4 bar with a strong third beat scores about
-    equally, a true 2/4 about 1.5 times); below ``threshold`` everywhere the answer is 4/4
-    (the usual default). A ternary :func:`subdivision` makes the same groupings 6/8, 9/8, 12/8.
+    :func:`beat_accents`. 3 wins when it is the strongest by ``triple_ratio`` (20 %); 2 rather
+    than 4 when the grouping by 2 is ``duple_ratio`` times (25 % more) as strong as by 4 (a 4/4
+    bar with a strong third beat scores about equally, a true 2/4 about 1.5 times); below
+    ``threshold`` everywhere the answer is 4/4 (the usual default). A ternary
+    :func:`subdivision` makes the same groupings 6/8, 9/8, 12/8.
     """
     acc = beat_accents(notes, beats)
     scores = {p: meter_contrast(acc, p) for p in (2, 3, 4)}
     s2, s3, s4 = (scores[p][0] for p in (2, 3, 4))
-    if s3 > threshold and s3 > 1.2 * max(s2, s4):
+    if s3 > threshold and s3 > triple_ratio * max(s2, s4):
         group = 3
-    elif max(s2, s4) > threshold and s2 > 1.25 * s4:
+    elif max(s2, s4) > threshold and s2 > duple_ratio * s4:
         group = 2
     else:
         group = 4
