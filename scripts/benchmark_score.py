@@ -29,11 +29,11 @@ def reference_stage():
     import transcribe.beats as beats_module
     import transcribe.score as score_module
 
-    def librosa_tempo(envelope, fps, start_bpm):
+    def librosa_tempo(envelope, fps, start_bpm, prior_octaves=1.0, lags="windowed"):  # lags: the tracker's, windowed
         import librosa
 
         return float(librosa.feature.tempo(onset_envelope=np.asarray(envelope, dtype=np.float64), sr=fps,
-                                           hop_length=1, start_bpm=start_bpm)[0])
+                                           hop_length=1, start_bpm=start_bpm, std_bpm=prior_octaves)[0])
 
     saved = score_module.score_bytes, score_module.global_tempo, beats_module.global_tempo
     score_module.score_bytes = lambda score: GeneralObjectExporter(score).parse()
