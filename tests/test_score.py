@@ -106,8 +106,9 @@ def test_waltz_tempo_beats_meter_and_downbeats_from_notes():
 
 def test_meter_ratios_and_tempo_prior_are_the_callers():
     """estimate_meter's triple and duple ratios and track_beats' tempo prior are parameters (docs/SCORE.md round
-    21 measured them on ASAP): the waltz's triple grouping loses to the 4/4 fallback when triple must win by more than it does, and a
-    narrow prior at half the march's tempo tracks its half notes."""
+    21 measured them on ASAP): the waltz's triple grouping loses to the 4/4 fallback when triple must win by more
+    than it does, and a narrow prior at half the march's tempo tracks its half notes."""
+    from transcribe.beats import tempo_of
     from transcribe.score import ENVELOPE_FPS, estimate_meter, track_beats
 
     notes, _ = waltz(jitter=0.01, seed=1)
@@ -120,9 +121,8 @@ def test_meter_ratios_and_tempo_prior_are_the_callers():
     assert estimate_meter(notes, beats, triple_ratio=2.0 * ratio).numerator == 4
     notes, _ = march(bpm=112.0, bars=16)
     env = note_onset_envelope(notes, int((notes.end + 1) * ENVELOPE_FPS))
-    at = lambda times: 60.0 / float(np.median(np.diff(times)))  # noqa: E731
-    assert at(track_beats(env)) == pytest.approx(112.0, rel=0.03)
-    assert at(track_beats(env, start_bpm=56.0, prior_octaves=0.2)) == pytest.approx(56.0, rel=0.03)
+    assert tempo_of(track_beats(env)) == pytest.approx(112.0, rel=0.03)
+    assert tempo_of(track_beats(env, start_bpm=56.0, prior_octaves=0.2)) == pytest.approx(56.0, rel=0.03)
 
 
 def test_march_tempo_from_audio_and_combined():
