@@ -1,6 +1,7 @@
 """Notation against the score, on ASAP (issue 25): where does :func:`transcribe.score.quantise` put a
 performance's notes, given the *annotated* beats, and on which staff does
-:func:`transcribe.score.split_hands` put them: is that where the score has them?
+:func:`transcribe.score.assign_staves` (``hands: split``: the split point with the staff model's prior as
+``conf/score`` sets it) put them: is that where the score has them?
 
 For every performance of a side of the split (:func:`transcribe.data.asap.split`) in a simple
 metre, its notes are quantised on its annotated beats and metre (``Beats`` from
@@ -42,7 +43,7 @@ def beats_of(ann) -> "Beats":  # noqa: F821
 
 def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float | None,
                  model: Path | None = None, note_window: int = 0, voice_gains: tuple[float, ...] = ()) -> dict | None:
-    """Counts of one performance: staves right (``staff_split``: :func:`transcribe.score.split_hands`;
+    """Counts of one performance: staves right (``staff_split``: :func:`transcribe.score.assign_staves`, ``split``;
     ``staff_model``: the beat model at ``model``, when given, run over windows of ``note_window``
     notes as the score stage runs it) over ``staff_counted`` notes, and, in a
     simple metre, per triplet cost the positions right (all; on thirds of a beat). None when the
@@ -51,7 +52,7 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     from transcribe.beats import Beats
     from transcribe.data.asap import annotation_path, read_annotations, read_score_midi, score_counterparts
     from transcribe.notefiles import read_midi
-    from transcribe.score import quantise, split_hands
+    from transcribe.score import assign_staves, quantise
 
     ann = read_annotations(annotation_path(midi))
     score_ann = read_annotations(midi.parent / "midi_score_annotations.txt")
@@ -70,7 +71,7 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     staff = upper[match] & (match >= 0)  # the counterpart's staff: True = upper
     q = quantise(notes, beats, divisions)
     split = np.zeros(len(notes), dtype=bool)
-    split[q.index] = split_hands(q)
+    split[q.index] = assign_staves(notes, q, "split")
     counted = np.isfinite(target) & np.isin(np.arange(len(notes)), q.index)
     out = {"performance": str(midi), "metre": beats.time_signature, "staff_counted": int(counted.sum()),
            "staff_split": int(np.sum(counted & (split == staff)))}
@@ -93,7 +94,7 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
 
 def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarray, model: Path | None = None,
                  note_window: int = 0, voice_gains: tuple[float, ...] = ()) -> dict:
-    """Note values as written (the configured triplet cost, staves by the split point), against
+    """Note values as written (the configured triplet cost, staves by ``hands: split``), against
     the counterparts' in the score, in beats: ``values_counted`` notes whose counterpart's position
     is right, ``values_right`` of them written with the score's value, ``values_cut`` written
     shorter than their quantised duration (held past the next onset on their staff: one voice per
@@ -103,7 +104,7 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     (``note_values: model``); per ``voice_gains`` (quarter notes, :func:`transcribe.score.second_voice`),
     ``voices``: the values right and the notes written in a second voice when bars get one."""
     from transcribe.beats import Beats
-    from transcribe.score import (configured_triplet_cost, configured_voice_gain, quantise, split_hands, staff_voices,
+    from transcribe.score import (assign_staves, configured_triplet_cost, configured_voice_gain, quantise, staff_voices,
                                   written_lengths)
 
     q = quantise(notes, beats, divisions, triplet_cost=configured_triplet_cost())
@@ -114,7 +115,7 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     target_len = np.where(has, score_beats.position(score.offsets[np.maximum(m, 0)]), np.nan) - target_on
     on = q.origin + q.onsets / beats.beat_ql
     ok = has & (np.abs(on - target_on) < 1e-3)  # position right: its value can be judged
-    upper = split_hands(q)
+    upper = assign_staves(notes, q, "split")
     written = written_lengths(q, upper, second=staff_voices(q, upper, configured_voice_gain())) / beats.beat_ql
     held = q.durations / beats.beat_ql
     cut = ok & (written < held - 1e-6)

@@ -624,15 +624,6 @@ def test_score_staves_from_the_model(tiny_model, monkeypatch):
     assert staves[1] == sorted(notes.pitches[~up].tolist())
 
 
-def test_the_shipped_model_puts_a_march_melody_and_bass_on_their_staves():
-    """weights/beats.onnx has the staff output: a march's melody (C5 and up) goes to the upper
-    staff and its bass (G2, G3) to the lower for nearly every note."""
-    notes, _ = _march()
-    up = beatmodel.upper_staff(notes)
-    assert up[notes.pitches >= 71].mean() > 0.9
-    assert (~up[notes.pitches <= 55]).mean() > 0.9
-
-
 def test_inner_validation_holds_out_whole_works():
     from pathlib import Path
 
@@ -920,3 +911,42 @@ def test_a_beat_model_trained_on_no_asap_performance(tmp_path, capsys, monkeypat
     with pytest.raises(SystemExit):
         train.main(common + ["--no-asap-training", "--score-midi"])
     assert "excludes --score-midi" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("weights", ["beats.onnx", "staves.onnx"])
+def test_the_shipped_staff_outputs_put_a_march_melody_and_bass_on_their_staves(weights):
+    """weights/staves.onnx (the split point's prior) has a staff output like weights/beats.onnx (hands: model): a
+    march's melody (C5 and up) is upper-staff and its bass (G2, G3) lower-staff for nearly every note."""
+    notes, _ = _march()
+    path = beatmodel.WEIGHTS.parent / weights
+    p = beatmodel.staff_probability(notes, path)
+    assert ((p >= 0) & (p <= 1)).all() and ((p > 0.5) == beatmodel.upper_staff(notes, path)).all()
+    assert (p[notes.pitches >= 71] > 0.5).mean() > 0.9
+    assert (p[notes.pitches <= 55] < 0.5).mean() > 0.9
+
+
+def test_the_default_staves_write_the_demo_minuets_left_hand_better_than_the_split_point(monkeypatch):
+    """conf/score's default (the split point with the staff model's prior, round 24) against the split point alone
+    (staff_prior 0, continuity 0.3: before), on the demo minuet's notes and its hands as make_demo writes them: more
+    notes on their hand's staff (the left hand's C4 of bar 8 and D4 of bar 7 go down), every melody note from G4 up
+    still in the treble and every note from B3 down in the bass; with staff_prior 0 the model is not run."""
+    from transcribe import config
+    from transcribe.notefiles import read_tsv
+    from transcribe.score import assign_staves, configured_triplet_cost, estimate_beats, quantise
+
+    from .conftest import load_script
+
+    demo = load_script("make_demo")
+    left = {(bar * demo.BEATS_PER_BAR + beat, p) for bar, text in enumerate(demo.LEFT)
+            for beat, _, pitches in demo.parse_bar(text) for p in pitches}
+    notes = read_tsv(Path(beatmodel.__file__).parent / "demo" / "demo.tsv").sorted()
+    q = quantise(notes, estimate_beats(None, None, notes), 4, triplet_cost=configured_triplet_cost())
+    truth = np.array([(float(o), int(p)) not in left for o, p in zip(q.onsets, q.pitches)])
+    assert (~truth).sum() == sum(len(ps) for text in demo.LEFT for _, _, ps in demo.parse_bar(text))  # all found
+    default = assign_staves(notes, q)
+    assert default[q.pitches >= 67].all() and not default[q.pitches <= 59].any()
+    monkeypatch.setattr(config, "group_defaults", lambda group: {"staff_prior": 0.0, "hand_continuity": 0.3})
+    monkeypatch.setattr(beatmodel, "STAVES_WEIGHTS", Path("/nonexistent/staves.onnx"))  # not read at 0
+    plain = assign_staves(notes, q)
+    assert (default == truth).sum() > (plain == truth).sum()
+    assert not default[(q.onsets == 23.0) & (q.pitches == 60)].any() and plain[(q.onsets == 23.0) & (q.pitches == 60)].all()

@@ -304,6 +304,29 @@ def test_split_hands_follows_the_music():
     assert sorted(chord_right) == [60, 64, 67, 72]
 
 
+def test_split_hands_takes_a_staff_models_prior_but_pays_for_distance():
+    """With a staff model's probabilities, a note near the split follows a confident model (a tenor C4 under a
+    melody goes to the left hand from the first bar), a note far from a hand does not at the configured weight (C6
+    in the melody stays up though the model says down) and does at a weight that lets the model overrule
+    everything; weight 0 ignores the probabilities."""
+    beats = Beats(0.6 * np.arange(40), 100.0)
+    rows = []
+    for i, rh in enumerate([72, 74, 76, 74, 72, 71, 72, 84, 74, 72]):
+        rows += [(0.6 * i, 0.6 * i + 0.5, rh, 80), (0.6 * i, 0.6 * i + 0.5, 48, 80), (0.6 * i, 0.6 * i + 0.5, 60, 70)]
+    q = quantise(_notes(rows), beats)
+    tenor = q.pitches == 60
+    prob = np.where(tenor, 0.02, 0.5)  # the model: C4 is the left hand's, the rest undecided
+    prob[q.pitches == 84] = 0.02  # ... and the C6 too, wrongly
+    plain = split_hands(q, continuity=0.6)
+    assert plain[tenor][:2].all()  # the split point alone: middle C to the right hand until the left's position pulls it
+    assert (split_hands(q, continuity=0.6, upper_probability=1 - prob, prior_weight=0.0) == plain).all()
+    right = split_hands(q, continuity=0.6, upper_probability=prob, prior_weight=1.0)
+    assert not right[tenor].any() and not right[q.pitches == 48].any()
+    assert right[q.pitches >= 71].all()  # C6 two octaves above the left hand: the distance outweighs the model
+    overruled = split_hands(q, continuity=0.6, upper_probability=prob, prior_weight=100.0)
+    assert not overruled[q.pitches == 84].any()
+
+
 def test_key_of_a_c_major_scale(scale_notes):
     beats = Beats(0.5 * np.arange(30), 120.0)
     key = estimate_key(quantise(scale_notes, beats))

@@ -28,6 +28,10 @@ import numpy as np
 from .notes import Notes
 
 WEIGHTS = Path(__file__).parent / "weights" / "beats.onnx"
+# The staff model: a beat model of the same shape trained on no ASAP performance (piano-midi.de and synthetic pieces,
+# CC BY-SA), whose staff output is the split point's prior (score.assign_staves, staff_prior; BEATS_CARD.md, docs/SCORE.md
+# rounds 18, 23 and 24)
+STAVES_WEIGHTS = Path(__file__).parent / "weights" / "staves.onnx"
 N_FEATURES = 20  # the 8 of the first models, then the pitch class one-hot (12): models read the first as many as they take
 IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the model tells apart (log-spaced)
 PER_BAR = (2, 3, 4)  # beats per bar the model tells apart
@@ -229,14 +233,21 @@ def _output_of(notes: Notes, path: str | Path | None, name: str, what: str,
     return np.lexsort((notes.pitches, notes.onsets)), out[name]
 
 
+def staff_probability(notes: Notes, path: str | Path | None = None, note_window: int = 0) -> np.ndarray:
+    """Per note (in the given order), the model's probability (``path``, the shipped one by default;
+    run over windows of ``note_window`` notes) that the score writes it on the upper staff; a model
+    without the staff output is an error naming it."""
+    order, p = _output_of(notes, path, "upper", "staff", note_window)
+    prob = np.zeros(len(notes))
+    prob[order] = p
+    return prob
+
+
 def upper_staff(notes: Notes, path: str | Path | None = None, note_window: int = 0) -> np.ndarray:
     """Per note (in the given order), whether the model (``path``, the shipped one by default; run
-    over windows of ``note_window`` notes) writes it on the upper staff; a model without the staff
-    output is an error naming it."""
-    order, p = _output_of(notes, path, "upper", "staff", note_window)
-    upper = np.zeros(len(notes), dtype=bool)
-    upper[order] = p > 0.5
-    return upper
+    over windows of ``note_window`` notes) writes it on the upper staff (:func:`staff_probability`
+    above one half)."""
+    return staff_probability(notes, path, note_window) > 0.5
 
 
 def _local_period(notes: Notes, out: dict[str, np.ndarray], n_frames: int, fps: int, window: float) -> np.ndarray:

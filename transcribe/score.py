@@ -177,10 +177,13 @@ def configured_key_source() -> str:
     return _configured_choice("key_source", ("profile", "model"))
 
 
+HANDS = ("split", "model")  # how notes go to the staves (conf/score/default.yaml's hands; see assign_staves)
+
+
 def configured_hands() -> str:
     """How notes go to the staves: ``hands`` of ``conf/score/default.yaml`` (``split``:
     :func:`split_hands`; ``model``: the beat model's staff output, :func:`transcribe.beatmodel.upper_staff`)."""
-    return _configured_choice("hands", ("split", "model"))
+    return _configured_choice("hands", HANDS)
 
 
 def configured_note_values() -> str:
@@ -477,7 +480,8 @@ class _BeatGrid:
 
 
 def split_hands(q: Quantised, split: int = MIDDLE_C, span: int = 14, max_notes: int = 5,
-                continuity: float = 0.3) -> np.ndarray:
+                continuity: float = 0.3, upper_probability: np.ndarray | None = None,
+                prior_weight: float = 0.0) -> np.ndarray:
     """True for the notes of the right hand (upper staff).
 
     Each chord (notes starting together) is cut once, lowest notes to the left hand: the cut
@@ -486,10 +490,19 @@ def split_hands(q: Quantised, split: int = MIDDLE_C, span: int = 14, max_notes: 
     distance from where that hand has recently played (an average over its last notes), and
     (c) a hand stretched wider than ``span`` semitones or given more than ``max_notes``
     notes. So a melody that dips below middle C stays in the right hand while the left hand
-    plays far below, and a bass line that climbs above it stays in the left.
+    plays far below, and a bass line that climbs above it stays in the left. With
+    ``upper_probability`` (per note of ``q``, a staff model's probability of the upper staff)
+    a note also costs ``prior_weight`` × its negative log probability on the staff it is put on
+    (in semitones of (a) per nat), so the model decides where (a)-(c) are close and a note far
+    from its hand still pays for the distance.
     """
     right = np.zeros(len(q), dtype=bool)
     centre = {"L": float(split - 12), "R": float(split + 12)}
+    if upper_probability is not None and prior_weight > 0:
+        p_up = np.clip(np.asarray(upper_probability, dtype=np.float64), 0.02, 0.98)
+        cost_up, cost_down = -prior_weight * np.log(p_up), -prior_weight * np.log1p(-p_up)
+    else:
+        cost_up = cost_down = np.zeros(len(q))
     for c in np.unique(q.chords):
         members = np.flatnonzero(q.chords == c)
         members = members[np.argsort(q.pitches[members], kind="stable")]
@@ -499,6 +512,7 @@ def split_hands(q: Quantised, split: int = MIDDLE_C, span: int = 14, max_notes: 
             left, upper = p[:k], p[k:]
             cost = np.clip(left - (split - 1), 0, None).sum() + np.clip(split - upper, 0, None).sum()
             cost += continuity * (np.abs(left - centre["L"]).sum() + np.abs(upper - centre["R"]).sum())
+            cost += cost_down[members[:k]].sum() + cost_up[members[k:]].sum()
             for hand in (left, upper):
                 if len(hand):
                     cost += 3.0 * max(0.0, hand.max() - hand.min() - span) + 10.0 * max(0, len(hand) - max_notes)
@@ -537,6 +551,41 @@ def configured_dominant_margin() -> float:
 def configured_chord_tolerance() -> float:
     """``chord_tolerance`` of ``conf/score/default.yaml`` (seconds; see :func:`quantise`)."""
     return _configured_number("chord_tolerance", CHORD_TOLERANCE, 0.2)
+
+
+def configured_hand_continuity() -> float:
+    """``hand_continuity`` of ``conf/score/default.yaml`` (see :func:`split_hands`'s ``continuity``)."""
+    return _configured_number("hand_continuity", 0.3, 10.0)
+
+
+def configured_staff_prior() -> float:
+    """``staff_prior`` of ``conf/score/default.yaml`` (see :func:`split_hands`'s ``prior_weight``;
+    0: the split point alone, the staff model not run)."""
+    return _configured_number("staff_prior", 0.0, 100.0)
+
+
+def assign_staves(notes: Notes, q: Quantised, hands: str | None = None) -> np.ndarray:
+    """True for the notes of ``q`` written on the upper staff, as ``hands`` says (None: ``hands`` of
+    ``conf/score/default.yaml``): ``split`` is :func:`split_hands` with the configured
+    ``hand_continuity`` and, where ``staff_prior`` is above 0, the staff model's output
+    (``weights/staves.onnx``, :func:`transcribe.beatmodel.staff_probability`) as its prior; ``model`` the
+    beat model's staff output alone (``weights/beats.onnx``). ``notes`` are those ``q`` quantised."""
+    hands = hands or configured_hands()
+    if hands not in HANDS:
+        raise ValueError(f"unknown hands {hands!r}: one of {', '.join(HANDS)}")
+    if not len(q):
+        return np.zeros(0, dtype=bool)
+    if hands == "model":
+        from .beatmodel import upper_staff
+
+        return upper_staff(notes, note_window=configured_model_note_window())[q.index]
+    weight = configured_staff_prior()
+    prob = None
+    if weight > 0:
+        from .beatmodel import STAVES_WEIGHTS, staff_probability
+
+        prob = staff_probability(notes, STAVES_WEIGHTS, configured_model_note_window())[q.index]
+    return split_hands(q, continuity=configured_hand_continuity(), upper_probability=prob, prior_weight=weight)
 
 
 def configured_voice_gain() -> float:
@@ -947,7 +996,7 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
     """A music21 ``Score`` for piano: two staves (treble: right hand, bass: left hand) joined
     by a brace, the estimated meter, tempo mark and key (``key``: a music21 Key, a name like
     ``"G major"``, or None to estimate it), notes quantised by :func:`quantise` and split by
-    :func:`split_hands` (``hands="split"``) or the beat model (``"model"``), a second voice in a
+    :func:`assign_staves` (``hands``: ``"split"`` or ``"model"``, None: as configured), a second voice in a
     staff's bars where :func:`second_voice` gives one (``voice_gain``, quarter notes; ``inf``: one voice per staff);
     ``triplet_cost`` says when a beat is written in triplets (:func:`quantise`); None takes
     either from ``conf/score/default.yaml``, as ``key_source`` does where the key is estimated
@@ -971,12 +1020,7 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
         name, _, mode = key.partition(" ")
         key = m21key.Key(name, mode or None)
     names = dict(zip(zip(q.onsets.tolist(), q.pitches.tolist()), spell(q.pitches, key.sharps, spelled)))
-    if (hands or configured_hands()) == "model":
-        from .beatmodel import upper_staff
-
-        right = upper_staff(notes, note_window=configured_model_note_window())[q.index]
-    else:
-        right = split_hands(q)
+    right = assign_staves(notes, q, hands)
     values = None
     if len(q) and (note_values or configured_note_values()) == "model":
         from .beatmodel import note_values as model_values
