@@ -249,6 +249,27 @@ def test_score_view_has_svg_and_estimates(client, demo_job):
     assert len(b["times"]) > 8 and b["times"] == sorted(b["times"])
 
 
+def test_engraving_embeds_its_font_and_prints_no_verovio_error(tmp_path, capfd):
+    """render_svg asks the installed verovio for its text font inside the SVG by the option name that version knows
+    (an unknown option made verovio print "[Error] Unsupported option" on every engraving): the SVG carries an
+    @font-face and points at nothing outside it, and verovio writes nothing to stderr."""
+    import re
+
+    from transcribe.notes import Notes
+    from transcribe.score import write_musicxml
+    from transcribe.studio.server import render_svg
+
+    xml = tmp_path / "scale.musicxml"  # a C major scale at 120 (the score's tempo mark is text)
+    on = 0.5 * np.arange(16)
+    write_musicxml(Notes(on, on + 0.45, np.resize([60, 62, 64, 65, 67, 69, 71, 72], 16), np.full(16, 80)), xml)
+    capfd.readouterr()
+    pages = render_svg(xml)
+    err = capfd.readouterr().err
+    assert "Error" not in err and "Unsupported" not in err, err
+    assert len(pages) == 1 and "@font-face" in pages[0]
+    assert not re.findall(r"url\((?!data:)", pages[0])  # no font fetched from a link
+
+
 def test_cancel_a_waiting_job(server, client):
     import io
 

@@ -84,9 +84,14 @@ def render_svg(musicxml: Path) -> list[str]:
     tk = verovio.toolkit(False)
     # the wheel's fonts: the default resource path is set per thread only in the importing one
     tk.setResourcePath(str(Path(verovio.__file__).parent / "data"))
+    # its text font inside the SVG (tempo marks), nothing fetched: verovio 4-5 call it svgFontFaceInclude, 6
+    # smuflTextFont (an option a version does not know is an error printed on every page)
+    available = tk.getAvailableOptions()  # a dict in verovio 6's binding, JSON text in older ones
+    available = json.loads(available) if isinstance(available, str) else available
+    known = {name for group in available.get("groups", {}).values() for name in group.get("options", {})}
+    font = {"smuflTextFont": "embedded"} if "smuflTextFont" in known else {"svgFontFaceInclude": True}
     tk.setOptions({"pageWidth": 2100, "pageHeight": 2970, "scale": 40, "adjustPageHeight": True,
-                   "footer": "none", "header": "auto",
-                   "svgFontFaceInclude": True})  # its text font inside the SVG (tempo marks), nothing fetched
+                   "footer": "none", "header": "auto", **font})
     if not tk.loadData(musicxml.read_text(encoding="utf-8")):
         raise ValueError("verovio could not read the MusicXML")
     return [tk.renderToSVG(i + 1) for i in range(tk.getPageCount())]
