@@ -318,7 +318,7 @@ def test_split_hands_takes_a_staff_models_prior_but_pays_for_distance():
     prob = np.where(tenor, 0.02, 0.5)  # the model: C4 is the left hand's, the rest undecided
     prob[q.pitches == 84] = 0.02  # ... and the C6 too, wrongly
     plain = split_hands(q, continuity=0.6)
-    assert plain[tenor][:2].all()  # the split point alone: middle C to the right hand until the left's position pulls it
+    assert plain[tenor][:2].all()  # the split point alone: middle C is the right hand's until the left hand pulls it
     assert (split_hands(q, continuity=0.6, upper_probability=1 - prob, prior_weight=0.0) == plain).all()
     right = split_hands(q, continuity=0.6, upper_probability=prob, prior_weight=1.0)
     assert not right[tenor].any() and not right[q.pitches == 48].any()

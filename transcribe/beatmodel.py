@@ -29,8 +29,8 @@ from .notes import Notes
 
 WEIGHTS = Path(__file__).parent / "weights" / "beats.onnx"
 # The staff model: a beat model of the same shape trained on no ASAP performance (piano-midi.de and synthetic pieces,
-# CC BY-SA), whose staff output is the split point's prior (score.assign_staves, staff_prior; BEATS_CARD.md, docs/SCORE.md
-# rounds 18, 23 and 24)
+# CC BY-SA), whose staff output is the split point's prior (score.assign_staves, staff_prior; STAVES_CARD.md,
+# docs/SCORE.md rounds 18, 23 and 24)
 STAVES_WEIGHTS = Path(__file__).parent / "weights" / "staves.onnx"
 N_FEATURES = 20  # the 8 of the first models, then the pitch class one-hot (12): models read the first as many as they take
 IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the model tells apart (log-spaced)
