@@ -12,7 +12,7 @@ beat the performance's). A performance note counts when a score note of the same
 a quarter of a beat of its unquantised position (its counterpart: ornaments, wrong notes and
 repeats the score MIDI does not hold are left out). Its **position** is right when the quantised
 position equals the counterpart's; its **staff** is right when it is the counterpart's. Reported
-per triplet cost (``--costs``; ``inf``: no triplets, the grid as it was): the share of positions
+per triplet cost (``--costs``, runs of ``triplet_run`` as configured; ``inf``: no triplets): the share of positions
 right over all counted notes, over the notes the score puts on a third or sixth of a beat (triplets), and
 over the others; and the share of staves right.
 
@@ -52,7 +52,7 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     from transcribe.beats import Beats
     from transcribe.data.asap import annotation_path, read_annotations, read_score_midi, score_counterparts
     from transcribe.notefiles import read_midi
-    from transcribe.score import assign_staves, quantise
+    from transcribe.score import assign_staves, configured_triplet_run, quantise
 
     ann = read_annotations(annotation_path(midi))
     score_ann = read_annotations(midi.parent / "midi_score_annotations.txt")
@@ -82,7 +82,7 @@ def evaluate_one(midi: Path, costs: list[float], divisions: int, seconds: float 
     third = np.isfinite(target) & _thirds(np.nan_to_num(target))
     out.update({"counted": int(np.isfinite(target).sum()), "thirds": int(third.sum())})
     for cost in costs:
-        q = quantise(notes, beats, divisions, triplet_cost=cost)
+        q = quantise(notes, beats, divisions, triplet_cost=cost, triplet_run=configured_triplet_run())
         qpos = np.full(len(notes), np.nan)
         qpos[q.index] = q.origin + q.onsets / beats.beat_ql
         right = np.isfinite(target) & np.isfinite(qpos) & (np.abs(qpos - target) < 1e-3)
@@ -104,10 +104,10 @@ def _note_values(notes, beats, divisions: int, score, score_ann, match: np.ndarr
     (``note_values: model``); per ``voice_gains`` (quarter notes, :func:`transcribe.score.second_voice`),
     ``voices``: the values right and the notes written in a second voice when bars get one."""
     from transcribe.beats import Beats
-    from transcribe.score import (assign_staves, configured_triplet_cost, configured_voice_gain, quantise, staff_voices,
-                                  written_lengths)
+    from transcribe.score import (assign_staves, configured_triplet_cost, configured_triplet_run, configured_voice_gain,
+                                  quantise, staff_voices, written_lengths)
 
-    q = quantise(notes, beats, divisions, triplet_cost=configured_triplet_cost())
+    q = quantise(notes, beats, divisions, triplet_cost=configured_triplet_cost(), triplet_run=configured_triplet_run())
     score_beats = Beats(score_ann.beats, 60.0)
     m = match[q.index]
     has = m >= 0

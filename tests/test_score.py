@@ -211,11 +211,38 @@ def test_quantise_writes_triplets_only_where_the_beat_has_them():
     assert np.allclose(quantise(notes, beats, triplet_cost=0.0).onsets[5:9], [3, 3.25, 3.5, 3.75])
 
 
+def test_triplets_only_in_runs_of_beats():
+    """triplet_run: a lone beat that fits thirds is written on the binary grid, a run of three triplet beats keeps
+    its triplets; run 1 is every beat alone, as before."""
+    rng = np.random.default_rng(1)
+    pos = [0, 1, 1 + 1 / 3, 1 + 2 / 3, 2, 3, 4]  # a lone triplet in beat 1
+    pos += [5 + b + i / 3 for b in range(3) for i in range(3)] + [8, 8.5, 9]  # beats 5-7 in triplets, then eighths
+    on = 0.6 * np.array(pos) + rng.normal(0, 0.005, len(pos))
+    notes, beats = Notes(on, on + 0.15, np.full(len(pos), 72), np.full(len(pos), 80)), Beats(0.6 * np.arange(20), 100.0)
+    thirds = lambda q: np.abs(q.onsets * 3 - np.round(q.onsets * 3)) < 1e-6  # noqa: E731
+    off = lambda q: np.abs(q.onsets * 4 - np.round(q.onsets * 4)) > 1e-6  # noqa: E731 (only a triplet grid has them)
+    alone = quantise(notes, beats, triplet_cost=0.05, triplet_run=1)
+    assert np.allclose(alone.onsets[2:4], [1 + 1 / 3, 1 + 2 / 3]) and off(alone).sum() == 2 + 6
+    runs = quantise(notes, beats, triplet_cost=0.05, triplet_run=3)
+    assert np.allclose(runs.onsets[2:4], [1.25, 1.75])  # the lone triplet on sixteenths
+    assert np.allclose(runs.onsets[7:16], [5 + b + i / 3 for b in range(3) for i in range(3)])
+    assert thirds(runs)[7:16].all() and off(runs).sum() == 6
+    assert np.allclose(quantise(notes, beats, triplet_cost=0.05, triplet_run=4).onsets[7:16],
+                       quantise(notes, beats, triplet_cost=float("inf")).onsets[7:16])  # a run of 3 is under 4
+    # the score as `transcribe` writes it (conf/score's triplet_run 3): tuplets in bar 2 only (beats 5-7)
+    from music21 import converter
+
+    parsed = converter.parseData(score_bytes(notes_to_score(notes, beats, key="C major", triplet_cost=0.05)).decode())
+    tuplet_offsets = sorted(float(n.getOffsetInHierarchy(parsed.parts[0])) for n in parsed.parts[0].flatten().notes
+                            if n.duration.tuplets)
+    assert len(tuplet_offsets) == 9 and tuplet_offsets[0] >= 5 - 1e-6
+
+
 def test_triplets_and_staccato_in_the_musicxml():
     from music21 import converter
 
     notes, beats = _mixed_beats(jitter=0.005)
-    xml = score_bytes(notes_to_score(notes, beats, key="C major", triplet_cost=0.05))
+    xml = score_bytes(notes_to_score(notes, beats, key="C major", triplet_cost=0.05, triplet_run=1))
     right = converter.parseData(xml.decode()).parts[0].flatten().notesAndRests
     by_offset = {float(el.offset): el for el in right}
     for off in (2, 2 + 1 / 3, 2 + 2 / 3):

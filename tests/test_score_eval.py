@@ -205,9 +205,15 @@ def _work_with_triplets(folder, jitter: float = 0.01, seed: int = 0):
     return folder / "p.mid"
 
 
-def test_notation_eval_scores_positions_triplets_and_staves(tmp_path):
+def test_notation_eval_scores_positions_triplets_and_staves(tmp_path, monkeypatch):
+    import transcribe.score as score_module
+
     ev = load_script("notation_eval")
     perf = _work_with_triplets(tmp_path / "work")
+    # the configured triplet_run (3) writes these lone triplet beats (one every other bar) on the binary grid
+    row = ev.evaluate_one(perf, [0.05], 4, None)
+    assert row["0.05"]["triplet_notes"] == 0 and row["0.05"]["right_thirds"] == 0
+    monkeypatch.setattr(score_module, "configured_triplet_run", lambda: 1)  # every beat decides alone
     row = ev.evaluate_one(perf, [float("inf"), 0.05], 4, None)
     assert row["metre"] == "2/4"
     assert row["counted"] == 44 and row["thirds"] == 8  # 44 notes; the 4 triplets' 2nd and 3rd notes

@@ -341,7 +341,7 @@ class Quantised:
 
 
 def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float | None = None,
-             triplet_cost: float = float("inf")) -> Quantised:
+             triplet_cost: float = float("inf"), triplet_run: int = 1) -> Quantised:
     """Put notes on the beat grid: ``divisions`` steps per quarter note (4: sixteenths), or, in a
     beat of a simple metre whose onsets sit closer to thirds or sixths of the beat, three or six
     steps per beat (triplets).
@@ -351,7 +351,8 @@ def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float | 
     positions. Each beat's chords (from half a binary step before the beat)
     take a triplet grid when it fits them better by more than ``triplet_cost`` beats of summed
     distance (infinite: never), puts no two of them on one step and one of them where the binary
-    grid has no step. A chord that rounds
+    grid has no step, and lies in a run of at least ``triplet_run`` consecutive such beats (a
+    triplet passage lasts; one beat here and there is more often rubato under steady beats). A chord that rounds
     onto the grid step of the chord before it moves one step later when that step is free (a
     fast run stays a run), else joins it. A duplicate pitch within one chord is dropped.
     Offsets round to the grid of the beat they fall in; a duration is at least one step. Time 0
@@ -374,7 +375,7 @@ def quantise(notes: Notes, beats: Beats, divisions: int = 4, tolerance: float | 
     groups = onset_groups(notes.onsets, configured_chord_tolerance() if tolerance is None else tolerance)
     n_groups = int(groups[-1]) + 1
     group_beats = np.array([np.median(pos[groups == g]) for g in range(n_groups)]) - origin
-    grid = _BeatGrid(beats, divisions, triplet_cost, group_beats)
+    grid = _BeatGrid(beats, divisions, triplet_cost, group_beats, triplet_run)
     ticks = grid.round(group_beats)
     for g in range(1, n_groups):  # a collision moves later into a free step, else merges
         if ticks[g] <= ticks[g - 1]:
@@ -418,7 +419,8 @@ class _BeatGrid:
 
     TUPLETS = (3, 6)  # steps per beat of the triplet grids a beat may take
 
-    def __init__(self, beats: Beats, divisions: int, triplet_cost: float, group_beats: np.ndarray) -> None:
+    def __init__(self, beats: Beats, divisions: int, triplet_cost: float, group_beats: np.ndarray,
+                 triplet_run: int = 1) -> None:
         import math
 
         self.beat_ql = beats.beat_ql
@@ -449,6 +451,14 @@ class _BeatGrid:
                     best, best_err = self.per_beat // k, err
             if best is not None:
                 self.steps[int(b)] = best
+        if triplet_run > 1 and self.steps:  # only runs of at least triplet_run consecutive triplet beats stay
+            keys = sorted(self.steps)
+            runs, start = [], 0
+            for i in range(1, len(keys) + 1):
+                if i == len(keys) or keys[i] != keys[i - 1] + 1:
+                    runs.append(keys[start:i])
+                    start = i
+            self.steps = {b: self.steps[b] for run in runs if len(run) >= triplet_run for b in run}
 
     def step_at(self, tick: int) -> int:
         """The grid step (ticks) of the beat holding ``tick``."""
@@ -597,6 +607,11 @@ def configured_voice_gain() -> float:
 def configured_triplet_cost() -> float:
     """``triplet_cost`` of ``conf/score/default.yaml`` (see :func:`quantise`; ``.inf``: no triplets)."""
     return _configured_number("triplet_cost", float("inf"), float("inf"))
+
+
+def configured_triplet_run() -> int:
+    """``triplet_run`` of ``conf/score/default.yaml`` (see :func:`quantise`; 1: every beat decides alone)."""
+    return int(_configured_number("triplet_run", 1, 64, positive=True, whole=True))
 
 
 def estimate_key(q: Quantised, margin: float = 0.05, spelled: np.ndarray | None = None,
@@ -992,14 +1007,15 @@ def _print_needed_naturals(measure, key, exact: bool = False) -> None:
 
 def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str | None = None,
                    key=None, triplet_cost: float | None = None, hands: str | None = None,
-                   key_source: str | None = None, note_values: str | None = None, voice_gain: float | None = None):
+                   key_source: str | None = None, note_values: str | None = None, voice_gain: float | None = None,
+                   triplet_run: int | None = None):
     """A music21 ``Score`` for piano: two staves (treble: right hand, bass: left hand) joined
     by a brace, the estimated meter, tempo mark and key (``key``: a music21 Key, a name like
     ``"G major"``, or None to estimate it), notes quantised by :func:`quantise` and split by
     :func:`assign_staves` (``hands``: ``"split"`` or ``"model"``, None: as configured), a second voice in a
     staff's bars where :func:`second_voice` gives one (``voice_gain``, quarter notes; ``inf``: one voice per staff);
-    ``triplet_cost`` says when a beat is written in triplets (:func:`quantise`); None takes
-    either from ``conf/score/default.yaml``, as ``key_source`` does where the key is estimated
+    ``triplet_cost`` and ``triplet_run`` say when a beat is written in triplets (:func:`quantise`); None takes
+    each from ``conf/score/default.yaml``, as ``key_source`` does where the key is estimated
     (:func:`configured_key_source`) and ``note_values`` (``rules`` or ``model``,
     :func:`configured_note_values`) and ``voice_gain`` (:func:`configured_voice_gain`)."""
     from music21 import (articulations, chord, clef, instrument, key as m21key, layout, metadata, meter, note,
@@ -1007,7 +1023,9 @@ def notes_to_score(notes: Notes, beats: Beats, *, divisions: int = 4, title: str
 
     if triplet_cost is None:
         triplet_cost = configured_triplet_cost()
-    q = quantise(notes, beats, divisions, triplet_cost=triplet_cost)
+    if triplet_run is None:
+        triplet_run = configured_triplet_run()
+    q = quantise(notes, beats, divisions, triplet_cost=triplet_cost, triplet_run=triplet_run)
     spelled = ps13_fifths(q) if len(q) else None
     if key is None:
         sig = None
