@@ -452,13 +452,9 @@ class _BeatGrid:
             if best is not None:
                 self.steps[int(b)] = best
         if triplet_run > 1 and self.steps:  # only runs of at least triplet_run consecutive triplet beats stay
-            keys = sorted(self.steps)
-            runs, start = [], 0
-            for i in range(1, len(keys) + 1):
-                if i == len(keys) or keys[i] != keys[i - 1] + 1:
-                    runs.append(keys[start:i])
-                    start = i
-            self.steps = {b: self.steps[b] for run in runs if len(run) >= triplet_run for b in run}
+            keys = np.array(sorted(self.steps))
+            runs = np.split(keys, np.flatnonzero(np.diff(keys) != 1) + 1)
+            self.steps = {int(b): self.steps[int(b)] for run in runs if len(run) >= triplet_run for b in run}
 
     def step_at(self, tick: int) -> int:
         """The grid step (ticks) of the beat holding ``tick``."""
