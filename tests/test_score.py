@@ -104,6 +104,46 @@ def test_waltz_tempo_beats_meter_and_downbeats_from_notes():
     assert _near(truth[::3], downbeats, 0.05) == 1.0  # every estimated bar line is a true one
 
 
+def test_the_staff_models_downbeat_output_puts_the_bar_lines_back_where_they_belong():
+    """beatmodel.downbeat_phase (downbeat_phase: model, docs/SCORE.md round 34): given the tracker's beats with
+    their bars started on the wrong beat, the shipped staff model's downbeat output moves the bar to the waltz's
+    and the march's true bar lines; where it already starts right, it stays."""
+    from dataclasses import replace
+
+    from transcribe.beatmodel import downbeat_phase
+
+    for notes, truth, per_bar in (waltz(jitter=0.01, seed=1) + (3,), march(jitter=0.01, seed=2) + (4,)):
+        beats = estimate_beats(None, None, notes, method="notes")
+        assert beats.beats_per_bar == per_bar
+        first_true = int(np.argmin(np.abs(beats.times[:per_bar, None] - truth[None, ::per_bar]).min(axis=1)))
+        assert _near(beats.times[first_true::per_bar], truth[::per_bar], 0.05) == 1.0
+        for wrong in range(per_bar):
+            moved = downbeat_phase(notes, replace(beats, downbeat=wrong), note_window=128)
+            assert moved % per_bar == first_true
+
+
+def test_the_tracker_takes_its_bar_lines_from_the_configured_source(monkeypatch):
+    """downbeat_phase of conf/score: accents leaves estimate_meter's phase, model asks beatmodel.downbeat_phase
+    (read at call time); another value is an error naming the setting."""
+    from transcribe import beatmodel, config, score
+
+    notes, _ = waltz(jitter=0.01, seed=1)
+    asked = []
+    real = beatmodel.downbeat_phase
+    monkeypatch.setattr(beatmodel, "downbeat_phase", lambda n, b, *a, **k: asked.append(b.downbeat) or real(n, b, *a, **k))
+    defaults = config.group_defaults("score")
+    monkeypatch.setattr(config, "group_defaults", lambda group: {**defaults, "downbeat_phase": "accents"})
+    by_accents = estimate_beats(None, None, notes, method="notes")
+    assert asked == []
+    monkeypatch.setattr(config, "group_defaults", lambda group: {**defaults, "downbeat_phase": "model"})
+    by_model = estimate_beats(None, None, notes, method="notes")
+    assert asked == [by_accents.downbeat]
+    assert by_model.downbeat == real(notes, by_accents, note_window=score.configured_model_note_window())
+    monkeypatch.setattr(config, "group_defaults", lambda group: {**defaults, "downbeat_phase": "bass"})
+    with pytest.raises(ValueError, match="downbeat_phase"):
+        estimate_beats(None, None, notes, method="notes")
+
+
 def test_meter_ratios_and_tempo_prior_are_the_callers():
     """estimate_meter's triple and duple ratios and track_beats' tempo prior are parameters (docs/SCORE.md round
     21 measured them on ASAP): the waltz's triple grouping loses to the 4/4 fallback when triple must win by more

@@ -177,6 +177,13 @@ def configured_key_source() -> str:
     return _configured_choice("key_source", ("profile", "model"))
 
 
+def configured_downbeat_phase() -> str:
+    """Where the tracker's bars start: ``downbeat_phase`` of ``conf/score/default.yaml``
+    (``accents``: :func:`estimate_meter`'s loudest, longest, bassiest phase; ``model``: the staff
+    model's downbeat output, :func:`transcribe.beatmodel.downbeat_phase`)."""
+    return _configured_choice("downbeat_phase", ("accents", "model"))
+
+
 HANDS = ("split", "model")  # how notes go to the staves (conf/score/default.yaml's hands; see assign_staves)
 
 
@@ -244,7 +251,12 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
         reason = f"the beat tracker found {len(times)} beats; fixed {DEFAULT_TEMPO:g} BPM grid"
         return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, reason))
     source = "notes+audio" if method == "combined" else method
-    return estimate_meter(notes, Beats(times, tempo_of(times), source=source))
+    beats = estimate_meter(notes, Beats(times, tempo_of(times), source=source))
+    if configured_downbeat_phase() == "model":
+        from .beatmodel import STAVES_WEIGHTS, downbeat_phase
+
+        beats = replace(beats, downbeat=downbeat_phase(notes, beats, STAVES_WEIGHTS, configured_model_note_window()))
+    return beats
 
 
 # ---------------------------------------------------------------------------- meter
