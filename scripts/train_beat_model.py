@@ -620,9 +620,10 @@ def main(argv: list[str] | None = None) -> int:
                          "validation (the seeded sample beat_decoding_eval.py takes: 60 = the inner 60 with "
                          "--inner-val 15), scored as score_eval.py scores them; and the held-out 41 at the end")
     ap.add_argument("--hidden", type=int, default=64, help="channels of the convolutions and GRU units a direction")
-    ap.add_argument("--extra-midi", type=Path, default=None,
-                    help="a folder of sequenced MIDI files whose tempo map and time signatures give the beats "
-                         "(e.g. data/midi/cpm/midis, piano-midi.de's); test-set works left out (needs --shared-data)")
+    ap.add_argument("--extra-midi", type=Path, nargs="+", default=None,
+                    help="folders of sequenced MIDI files whose tempo map and time signatures give the beats "
+                         "(e.g. data/midi/cpm/midis, piano-midi.de's; data/midi/mutopia/midis, scripts/mutopia_midi.py's), "
+                         "each with its own metadata.csv; test-set works left out (needs --shared-data)")
     ap.add_argument("--extra-exclude", nargs="*", default=["beethoven_hammerklavier_4"],
                     help="stems of --extra-midi files left out besides the test set's works (default: the one "
                          "piano-midi.de file of a held-out ASAP work, so the held-out works stay unseen)")
@@ -677,14 +678,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.extra_midi is not None:
         if args.shared_data is None:
             ap.error("--extra-midi needs --shared-data (the test set's works are left out by its test_pieces.csv)")
-        kept, dropped = quantised_files(args.extra_midi, args.shared_data / "test_pieces.csv", tuple(args.extra_exclude))
+        kept, dropped = [], []
+        for folder in args.extra_midi:
+            k, d = quantised_files(folder, args.shared_data / "test_pieces.csv", tuple(args.extra_exclude))
+            kept, dropped = kept + k, dropped + d
         extra = []
         for f in kept:
             try:
                 extra.append({**quantised_piece(f), "jitter": args.jitter})
             except (OSError, ValueError, IndexError) as err:  # a bad file is named and the rest go on
                 print(f"{f}: skipped: {err}", file=sys.stderr)
-        print(f"{len(extra)} sequenced pieces from {args.extra_midi} ({len(dropped)} left out as test-set works "
+        print(f"{len(extra)} sequenced pieces from {', '.join(map(str, args.extra_midi))} ({len(dropped)} left out as test-set works "
               f"or excluded)", flush=True)
         train = train + extra
     if args.score_midi:
@@ -748,13 +752,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the kept weights on the held-out performances: {json.dumps(heldout_decoded)}", flush=True)
     meta = {"data": ("no ASAP performance (ASAP validates only)" if args.no_asap_training
                      else "ASAP (fosfrancesco/asap-dataset), training side of the renders' split")
-                    + (f"; sequenced MIDI from {args.extra_midi} (test-set works left out)" if args.extra_midi else "")
+                    + (f"; sequenced MIDI from {', '.join(map(str, args.extra_midi))} (test-set works left out)" if args.extra_midi else "")
                     + ("; the training works' score MIDI, jittered" if args.score_midi else "")
                     + (f"; transcriptions of training performances' renders ({args.transcribed})"
                        if args.transcribed else "")
                     + (f"; {args.patterns} synthetic accompaniment pieces" if args.patterns else ""),
             "train_performances": len(train), "val_performances": len(val), "inner_val_percent": args.inner_val,
-            "extra_midi": str(args.extra_midi) if args.extra_midi else None, "score_midi": args.score_midi,
+            "extra_midi": [str(f) for f in args.extra_midi] if args.extra_midi else None, "score_midi": args.score_midi,
             "transcribed": str(args.transcribed) if args.transcribed else None, "patterns": args.patterns,
             "asap_training": not args.no_asap_training,
             "jitter": args.jitter, "steps": step,

@@ -950,3 +950,28 @@ def test_the_default_staves_write_the_demo_minuets_left_hand_better_than_the_spl
     plain = assign_staves(notes, q)
     assert (default == truth).sum() > (plain == truth).sum()
     assert not default[(q.onsets == 23.0) & (q.pitches == 60)].any() and plain[(q.onsets == 23.0) & (q.pitches == 60)].all()
+
+
+def test_sequenced_files_from_several_folders_each_read_with_its_own_metadata(tmp_path, capsys, monkeypatch):
+    """--extra-midi A B (piano-midi.de's and Mutopia's folders): a real tiny run trains on the files of both, each
+    folder's test works left out by its own metadata.csv (a file named harmlessly whose metadata names a test work)."""
+    from .conftest import load_script
+
+    train = load_script("train_beat_model")
+    monkeypatch.chdir(tmp_path)
+    asap, shared = _tiny_asap(Path("."))
+    for name, stems, rows in (("cpm", ("a1", "a2"), ""),
+                              ("mutopia", ("b1", "sneaky"), "midis/sneaky.mid,Chopin,Prelude op. 28 no. 4\n")):
+        (tmp_path / name / "midis").mkdir(parents=True)
+        for stem in stems:
+            _sequenced_six_eight(tmp_path / name / "midis" / f"{stem}.mid", bars=4)
+        (tmp_path / name / "metadata.csv").write_text("midi,composer,title\n" + rows, encoding="utf-8")
+    with open(shared / "test_pieces.csv", "a", encoding="utf-8") as fh:
+        fh.write("chpn-p4,Chopin,Prelude op. 28 no. 4\n")
+    assert train.main(["--asap", str(asap), "--shared-data", str(shared), "--no-asap-training", "--minutes", "0.02",
+                       "--val-every", "2", "--hidden", "8", "--batch", "2", "--length", "32", "--inner-val", "15",
+                       "--extra-midi", "cpm/midis", "mutopia/midis", "--out", "m.onnx"]) == 0
+    out = capsys.readouterr().out
+    assert "3 sequenced pieces from cpm/midis, mutopia/midis (1 left out" in out
+    meta = json.loads(out.strip().splitlines()[-1])
+    assert meta["train_performances"] == 3 and meta["extra_midi"] == ["cpm/midis", "mutopia/midis"]
