@@ -211,7 +211,8 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
     ``notes``, which of the tracker's curves measured best: on 16 MAPS pieces transcribed by the shipped model, the tempo from the
     transcribed notes agreed with the tempo from the true labels on 15, the audio's on 11,
     both together on 12; on synthetic pieces the audio doubled a 2/4 march's tempo where the
-    notes, whose velocities tell beats from off-beats, did not). With fewer than :data:`MIN_ONSETS` distinct onsets, or
+    notes, whose velocities tell beats from off-beats, did not). The tracker's bars start where
+    ``downbeat_phase`` says (:func:`configured_downbeat_phase`). With fewer than :data:`MIN_ONSETS` distinct onsets, or
     when the tracker finds fewer than 4 beats, the result is a fixed 120 BPM grid from the
     first onset, with ``reason`` saying why.
     """
