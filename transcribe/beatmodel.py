@@ -29,8 +29,8 @@ from .notes import Notes
 
 WEIGHTS = Path(__file__).parent / "weights" / "beats.onnx"
 # The staff model: a beat model of the same shape trained on no ASAP performance (piano-midi.de and synthetic pieces,
-# CC BY-SA), whose staff output is the split point's prior (score.assign_staves, staff_prior; STAVES_CARD.md,
-# docs/SCORE.md rounds 18, 23 and 24)
+# CC BY-SA), whose staff output is the split point's prior (score.assign_staves, staff_prior) and whose downbeat
+# output places the tracker's bar lines (downbeat_phase; STAVES_CARD.md, docs/SCORE.md rounds 18, 23, 24 and 34)
 STAVES_WEIGHTS = Path(__file__).parent / "weights" / "staves.onnx"
 N_FEATURES = 20  # the 8 of the first models, then the pitch class one-hot (12): models read the first as many as they take
 IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the model tells apart (log-spaced)
@@ -324,9 +324,8 @@ def downbeat_phase(notes: Notes, beats, path: str | Path | None = None, note_win
     current = int(beats.downbeat % per_bar)
     if len(notes) == 0 or len(beats.times) < 2 * per_bar:
         return current
-    s = sort_notes(notes)
-    down = split_outputs(load(STAVES_WEIGHTS if path is None else path)(note_features(s), note_window))["downbeat"]
-    act = beat_activation(beats.times, s.onsets, down)
+    order, down = _output_of(notes, STAVES_WEIGHTS if path is None else path, "downbeat", "downbeat", note_window)
+    act = beat_activation(beats.times, notes.onsets[order], down)
     profile = np.array([act[ph::per_bar].mean() for ph in range(per_bar)])
     best = int(np.argmax(profile))
     return best if profile[best] > profile[current] else current
