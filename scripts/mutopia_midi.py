@@ -566,14 +566,15 @@ def _mutopia_id(footer: str) -> str:
 
 
 def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str]) -> None:
-    """Write ``rows`` to ``path`` atomically."""
+    """Write ``rows`` to ``path`` atomically (:func:`transcribe.files.atomic_write`)."""
+    from transcribe.files import atomic_write
+
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
 
 
 def read_log(path: Path) -> dict[str, dict]:
