@@ -313,20 +313,43 @@ def beat_activation(times: np.ndarray, onsets: np.ndarray, prob: np.ndarray, tol
     return act
 
 
-def downbeat_phase(notes: Notes, beats, path: str | Path | None = None, note_window: int = 0) -> int:
+def downbeat_profiles(notes: Notes, times: np.ndarray, path: str | Path | None = None, note_window: int = 0,
+                      groupings: tuple[int, ...] = PER_BAR) -> dict[int, np.ndarray]:
+    """For each grouping ``p`` of ``groupings`` into which ``times`` (beat times, s) fall at least twice, the mean
+    :func:`beat_activation` of the downbeat output of the model at ``path`` (:data:`STAVES_WEIGHTS` by default;
+    windows of ``note_window`` notes) over the beats of each of the ``p`` phases (beats ``ph``, ``ph + p``, ...).
+    The model runs once for all groupings."""
+    times = np.asarray(times, dtype=np.float64)
+    wanted = [p for p in groupings if len(times) >= 2 * p]
+    if len(notes) == 0 or not wanted:
+        return {}
+    order, down = _output_of(notes, STAVES_WEIGHTS if path is None else path, "downbeat", "downbeat", note_window)
+    act = beat_activation(times, notes.onsets[order], down)
+    return {p: np.array([act[ph::p].mean() for ph in range(p)]) for p in wanted}
+
+
+def profile_contrast(profile: np.ndarray) -> float:
+    """How much the strongest phase of a :func:`downbeat_profiles` profile stands out: its mean activation minus
+    the mean of the other phases'."""
+    best = int(np.argmax(profile))
+    return float(profile[best] - np.delete(profile, best).mean())
+
+
+def downbeat_phase(notes: Notes, beats, path: str | Path | None = None, note_window: int = 0,
+                   profile: np.ndarray | None = None) -> int:
     """The index in ``beats.times`` (a :class:`~transcribe.beats.Beats` with its metre) of a
     bar's first beat by the downbeat output of the model at ``path`` (:data:`STAVES_WEIGHTS` by
     default; windows of ``note_window`` notes): of the ``beats_per_bar`` phases of the bar, the one
     whose beats carry the highest mean :func:`beat_activation`; ``beats.downbeat``'s own phase where
     none is higher (docs/SCORE.md round 34: on 777 ASAP training performances of works this model
-    never saw, the tracker's downbeat F 0.216 by the accents, 0.246 by this)."""
+    never saw, the tracker's downbeat F 0.216 by the accents, 0.246 by this). ``profile``: that
+    grouping's :func:`downbeat_profiles` profile where already computed."""
     per_bar = beats.beats_per_bar
     current = int(beats.downbeat % per_bar)
-    if len(notes) == 0 or len(beats.times) < 2 * per_bar:
+    if profile is None:
+        profile = downbeat_profiles(notes, beats.times, path, note_window, (per_bar,)).get(per_bar)
+    if profile is None:
         return current
-    order, down = _output_of(notes, STAVES_WEIGHTS if path is None else path, "downbeat", "downbeat", note_window)
-    act = beat_activation(beats.times, notes.onsets[order], down)
-    profile = np.array([act[ph::per_bar].mean() for ph in range(per_bar)])
     best = int(np.argmax(profile))
     return best if profile[best] > profile[current] else current
 

@@ -184,6 +184,44 @@ def configured_downbeat_phase() -> str:
     return _configured_choice("downbeat_phase", ("accents", "model"))
 
 
+def configured_bar_length() -> str:
+    """How many beats the tracker's bar has: ``bar_length`` of ``conf/score/default.yaml`` (``accents``:
+    :func:`estimate_meter`'s grouping; ``learned``: :func:`learned_bar_beats` over the accents' and the staff
+    model's contrasts)."""
+    return _configured_choice("bar_length", ("accents", "learned"))
+
+
+# The bar length's logistic regression (learned_bar_beats; card weights/METRE_CARD.md, docs/SCORE.md round 41)
+METRE_WEIGHTS = Path(__file__).parent / "weights" / "metre.json"
+
+
+def learned_bar_beats(accent_contrast: dict, model_profiles: dict, accents_beats: int,
+                      path: str | Path = METRE_WEIGHTS) -> int:
+    """The bar's beats (2, 3 or 4): 3 where the multinomial logistic regression at ``path`` predicts 3 beats,
+    else the accents' 2 or 4 (4 where they chose 3). Its features: the accents'
+    :func:`meter_contrast` of 2, 3 and 4 beats (``accent_contrast``: :func:`estimate_meter`'s
+    ``meter_scores["contrast"]``), the staff model's downbeat contrast of the same groupings
+    (:func:`transcribe.beatmodel.profile_contrast` of ``model_profiles``,
+    :func:`transcribe.beatmodel.downbeat_profiles`) and whether the accents chose 3 (``accents_beats``).
+    ``accents_beats`` where a grouping's contrast is missing (too few beats)."""
+    import json
+
+    from .beatmodel import profile_contrast
+
+    if not all(p in model_profiles and p in accent_contrast for p in (2, 3, 4)):
+        return accents_beats
+    w = json.loads(Path(path).read_text())
+    x = np.array([accent_contrast[2], accent_contrast[3], accent_contrast[4],
+                  *(profile_contrast(model_profiles[p]) for p in (2, 3, 4)), float(accents_beats == 3)])
+    z = (x - np.array(w["mean"])) / np.array(w["scale"])
+    logits = np.array(w["coef"]) @ z + np.array(w["intercept"])
+    if int(w["classes"][int(np.argmax(logits))]) == 3:
+        return 3
+    # It decides triple or not only: on ASAP a grouping by 2 was almost never right at the tracker's level, so it
+    # would write a clear 2/4 as 4/4 (docs/SCORE.md rounds 41-42); the accents keep their 2 or 4
+    return 4 if accents_beats == 3 else accents_beats
+
+
 HANDS = ("split", "model")  # how notes go to the staves (conf/score/default.yaml's hands; see assign_staves)
 
 
@@ -253,11 +291,27 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
         return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, reason))
     source = "notes+audio" if method == "combined" else method
     beats = estimate_meter(notes, Beats(times, tempo_of(times), source=source))
-    if configured_downbeat_phase() == "model":
-        from .beatmodel import STAVES_WEIGHTS, downbeat_phase
+    phase, length = configured_downbeat_phase(), configured_bar_length()
+    if phase == "model" or length == "learned":
+        from .beatmodel import STAVES_WEIGHTS, downbeat_phase, downbeat_profiles
 
-        beats = replace(beats, downbeat=downbeat_phase(notes, beats, STAVES_WEIGHTS, configured_model_note_window()))
+        profiles = downbeat_profiles(notes, beats.times, STAVES_WEIGHTS, configured_model_note_window())
+        if length == "learned":
+            beats = with_bar_beats(beats, learned_bar_beats(beats.meter_scores.get("contrast", {}), profiles,
+                                                            beats.beats_per_bar))
+        if phase == "model":
+            per_bar = beats.beats_per_bar
+            beats = replace(beats, downbeat=downbeat_phase(notes, beats, profile=profiles.get(per_bar)))
     return beats
+
+
+def with_bar_beats(beats: Beats, per_bar: int) -> Beats:
+    """``beats`` with ``per_bar`` beats to the bar, simple or compound as before (3/4 <-> 9/8 for 3 beats); the
+    first downbeat stays the same beat."""
+    if per_bar == beats.beats_per_bar:
+        return beats
+    num, den = (3 * per_bar, 8) if beats.compound else (per_bar, 4)
+    return replace(beats, numerator=num, denominator=den, downbeat=int(beats.downbeat % per_bar))
 
 
 # ---------------------------------------------------------------------------- meter
