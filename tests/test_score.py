@@ -165,8 +165,8 @@ def test_the_learned_bar_length_hears_three_beats_where_the_accents_were_wrong()
 
 def test_the_tracker_takes_its_bar_length_from_the_configured_source(monkeypatch):
     """bar_length of conf/score: accents leaves estimate_meter's grouping and never asks the regression, learned
-    asks it and writes what it says (simple or compound as before, the bar starting on the same beat); another
-    value is an error naming the setting."""
+    asks it and writes what it says (simple or compound as before; with downbeat_phase: accents the bar starts where
+    the accents of the new grouping say); another value is an error naming the setting."""
     from transcribe import config, score
 
     notes, _ = waltz(jitter=0.01, seed=1)
@@ -176,8 +176,11 @@ def test_the_tracker_takes_its_bar_length_from_the_configured_source(monkeypatch
     monkeypatch.setattr(config, "group_defaults", lambda group: {**defaults, "bar_length": "accents"})
     assert estimate_beats(None, None, notes, method="notes").time_signature == "3/4" and asked == []
     monkeypatch.setattr(config, "group_defaults", lambda group: {**defaults, "bar_length": "learned"})
+    monkeypatch.setattr(config, "group_defaults",
+                        lambda group: {**defaults, "bar_length": "learned", "downbeat_phase": "accents"})
     beats = estimate_beats(None, None, notes, method="notes")
     assert asked == [3] and beats.time_signature == "2/4"
+    assert beats.downbeat == score.meter_contrast(score.beat_accents(notes, beats), 2)[1]  # that grouping's accents
     notes, _ = jig(bpm=66.0)
     assert estimate_beats(None, None, notes, method="notes").time_signature == "6/8"  # told 2 beats: compound stays
     monkeypatch.setattr(config, "group_defaults", lambda group: {**defaults, "bar_length": "beats"})

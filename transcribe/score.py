@@ -297,8 +297,10 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
 
         profiles = downbeat_profiles(notes, beats.times, STAVES_WEIGHTS, configured_model_note_window())
         if length == "learned":
-            beats = with_bar_beats(beats, learned_bar_beats(beats.meter_scores.get("contrast", {}), profiles,
-                                                            beats.beats_per_bar))
+            per_bar = learned_bar_beats(beats.meter_scores.get("contrast", {}), profiles, beats.beats_per_bar)
+            if per_bar != beats.beats_per_bar:  # the bar starts where the accents of that grouping say, or see below
+                beats = replace(with_bar_beats(beats, per_bar),
+                                downbeat=meter_contrast(beat_accents(notes, beats), per_bar)[1])
         if phase == "model":
             per_bar = beats.beats_per_bar
             beats = replace(beats, downbeat=downbeat_phase(notes, beats, profile=profiles.get(per_bar)))
