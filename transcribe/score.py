@@ -21,6 +21,8 @@ module (and ``transcribe --help``) stays fast.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -195,6 +197,12 @@ def configured_bar_length() -> str:
 METRE_WEIGHTS = Path(__file__).parent / "weights" / "metre.json"
 
 
+@functools.lru_cache(maxsize=4)
+def _metre_weights(path: str) -> dict:
+    """The bar-length regression's weights at ``path`` (read once per process)."""
+    return json.loads(Path(path).read_text())
+
+
 def learned_bar_beats(accent_contrast: dict, model_profiles: dict, accents_beats: int,
                       path: str | Path = METRE_WEIGHTS) -> int:
     """The bar's beats (2, 3 or 4): 3 where the multinomial logistic regression at ``path`` predicts 3 beats,
@@ -204,13 +212,11 @@ def learned_bar_beats(accent_contrast: dict, model_profiles: dict, accents_beats
     (:func:`transcribe.beatmodel.profile_contrast` of ``model_profiles``,
     :func:`transcribe.beatmodel.downbeat_profiles`) and whether the accents chose 3 (``accents_beats``).
     ``accents_beats`` where a grouping's contrast is missing (too few beats)."""
-    import json
-
     from .beatmodel import profile_contrast
 
     if not all(p in model_profiles and p in accent_contrast for p in (2, 3, 4)):
         return accents_beats
-    w = json.loads(Path(path).read_text())
+    w = _metre_weights(str(path))
     x = np.array([accent_contrast[2], accent_contrast[3], accent_contrast[4],
                   *(profile_contrast(model_profiles[p]) for p in (2, 3, 4)), float(accents_beats == 3)])
     z = (x - np.array(w["mean"])) / np.array(w["scale"])
