@@ -193,7 +193,7 @@ def configured_bar_length() -> str:
     return _configured_choice("bar_length", ("accents", "learned"))
 
 
-# The bar length's logistic regression (learned_bar_beats; card weights/METRE_CARD.md, docs/SCORE.md round 41)
+# The bar length's logistic regression (learned_bar_beats; card weights/METRE_CARD.md, docs/SCORE.md rounds 41-42)
 METRE_WEIGHTS = Path(__file__).parent / "weights" / "metre.json"
 
 
