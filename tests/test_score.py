@@ -175,7 +175,6 @@ def test_the_tracker_takes_its_bar_length_from_the_configured_source(monkeypatch
     defaults = config.group_defaults("score")
     monkeypatch.setattr(config, "group_defaults", lambda group: {**defaults, "bar_length": "accents"})
     assert estimate_beats(None, None, notes, method="notes").time_signature == "3/4" and asked == []
-    monkeypatch.setattr(config, "group_defaults", lambda group: {**defaults, "bar_length": "learned"})
     monkeypatch.setattr(config, "group_defaults",
                         lambda group: {**defaults, "bar_length": "learned", "downbeat_phase": "accents"})
     beats = estimate_beats(None, None, notes, method="notes")

@@ -279,14 +279,9 @@ def metre_of(act: np.ndarray, out: dict[str, np.ndarray], w: np.ndarray, metre: 
     out most from the others in ``act``), ``both`` (the head's probabilities times that contrast)."""
     head = (out["per_bar"] * w[:, None]).sum(axis=0)
     head = head / head.sum()
-    best = {}
-    for p in PER_BAR:
-        if len(act) < 2 * p:
-            best[p] = (0.0, 0)
-            continue
-        prof = np.array([act[ph::p].mean() for ph in range(p)])
-        ph = int(np.argmax(prof))
-        best[p] = (float(prof[ph] - np.delete(prof, ph).mean()), ph)
+    profiles = phase_profiles(act)
+    best = {p: (profile_contrast(profiles[p]), int(np.argmax(profiles[p]))) if p in profiles else (0.0, 0)
+            for p in PER_BAR}
     if metre == "head":
         per_bar = PER_BAR[int(np.argmax(head))]
     elif metre == "downbeats":
@@ -320,12 +315,16 @@ def downbeat_profiles(notes: Notes, times: np.ndarray, path: str | Path | None =
     windows of ``note_window`` notes) over the beats of each of the ``p`` phases (beats ``ph``, ``ph + p``, ...).
     The model runs once for all groupings."""
     times = np.asarray(times, dtype=np.float64)
-    wanted = [p for p in groupings if len(times) >= 2 * p]
-    if len(notes) == 0 or not wanted:
+    if len(notes) == 0 or not any(len(times) >= 2 * p for p in groupings):
         return {}
     order, down = _output_of(notes, STAVES_WEIGHTS if path is None else path, "downbeat", "downbeat", note_window)
-    act = beat_activation(times, notes.onsets[order], down)
-    return {p: np.array([act[ph::p].mean() for ph in range(p)]) for p in wanted}
+    return phase_profiles(beat_activation(times, notes.onsets[order], down), groupings)
+
+
+def phase_profiles(act: np.ndarray, groupings: tuple[int, ...] = PER_BAR) -> dict[int, np.ndarray]:
+    """For each grouping ``p`` of ``groupings`` that the beats' activations ``act`` (one per beat) fill at least
+    twice, the mean activation of each of the ``p`` phases (beats ``ph``, ``ph + p``, ...)."""
+    return {p: np.array([act[ph::p].mean() for ph in range(p)]) for p in groupings if len(act) >= 2 * p}
 
 
 def profile_contrast(profile: np.ndarray) -> float:

@@ -305,8 +305,7 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
         if length == "learned":
             per_bar = learned_bar_beats(beats.meter_scores.get("contrast", {}), profiles, beats.beats_per_bar)
             if per_bar != beats.beats_per_bar:  # the bar starts where the accents of that grouping say, or see below
-                beats = replace(with_bar_beats(beats, per_bar),
-                                downbeat=meter_contrast(beat_accents(notes, beats), per_bar)[1])
+                beats = replace(with_bar_beats(beats, per_bar), downbeat=beats.meter_scores["phase"][per_bar])
         if phase == "model":
             per_bar = beats.beats_per_bar
             beats = replace(beats, downbeat=downbeat_phase(notes, beats, profile=profiles.get(per_bar)))
@@ -387,6 +386,7 @@ def estimate_meter(notes: Notes, beats: Beats, threshold: float = 0.25, triple_r
     sub, binary, ternary = subdivision(notes, beats)
     num, den = (group * 3, 8) if sub == 3 else (group, 4)
     info = {"contrast": {p: round(s, 3) for p, (s, _) in scores.items()},
+            "phase": {p: ph for p, (_, ph) in scores.items()},
             "binary": round(binary, 3), "ternary": round(ternary, 3)}
     return replace(beats, numerator=num, denominator=den, downbeat=phase, meter_scores=info)
 
