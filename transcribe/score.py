@@ -296,7 +296,14 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
         reason = f"the beat tracker found {len(times)} beats; fixed {DEFAULT_TEMPO:g} BPM grid"
         return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, reason))
     source = "notes+audio" if method == "combined" else method
-    beats = estimate_meter(notes, Beats(times, tempo_of(times), source=source))
+    return bar_lines(notes, Beats(times, tempo_of(times), source=source))
+
+
+def bar_lines(notes: Notes, beats: Beats) -> Beats:
+    """``beats`` with the tracker's metre: :func:`estimate_meter`'s accents, then the bar's length
+    (``bar_length``, :func:`learned_bar_beats`) and where the bars start (``downbeat_phase``) as
+    ``conf/score/default.yaml`` says."""
+    beats = estimate_meter(notes, beats)
     phase, length = configured_downbeat_phase(), configured_bar_length()
     if phase == "model" or length == "learned":
         from .beatmodel import STAVES_WEIGHTS, downbeat_phase, downbeat_profiles

@@ -1,0 +1,34 @@
+"""Round 54 (runs/score49/RULE.md): round 53's guarded switch where the model's tempo is the faster only.
+python runs/score49/decide54.py"""
+import runpy, sys
+
+sys.argv = ["decide53.py"]
+D = runpy.run_path("runs/score49/decide52.py", run_name="lib")
+
+
+def per_bar(ts: str) -> int:
+    num, den = map(int, ts.split("/"))
+    return num // 3 if den == 8 and num % 3 == 0 else num
+
+
+def guarded(r) -> bool:  # round 53's guards, and the model faster
+    t, m = r["T"], r["M"]
+    ratio = m["tempo"] / t["tempo"]
+    if not 1.25 < ratio < 2.5:
+        return False
+    k = per_bar(t["ts"]) * m["tempo"] / t["tempo"]
+    return k >= 0.9 and abs(k - round(k)) <= 0.1 * round(k)
+
+
+def load(*fs):
+    rs = D["load"](*fs)
+    for r in rs:
+        r["H"] = r["M"] if guarded(r) else r["T"]
+    return rs
+
+
+R = D["R"]
+D["report"]("602", load(R + "r52_o602.jsonl", R + "r52_o602.jsonl.b"))
+D["report"]("inner 60 transcribed", load(R + "r52_inner_tr.jsonl"))
+D["report"]("held-out 41", load(R + "r52_heldout.jsonl"), boot=False)
+D["report"]("held-out 41 transcribed", load(R + "r52_heldout_tr.jsonl"), boot=False)
