@@ -240,6 +240,64 @@ def test_two_four_and_six_eight():
     assert beats.tempo == pytest.approx(66.0, rel=0.03)  # dotted quarters per minute
 
 
+def rubato(notes: Notes, truth: np.ndarray, depth: float, cycle_s: float = 8.0) -> tuple[Notes, np.ndarray]:
+    """``notes`` and their beats played with a tempo that swells and slows by ``depth`` (a sine over ``cycle_s``)."""
+    grid = np.linspace(0.0, notes.end + 1.0, 2000)
+    rate = 1.0 + depth * np.sin(2 * np.pi * grid / cycle_s + 1.0)
+    played = np.concatenate([[0.0], np.cumsum((rate[1:] + rate[:-1]) / 2 * np.diff(grid))])
+    at = lambda t: np.interp(t, grid, played)  # noqa: E731
+    return Notes(at(notes.onsets), at(notes.offsets), notes.pitches, notes.velocities), at(truth)
+
+
+def test_the_level_switch_writes_a_slow_march_played_with_rubato_at_its_quarter_notes(monkeypatch):
+    """A 4/4 march at 52 quarter notes per minute whose tempo moves by 10 %: librosa's tracker takes its eighths (104);
+    the licence-free beat model's beat is the quarter note, one level slower, dividing the tracker's bar, in a
+    performance whose beats vary, so the score takes it (score.switch_level, conf/score's beat_level_*). With the
+    switch off the tracker's level stays."""
+    from transcribe import score
+
+    notes, truth = rubato(*march(bpm=52.0, bars=24, jitter=0.01, seed=1), depth=0.1)
+    true_tempo = 60.0 / np.median(np.diff(truth))
+    beats = estimate_beats(None, None, notes)
+    assert beats.tempo == pytest.approx(true_tempo, rel=0.05) and beats.time_signature == "4/4"
+    assert "level by the beat model" in beats.source
+    assert _near(beats.times, truth[4:-4], 0.07) > 0.9
+    monkeypatch.setattr(score, "configured_level_switch", lambda: (float("inf"), float("inf"), 0.0))
+    tracked = estimate_beats(None, None, notes)
+    assert tracked.tempo == pytest.approx(2 * true_tempo, rel=0.05) and tracked.source == "notes"
+    assert score.beat_variation(tracked) > 0.0536  # conf/score's beat_level_unsteady
+
+
+def test_the_level_switch_leaves_steady_files_and_runs_no_model_there(tmp_path):
+    """A steady grid (a sequenced file) varies by nothing, so the model is not even read (a path that does not exist
+    is never opened); the switch turned off (.inf) reads nothing either; a played tempo varies by hundredths."""
+    from transcribe.score import beat_variation, switch_level
+
+    notes, truth = march(bpm=120.0, bars=12)
+    beats = estimate_beats(None, None, notes)
+    assert beat_variation(beats) == pytest.approx(0.0, abs=1e-6)
+    missing = tmp_path / "no_such_model.onnx"
+    assert switch_level(notes, beats, (1.25, 2.5, 0.0536), path=missing) is beats
+    assert switch_level(notes, beats, (float("inf"), float("inf"), 0.0), path=missing) is beats
+    with pytest.raises(FileNotFoundError, match="no_such_model"):  # an unsteady performance does run the model
+        played, _ = rubato(notes, truth, depth=0.2)
+        switch_level(played, estimate_beats(None, None, played), (1.25, 2.5, 0.0), path=missing)
+    assert beat_variation(Beats(truth, 120.0)) == pytest.approx(0.0, abs=1e-9)
+    assert beat_variation(Beats(rubato(notes, truth, depth=0.1)[1], 120.0)) > 0.05
+
+
+@pytest.mark.parametrize("values, word", [({"beat_level_switch": 0.8}, "0.8"),
+                                          ({"beat_level_switch": 2.0, "beat_level_max": 1.5}, "1.5"),
+                                          ({"beat_level_unsteady": -0.1}, "-0.1")])
+def test_level_switch_settings_out_of_range_are_errors_naming_the_file(monkeypatch, values, word):
+    from transcribe import config, score
+
+    defaults = {"beat_level_switch": 1.25, "beat_level_max": 2.5, "beat_level_unsteady": 0.05}
+    monkeypatch.setattr(config, "group_defaults", lambda group: {**defaults, **values})
+    with pytest.raises(ValueError, match=rf"default\.yaml.*{re.escape(word)}"):
+        score.configured_level_switch()
+
+
 def test_too_few_notes_give_a_fixed_grid_with_a_reason():
     notes = _notes([(1.0, 1.5, 60, 80), (2.0, 2.5, 64, 80), (2.01, 2.5, 67, 80)])
     beats = estimate_beats(None, None, notes)

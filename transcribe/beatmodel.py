@@ -32,6 +32,10 @@ WEIGHTS = Path(__file__).parent / "weights" / "beats.onnx"
 # CC BY-SA), whose staff output is the split point's prior (score.assign_staves, staff_prior) and whose downbeat
 # output places the tracker's bar lines (downbeat_phase; STAVES_CARD.md, docs/SCORE.md rounds 18, 23, 24 and 34)
 STAVES_WEIGHTS = Path(__file__).parent / "weights" / "staves.onnx"
+# The level model: a beat model of the same shape trained on no ASAP performance (piano-midi.de, Mutopia's scores and
+# synthetic pieces, CC BY-SA), whose beats replace the tracker's where the two are a beat level apart
+# (score.switch_level, beat_level_switch; BEATS_OPEN_CARD.md, docs/SCORE.md rounds 46 and 52)
+OPEN_WEIGHTS = Path(__file__).parent / "weights" / "beats_open.onnx"
 N_FEATURES = 20  # the 8 of the first models, then the pitch class one-hot (12): models read the first as many as they take
 IBI_MIN, IBI_MAX, IBI_BINS = 0.2, 2.5, 48  # s: the inter-beat intervals the model tells apart (log-spaced)
 PER_BAR = (2, 3, 4)  # beats per bar the model tells apart

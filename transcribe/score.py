@@ -296,7 +296,63 @@ def estimate_beats(audio: np.ndarray | None, sample_rate: int | None, notes: Not
         reason = f"the beat tracker found {len(times)} beats; fixed {DEFAULT_TEMPO:g} BPM grid"
         return estimate_meter(notes, Beats.fixed(DEFAULT_TEMPO, start, end, reason))
     source = "notes+audio" if method == "combined" else method
-    return bar_lines(notes, Beats(times, tempo_of(times), source=source))
+    return switch_level(notes, bar_lines(notes, Beats(times, tempo_of(times), source=source)),
+                        configured_level_switch())
+
+
+def configured_level_switch() -> tuple[float, float, float]:
+    """``beat_level_switch``, ``beat_level_max`` and ``beat_level_unsteady`` of ``conf/score/default.yaml``: the
+    tempo ratios between which, and the least variation of the tracker's beat intervals above which, the tracker's
+    beats give way to the licence-free beat model's (:func:`switch_level`; ``beat_level_switch`` ``.inf``: never).
+    Ratios of at least 1, the first below the second, and a variation from 0; else an error naming the file."""
+    from .config import group_file
+
+    low = _configured_number("beat_level_switch", float("inf"), float("inf"))
+    high = _configured_number("beat_level_max", float("inf"), float("inf"))
+    unsteady = _configured_number("beat_level_unsteady", 0.0, float("inf"))
+    if low < 1.0 or (np.isfinite(low) and high <= low):
+        raise ValueError(f"{group_file('score')}: beat_level_switch {low!r}, beat_level_max {high!r}: "
+                         "not two tempo ratios from 1 with the first below the second")
+    return low, high, unsteady
+
+
+BAR_FIT = 0.1  # the model's beat divides the tracker's bar: bar / beat within 10 % of a whole number (round 53)
+
+
+def beat_variation(beats: Beats) -> float:
+    """The coefficient of variation (s.d. / mean) of the intervals between ``beats``: 0 for a steady grid (a
+    sequenced or deadpan file), a few hundredths and more where a player's tempo moves."""
+    d = np.diff(beats.times)
+    return float(d.std() / d.mean())
+
+
+def switch_level(notes: Notes, beats: Beats, settings: tuple[float, float, float],
+                 path: str | Path | None = None) -> Beats:
+    """The tracker's ``beats``, or the beats of the beat model at ``path`` (:data:`transcribe.beatmodel.OPEN_WEIGHTS`,
+    trained on no ASAP performance; decoded as ``beats: model`` decodes them) with the metre :func:`bar_lines`
+    gives them, where the two are one beat level apart in a performance whose tempo moves. ``settings`` =
+    (low, high, unsteady): the model's tempo faster or slower than the tracker's by more than low and less than
+    high times, its beat dividing the tracker's bar (:data:`BAR_FIT`), and the tracker's :func:`beat_variation`
+    above unsteady. There the model's level is the annotated one more often; the bar or a subdivision away (three
+    times or more) it is not, nor in a steady file, where the tracker's level was the notated one in every test
+    and the model's slower level was not (docs/SCORE.md rounds 52-55). low infinite: the model is not run; the
+    tracker's beats where the model finds too few."""
+    low, high, unsteady = settings
+    if not np.isfinite(low) or beat_variation(beats) <= unsteady:
+        return beats
+    from .beatmodel import OPEN_WEIGHTS, estimate_beats_model
+
+    decoding = dict(configured_model_decoding(), note_window=configured_model_note_window())
+    try:
+        found = estimate_beats_model(notes, path=OPEN_WEIGHTS if path is None else path, **decoding)
+    except ValueError:  # too few beats found
+        return beats
+    tempo = tempo_of(found.times)
+    apart = max(tempo / beats.tempo, beats.tempo / tempo)
+    per_bar = beats.beats_per_bar * tempo / beats.tempo  # the model's beats in the tracker's bar
+    if not low < apart < high or per_bar < 1.0 - BAR_FIT or abs(per_bar - round(per_bar)) > BAR_FIT * round(per_bar):
+        return beats
+    return bar_lines(notes, Beats(found.times, tempo, source=f"{beats.source}, level by the beat model"))
 
 
 def bar_lines(notes: Notes, beats: Beats) -> Beats:

@@ -1,4 +1,4 @@
-"""Round 53 (4): the march at 80/100/120, the demo, the tests' 2/4 march and jig through the product's estimate_beats
+"""Rounds 53 and 55 (4): the march at 80/100/120, the demo, the tests' 2/4 march and jig through the product's estimate_beats
 (the default conf, the switch on) and with the switch off."""
 from pathlib import Path
 import transcribe.score as S
@@ -13,7 +13,7 @@ cases.append(("6/8 jig", j[0] if isinstance(j, tuple) else j))
 orig = S.configured_level_switch
 for name, notes in cases:
     on = S.estimate_beats(None, None, notes)
-    S.configured_level_switch = lambda: (float("inf"), float("inf"))
+    S.configured_level_switch = lambda: (float("inf"), float("inf"), 0.0)
     off = S.estimate_beats(None, None, notes)
     S.configured_level_switch = orig
     print(f"{name}: switch on {on.time_signature} at {on.tempo:.0f} ({on.source}); off {off.time_signature} at {off.tempo:.0f}")
