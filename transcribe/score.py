@@ -347,12 +347,12 @@ def switch_level(notes: Notes, beats: Beats, settings: tuple[float, float, float
         found = estimate_beats_model(notes, path=OPEN_WEIGHTS if path is None else path, **decoding)
     except ValueError:  # too few beats found
         return beats
-    tempo = tempo_of(found.times)
-    apart = max(tempo / beats.tempo, beats.tempo / tempo)
-    per_bar = beats.beats_per_bar * tempo / beats.tempo  # the model's beats in the tracker's bar
-    if not low < apart < high or per_bar < 1.0 - BAR_FIT or abs(per_bar - round(per_bar)) > BAR_FIT * round(per_bar):
+    ratio = found.tempo / beats.tempo  # the model's Beats carry tempo_of(their times)
+    per_bar = beats.beats_per_bar * ratio  # the model's beats in the tracker's bar
+    if not low < max(ratio, 1.0 / ratio) < high or per_bar < 1.0 - BAR_FIT \
+            or abs(per_bar - round(per_bar)) > BAR_FIT * round(per_bar):
         return beats
-    return bar_lines(notes, Beats(found.times, tempo, source=f"{beats.source}, level by the beat model"))
+    return bar_lines(notes, Beats(found.times, found.tempo, source=f"{beats.source}, level by the beat model"))
 
 
 def bar_lines(notes: Notes, beats: Beats) -> Beats:
